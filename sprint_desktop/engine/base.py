@@ -1,0 +1,70 @@
+"""The engine interface shared by every backend, the GUI worker, the CLI and the benchmarks."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..core.cancel import CancelToken
+from ..core.request import GenerateRequest, GenerateResult
+
+
+@dataclass(frozen=True)
+class Progress:
+    """``stage`` is "encode", "denoise" or "decode"; ``step`` of ``total`` within the denoise stage."""
+
+    request_id: int
+    stage: str
+    step: int
+    total: int
+
+
+ProgressCallback = Callable[[Progress], None]
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a loaded model is and how it may be asked."""
+
+    name: str
+    path: str
+    backend: str
+    device: str
+    dtype: str
+    default_width: int
+    default_height: int
+    size_multiple: int
+    latent_channels: int
+    max_sequence_length: int
+
+
+class Engine(abc.ABC):
+    """Load once, generate many; every method but `cancel` is called from one thread."""
+
+    @abc.abstractmethod
+    def load(self) -> ModelInfo:
+        """Load the model (idempotent); raise `ModelLoadError` with a readable message on failure."""
+
+    @abc.abstractmethod
+    def generate(
+        self,
+        request: GenerateRequest,
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+        request_id: int = 0,
+    ) -> GenerateResult:
+        """Generate ``request``; raise `InvalidRequestError` or `GenerationCancelled`."""
+
+    @abc.abstractmethod
+    def cancel(self) -> None:
+        """Cancel the request in flight, if any (safe to call from any thread)."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Free the model and its memory."""
+
+    @property
+    @abc.abstractmethod
+    def info(self) -> ModelInfo:
+        """The loaded model's description (loads it if needed)."""

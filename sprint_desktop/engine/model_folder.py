@@ -1,0 +1,141 @@
+"""Checks a SANA-Sprint model folder (diffusers layout) before any weights are read.
+
+Pure Python (no torch): the ONNX backend and the model store use it too. Every problem becomes a
+`ModelLoadError` that names the file and says what to do, instead of a stack trace from deep
+inside a loader.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..core.errors import ModelLoadError
+
+PIPELINE_CLASSES = ("SanaSprintPipeline",)
+REQUIRED_COMPONENTS = ("tokenizer", "text_encoder", "transformer", "vae", "scheduler")
+WEIGHTED_COMPONENTS = ("text_encoder", "transformer", "vae")
+ALLOWED_LIBRARIES = ("transformers", "diffusers")
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")
+
+
+@dataclass(frozen=True)
+class ModelFolder:
+    """A validated model folder: its path and the component classes of its ``model_index.json``."""
+
+    path: Path
+    pipeline_class: str
+    components: dict[str, tuple[str, str]]
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def inspect_model_folder(path: str | Path) -> ModelFolder:
+    """Validate ``path`` as a SANA-Sprint pipeline folder; raise `ModelLoadError` on any problem."""
+    root = Path(path).expanduser()
+    if not root.exists():
+        raise ModelLoadError(f"model folder not found: {root}")
+    if not root.is_dir():
+        raise ModelLoadError(f"model path is a file, not a folder: {root}")
+    index_path = root / "model_index.json"
+    if not index_path.is_file():
+        raise ModelLoadError(
+            f"{root} is not a diffusers model folder: model_index.json is missing"
+        )
+    try:
+        index = json.loads(index_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelLoadError(f"{index_path} is not valid JSON: {exc}") from None
+    if not isinstance(index, dict):
+        raise ModelLoadError(f"{index_path} must hold a JSON object")
+    pipeline_class = index.get("_class_name")
+    if pipeline_class not in PIPELINE_CLASSES:
+        raise ModelLoadError(
+            f"{root} holds a {pipeline_class!r} model; Sprint Desktop runs {', '.join(PIPELINE_CLASSES)} models"
+        )
+    components: dict[str, tuple[str, str]] = {}
+    for name in REQUIRED_COMPONENTS:
+        entry = index.get(name)
+        if not (isinstance(entry, list) and len(entry) == 2 and all(isinstance(e, str) for e in entry)):
+            raise ModelLoadError(f"{index_path} does not declare the {name!r} component")
+        library, cls = entry
+        if library not in ALLOWED_LIBRARIES:
+            raise ModelLoadError(
+                f"component {name!r} comes from {library!r}; only transformers and diffusers classes are "
+                "loaded (remote code is never run)"
+            )
+        components[name] = (library, cls)
+        folder = root / name
+        if not folder.is_dir():
+            raise ModelLoadError(f"component folder missing: {folder}")
+    for name in WEIGHTED_COMPONENTS:
+        _check_weights(root / name)
+    tok = root / "tokenizer"
+    if not any((tok / f).is_file() for f in TOKENIZER_FILES):
+        raise ModelLoadError(f"tokenizer files missing in {tok} (expected one of {', '.join(TOKENIZER_FILES)})")
+    return ModelFolder(path=root, pipeline_class=pipeline_class, components=components)
+
+
+def _check_weights(folder: Path) -> None:
+    if not (folder / "config.json").is_file():
+        raise ModelLoadError(f"config.json missing in {folder}")
+    safetensors = sorted(folder.glob("*.safetensors"))
+    indexes = sorted(folder.glob("*.safetensors.index.json"))
+    if not safetensors and not indexes:
+        pickles = [p.name for p in folder.iterdir() if p.suffix in PICKLE_SUFFIXES]
+        if pickles:
+            raise ModelLoadError(
+                f"{folder} has only pickle weights ({', '.join(sorted(pickles))}); Sprint Desktop loads "
+                "safetensors only, because pickle files can run code. Convert them to .safetensors first."
+            )
+        raise ModelLoadError(f"no weights in {folder} (expected *.safetensors)")
+    for index_file in indexes:
+        try:
+            weight_map = json.loads(index_file.read_text(encoding="utf-8"))["weight_map"]
+            shards = sorted(set(weight_map.values()))
+        except (OSError, KeyError, TypeError, AttributeError, json.JSONDecodeError) as exc:
+            raise ModelLoadError(f"{index_file} is damaged: {exc}") from None
+        for shard in shards:
+            if not (folder / shard).is_file():
+                raise ModelLoadError(f"weight shard missing: {folder / shard} (listed in {index_file.name})")
+    for file in safetensors:
+        check_safetensors_file(file)
+
+
+def check_safetensors_file(path: Path) -> None:
+    """Verify a safetensors file's header and that its size matches it (catches truncated downloads)."""
+    try:
+        size = path.stat().st_size
+        with path.open("rb") as fh:
+            head = fh.read(8)
+            if len(head) < 8:
+                raise ModelLoadError(f"{path} is truncated ({size} bytes): download it again")
+            (header_len,) = struct.unpack("<Q", head)
+            if header_len > min(size - 8, 100_000_000):
+                raise ModelLoadError(f"{path} is truncated or not a safetensors file: download it again")
+            header = json.loads(fh.read(header_len).decode("utf-8"))
+    except OSError as exc:
+        raise ModelLoadError(f"cannot read {path}: {exc}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ModelLoadError(f"{path} has a damaged header: download it again") from None
+    if not isinstance(header, dict):
+        raise ModelLoadError(f"{path} has a damaged header: download it again")
+    data_end = 0
+    for key, meta in header.items():
+        if key == "__metadata__":
+            continue
+        try:
+            begin, end = meta["data_offsets"]
+        except (TypeError, KeyError, ValueError):
+            raise ModelLoadError(f"{path} has a damaged header entry {key!r}: download it again") from None
+        data_end = max(data_end, int(end))
+    expected = 8 + header_len + data_end
+    if size != expected:
+        raise ModelLoadError(
+            f"{path} is truncated or corrupt: {size:,} bytes on disk, {expected:,} expected. Download it again."
+        )

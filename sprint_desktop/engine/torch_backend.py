@@ -1,0 +1,448 @@
+"""The PyTorch backend: SANA-Sprint sampling with our own loop over the diffusers components.
+
+Why our own loop and not ``SanaSprintPipeline.__call__``: it lets us cache prompt embeddings,
+draw device-independent seeded noise, cancel between steps, time each stage, and accept custom
+timesteps for every step count (the stock pipeline raises a TypeError on ``timesteps=`` and needs
+``intermediate_timesteps=None`` for 1, 3 or 4 steps). `tests/engine/test_parity.py` checks the
+loop against the stock pipeline to 1e-5.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..core.cancel import CancelToken
+from ..core.errors import GenerationCancelled, InvalidRequestError, ModelLoadError, SprintError
+from ..core.noise import draw_noise
+from ..core.request import GenerateRequest, GenerateResult, Timings
+from ..core.trigflow import (
+    DEFAULT_INTERMEDIATE_T,
+    SIGMA_D,
+    flow_input_scale,
+    flow_time_from_trig,
+    renoise,
+    trigflow_from_flow_velocity,
+    trigflow_timesteps,
+    x0_from_trigflow,
+)
+from .base import Engine, ModelInfo, Progress, ProgressCallback
+from .model_folder import inspect_model_folder
+from .text_cache import LRUCache
+
+MODEL_SETTINGS_FILE = "sprint_desktop.json"
+"""Optional per-model defaults beside model_index.json (e.g. ``{"complex_human_instruction": false}``)."""
+
+DEFAULT_MAX_SEQUENCE_LENGTH = 300
+DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def default_complex_human_instruction() -> list[str]:
+    """The instruction prefix the published model was trained with (diffusers' own default)."""
+    from diffusers import SanaSprintPipeline
+
+    default = inspect.signature(SanaSprintPipeline.__call__).parameters["complex_human_instruction"].default
+    return list(default)
+
+
+def choose_device(device: str | None) -> torch.device:
+    """``None`` picks CUDA when present, else the CPU; asking for a missing CUDA is an error."""
+    if device in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device not in ("cpu", "cuda") and not str(device).startswith("cuda:"):
+        raise ModelLoadError(f"device must be 'cpu' or 'cuda', got {device!r}")
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise ModelLoadError("CUDA was requested but no CUDA device is available; use --device cpu")
+    return torch.device(device)
+
+
+def choose_dtypes(device: torch.device, dtype: str = "auto") -> dict[str, torch.dtype]:
+    """Per-component dtypes: fp32 on the CPU; bf16 (or fp16 without bf16) for the transformer and
+    text encoder on CUDA, and bf16 (or fp32) for the DC-AE, which overflows in fp16."""
+    if dtype != "auto":
+        if dtype not in DTYPES:
+            raise ModelLoadError(f"dtype must be auto, fp32, fp16 or bf16, got {dtype!r}")
+        chosen = DTYPES[dtype]
+        vae = torch.float32 if chosen == torch.float16 else chosen
+        return {"transformer": chosen, "text_encoder": chosen, "vae": vae}
+    if device.type != "cuda":
+        return {"transformer": torch.float32, "text_encoder": torch.float32, "vae": torch.float32}
+    half = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    vae = torch.bfloat16 if half == torch.bfloat16 else torch.float32
+    return {"transformer": half, "text_encoder": half, "vae": vae}
+
+
+class TorchEngine(Engine):
+    """SANA-Sprint on PyTorch (CUDA or CPU) over a diffusers-layout model folder.
+
+    Args:
+        model_path: folder with ``model_index.json`` and the five components.
+        device: "cpu", "cuda" or None (CUDA when available).
+        dtype: "auto" (see `choose_dtypes`), "fp32", "fp16" or "bf16".
+        prompt_cache_size: prompt embeddings kept (LRU); 0 disables the cache.
+        complex_human_instruction: prefix the prompt with the instruction the published model
+            expects; None reads the model folder's ``sprint_desktop.json`` (default: on).
+        max_sequence_length: prompt tokens kept after the instruction; None reads the folder's file.
+    """
+
+    backend_name = "torch"
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        device: str | None = None,
+        dtype: str = "auto",
+        prompt_cache_size: int = 32,
+        complex_human_instruction: bool | None = None,
+        max_sequence_length: int | None = None,
+    ) -> None:
+        self.model_path = Path(model_path)
+        self._device_arg = device
+        self._dtype_arg = dtype
+        self._use_chi_arg = complex_human_instruction
+        self._max_len_arg = max_sequence_length
+        self.prompt_cache: LRUCache[tuple[torch.Tensor, torch.Tensor, bool]] = LRUCache(prompt_cache_size)
+        self.pipeline: Any = None
+        self._info: ModelInfo | None = None
+        self._cancel_lock = threading.Lock()
+        self._current_cancel: CancelToken | None = None
+        self.text_encoder_calls = 0
+
+    # ----------------------------------------------------------------------------------- loading
+    @classmethod
+    def from_pipeline(cls, pipeline: Any, name: str = "in-memory", **kwargs: Any) -> TorchEngine:
+        """Wrap an already-built `SanaSprintPipeline` (benchmarks of random-weight architectures)."""
+        engine = cls(Path(name), **kwargs)
+        engine._setup(pipeline, settings={})
+        return engine
+
+    def load(self) -> ModelInfo:
+        if self._info is not None:
+            return self._info
+        folder = inspect_model_folder(self.model_path)
+        settings = _read_model_settings(folder.path)
+        device = choose_device(self._device_arg)
+        dtypes = choose_dtypes(device, self._dtype_arg)
+        import diffusers
+        import transformers
+        from diffusers import SanaSprintPipeline
+
+        diffusers.utils.logging.disable_progress_bar()
+        transformers.utils.logging.disable_progress_bar()
+        # diffusers 0.40 renamed `torch_dtype` to `dtype`; accept both ends of our range.
+        dtype_kw = "dtype" if _version_tuple(diffusers.__version__) >= (0, 40) else "torch_dtype"
+        try:
+            pipeline = SanaSprintPipeline.from_pretrained(
+                folder.path,
+                use_safetensors=True,
+                local_files_only=True,
+                **{dtype_kw: {**dtypes, "default": torch.float32}},
+            )
+        except torch.OutOfMemoryError:
+            raise ModelLoadError(f"not enough memory to load {folder.path}") from None
+        except Exception as exc:  # diffusers/transformers raise many kinds; the user needs one message
+            raise ModelLoadError(f"could not load the model in {folder.path}: {exc}") from exc
+        self._setup(pipeline, settings, device=device, dtypes=dtypes)
+        assert self._info is not None
+        return self._info
+
+    def _setup(
+        self,
+        pipeline: Any,
+        settings: dict[str, Any],
+        device: torch.device | None = None,
+        dtypes: dict[str, torch.dtype] | None = None,
+    ) -> None:
+        device = device if device is not None else choose_device(self._device_arg)
+        dtypes = dtypes if dtypes is not None else choose_dtypes(device, self._dtype_arg)
+        for name in ("transformer", "text_encoder", "vae"):
+            module = getattr(pipeline, name)
+            if module.dtype != dtypes[name]:
+                module.to(dtype=dtypes[name])
+            module.to(device=device).eval().requires_grad_(False)
+        pipeline.set_progress_bar_config(disable=True)
+        self.pipeline = pipeline
+        self.device = device
+        self.dtypes = dtypes
+        self.tokenizer = pipeline.tokenizer
+        self.text_encoder = pipeline.text_encoder
+        self.transformer = pipeline.transformer
+        self.vae = pipeline.vae
+        self.sigma_d = float(pipeline.scheduler.config.get("sigma_data", SIGMA_D))
+        use_chi = self._use_chi_arg
+        if use_chi is None:
+            use_chi = bool(settings.get("complex_human_instruction", True))
+        self.chi_lines = default_complex_human_instruction() if use_chi else []
+        self.max_sequence_length = int(
+            self._max_len_arg or settings.get("max_sequence_length", DEFAULT_MAX_SEQUENCE_LENGTH)
+        )
+        if self.chi_lines:
+            self._chi_prompt = "\n".join(self.chi_lines)
+            self._chi_tokens = len(self.tokenizer.encode(self._chi_prompt))
+        self.vae_scale_factor = 2 ** (len(self.vae.config.encoder_block_out_channels) - 1)
+        patch = int(self.transformer.config.patch_size)
+        multiple = self.vae_scale_factor * patch
+        default_side = int(self.transformer.config.sample_size) * self.vae_scale_factor
+        size = settings.get("default_size", [default_side, default_side])
+        self._info = ModelInfo(
+            name=str(settings.get("name", self.model_path.name)),
+            path=str(self.model_path),
+            backend=self.backend_name,
+            device=str(device),
+            dtype=str(dtypes["transformer"]).replace("torch.", ""),
+            default_width=int(size[0]),
+            default_height=int(size[1]),
+            size_multiple=multiple,
+            latent_channels=int(self.transformer.config.in_channels),
+            max_sequence_length=self.max_sequence_length,
+        )
+
+    @property
+    def info(self) -> ModelInfo:
+        return self.load()
+
+    def close(self) -> None:
+        self.pipeline = self.text_encoder = self.transformer = self.vae = None
+        self.prompt_cache.clear()
+        self._info = None
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+    def cancel(self) -> None:
+        with self._cancel_lock:
+            if self._current_cancel is not None:
+                self._current_cancel.cancel()
+
+    # ------------------------------------------------------------------------------- generation
+    def resolve(self, request: GenerateRequest) -> GenerateRequest:
+        """Validate ``request`` against this model and fill in the model's defaults."""
+        info = self.load()
+        request = request.validate()
+        width = request.width or info.default_width
+        height = request.height or info.default_height
+        m = info.size_multiple
+        for label, value in (("width", width), ("height", height)):
+            if value % m:
+                lower, upper = max(m, value // m * m), (value // m + 1) * m
+                raise InvalidRequestError(
+                    f"{label} must be a multiple of {m} for this model, got {value} (try {lower} or {upper})"
+                )
+        return replace(request, width=width, height=height, model=request.model or info.name,
+                       backend=self.backend_name)
+
+    def generate(
+        self,
+        request: GenerateRequest,
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+        request_id: int = 0,
+    ) -> GenerateResult:
+        request = self.resolve(request)
+        shape = self.latent_shape(request)
+        noise = np.stack([draw_noise(seed, shape, request.steps) for seed in request.seeds], axis=1)
+        return self.generate_with_noise(request, noise, progress, cancel, request_id)
+
+    def latent_shape(self, request: GenerateRequest) -> tuple[int, int, int]:
+        info = self.info
+        assert request.width is not None and request.height is not None
+        return (info.latent_channels, request.height // self.vae_scale_factor, request.width // self.vae_scale_factor)
+
+    def generate_with_noise(
+        self,
+        request: GenerateRequest,
+        noise: np.ndarray | torch.Tensor,
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+        request_id: int = 0,
+    ) -> GenerateResult:
+        """Generate with explicit unit noise of shape ``(steps, batch, C, h, w)``: ``[0]`` is the
+        starting latent, ``[i]`` re-noises before step ``i``. `generate` draws it from the seed."""
+        request = self.resolve(request)
+        cancel = cancel or CancelToken()
+        with self._cancel_lock:
+            self._current_cancel = cancel
+        try:
+            with torch.inference_mode():
+                return self._run(request, noise, progress, cancel, request_id)
+        except torch.OutOfMemoryError:
+            raise SprintError(
+                f"out of memory on {self.device} at {request.width}x{request.height} with "
+                f"{request.batch_size} image(s): try a smaller size or fewer images"
+            ) from None
+        finally:
+            with self._cancel_lock:
+                self._current_cancel = None
+
+    def _run(
+        self,
+        request: GenerateRequest,
+        noise: np.ndarray | torch.Tensor,
+        progress: ProgressCallback | None,
+        cancel: CancelToken,
+        request_id: int,
+    ) -> GenerateResult:
+        def report(stage: str, step: int, total: int) -> None:
+            if progress is not None:
+                progress(Progress(request_id, stage, step, total))
+
+        def check() -> None:
+            if cancel.cancelled:
+                raise GenerationCancelled(f"request {request_id} was cancelled")
+
+        start = time.perf_counter()
+        check()
+        report("encode", 0, 1)
+        embeds, mask, hit, truncated = self.encode_prompt(request.prompt)
+        self._sync()
+        t_encode = time.perf_counter()
+
+        latents = self.denoise(request, embeds, mask, noise, report, check)
+        self._sync()
+        t_denoise = time.perf_counter()
+
+        check()
+        report("decode", 0, 1)
+        images = self.decode(latents)
+        t_decode = time.perf_counter()
+
+        warnings = ()
+        if truncated:
+            warnings = (f"the prompt is longer than {self.max_sequence_length} tokens; its end was ignored",)
+        timings = Timings(
+            encode_ms=(t_encode - start) * 1e3,
+            denoise_ms=(t_denoise - t_encode) * 1e3,
+            decode_ms=(t_decode - t_denoise) * 1e3,
+            total_ms=(t_decode - start) * 1e3,
+        )
+        uint8 = tuple(_to_uint8(img) for img in images)
+        return GenerateResult(uint8, request, timings, prompt_cache_hit=hit, warnings=warnings)
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    def encode_prompt(self, prompt: str) -> tuple[torch.Tensor, torch.Tensor, bool, bool]:
+        """Embeddings ``(1, L, D)`` and mask ``(1, L)`` of ``prompt``; cached by text and settings.
+
+        Matches the stock pipeline: lower-cased and stripped text, the complex-human-instruction
+        prefix, padding to ``len(prefix) + max_sequence_length - 2`` tokens, then the first token
+        plus the last ``max_sequence_length - 1``. Returns (embeds, mask, cache_hit, truncated).
+        """
+        text = prompt.lower().strip()
+        key = (text, tuple(self.chi_lines), self.max_sequence_length, str(self.dtypes["transformer"]))
+        cached = self.prompt_cache.get(key)
+        if cached is not None:
+            embeds, mask, truncated = cached
+            return embeds, mask, True, truncated
+        tokenizer = self.tokenizer
+        tokenizer.padding_side = "right"
+        if self.chi_lines:
+            text = self._chi_prompt + text
+            max_length = self._chi_tokens + self.max_sequence_length - 2
+        else:
+            max_length = self.max_sequence_length
+        inputs = tokenizer(
+            [text], padding="max_length", max_length=max_length, truncation=True,
+            add_special_tokens=True, return_tensors="pt", return_overflowing_tokens=False,
+        )
+        truncated = len(tokenizer.encode(text)) > max_length
+        ids = inputs.input_ids.to(self.device)
+        mask = inputs.attention_mask.to(self.device)
+        self.text_encoder_calls += 1
+        embeds = self.text_encoder(ids, attention_mask=mask)[0].to(self.dtypes["transformer"])
+        keep = [0, *range(-self.max_sequence_length + 1, 0)]
+        embeds, mask = embeds[:, keep], mask[:, keep]
+        self.prompt_cache.put(key, (embeds, mask, truncated))
+        return embeds, mask, False, truncated
+
+    def denoise(
+        self,
+        request: GenerateRequest,
+        embeds: torch.Tensor,
+        mask: torch.Tensor,
+        noise: np.ndarray | torch.Tensor,
+        report: Any = None,
+        check: Any = None,
+    ) -> torch.Tensor:
+        """1-4 TrigFlow steps; returns the clean latent ``x0 / sigma_d`` of shape ``(B, C, h, w)``."""
+        steps, batch = request.steps, request.batch_size
+        z = torch.as_tensor(noise, dtype=torch.float32).to(self.device)
+        expected = (steps, batch, *self.latent_shape(request))
+        if tuple(z.shape) != expected:
+            raise InvalidRequestError(f"noise must have shape {expected}, got {tuple(z.shape)}")
+        ts = list(request.timesteps) if request.timesteps else trigflow_timesteps(steps, DEFAULT_INTERMEDIATE_T)
+        times = torch.tensor(ts, dtype=torch.float32, device=self.device)
+        tdtype = self.dtypes["transformer"]
+        embeds = embeds.expand(batch, -1, -1).to(tdtype)
+        mask = mask.expand(batch, -1)
+        guidance_scale = float(self.transformer.config.get("guidance_embeds_scale", 0.1))
+        guidance = torch.full((batch,), float(request.guidance), device=self.device).to(embeds.dtype)
+        guidance = guidance * guidance_scale
+        sigma_d = self.sigma_d
+        x = z[0] * sigma_d  # x at t_max: sigma_d * unit noise
+        x0 = x
+        for i in range(steps):
+            if check is not None:
+                check()
+            if report is not None:
+                report("denoise", i, steps)
+            t, t_next = times[i], times[i + 1]
+            s = flow_time_from_trig(t.expand(batch))  # flow time fed to the flow-trained transformer
+            s4 = s.view(-1, 1, 1, 1)
+            x_flow = (x / sigma_d) * flow_input_scale(s4)
+            v = self.transformer(
+                x_flow.to(tdtype),
+                encoder_hidden_states=embeds,
+                encoder_attention_mask=mask,
+                guidance=guidance,
+                timestep=s,
+                return_dict=False,
+            )[0]
+            F = trigflow_from_flow_velocity(x_flow, v, s4).float()
+            x0 = x0_from_trigflow(x, F, t, sigma_d)
+            if i + 1 < steps:
+                x = renoise(x0, z[i + 1], t_next, sigma_d)
+        if report is not None:
+            report("denoise", steps, steps)
+        return x0 / sigma_d
+
+    def decode(self, latents: torch.Tensor) -> np.ndarray:
+        """DC-AE decode to float images in [0, 1], shape ``(B, H, W, 3)``."""
+        scaling = float(self.vae.config.scaling_factor)
+        image = self.vae.decode(latents.to(self.dtypes["vae"]) / scaling, return_dict=False)[0]
+        image = (image.float() / 2 + 0.5).clamp(0, 1)
+        return image.permute(0, 2, 3, 1).cpu().numpy()
+
+
+def _to_uint8(image: np.ndarray) -> np.ndarray:
+    """[0, 1] float -> uint8 with the same rounding as diffusers' ``numpy_to_pil``."""
+    return np.ascontiguousarray((image * 255).round().astype(np.uint8))
+
+
+def _version_tuple(version: str) -> tuple[int, ...]:
+    parts = []
+    for piece in version.split(".")[:2]:
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        parts.append(int(digits or 0))
+    return tuple(parts)
+
+
+def _read_model_settings(root: Path) -> dict[str, Any]:
+    path = root / MODEL_SETTINGS_FILE
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelLoadError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ModelLoadError(f"{path} must hold a JSON object")
+    return data

@@ -1,0 +1,30 @@
+"""Shared fixtures: a tiny real SANA-Sprint pipeline saved in diffusers layout, loaded like a real model."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A tiny random SANA-Sprint pipeline (real diffusers/transformers classes, seed 0) on disk."""
+    from sprint_desktop.engine.builders import save_pipeline, tiny_pipeline
+
+    path = tmp_path_factory.mktemp("models") / "tiny-sprint"
+    save_pipeline(tiny_pipeline(seed=0), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_engine(tiny_model_dir):
+    from sprint_desktop.engine.torch_backend import TorchEngine
+
+    engine = TorchEngine(tiny_model_dir, device="cpu")
+    engine.load()
+    return engine
