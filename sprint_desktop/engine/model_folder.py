@@ -107,6 +107,37 @@ def _check_weights(folder: Path) -> None:
         check_safetensors_file(file)
 
 
+def safetensors_keys(folder: Path) -> set[str]:
+    """Names of all tensors stored in the safetensors files of ``folder`` (headers only)."""
+    keys: set[str] = set()
+    for file in sorted(folder.glob("*.safetensors")):
+        keys.update(k for k in _read_header(file) if k != "__metadata__")
+    return keys
+
+
+def _read_header(path: Path) -> dict:
+    with path.open("rb") as fh:
+        (header_len,) = struct.unpack("<Q", fh.read(8))
+        return json.loads(fh.read(header_len).decode("utf-8"))
+
+
+def check_weights_match(component: str, stored: set[str], expected: set[str]) -> None:
+    """Fail loudly when a component's stored tensors and its architecture differ (instead of the
+    loaders' silent random initialisation of missing weights)."""
+    missing = sorted(expected - stored)
+    unused = sorted(stored - expected)
+    if missing or unused:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} tensor(s) missing from the files (e.g. {missing[0]})")
+        if unused:
+            parts.append(f"{len(unused)} stored tensor(s) the architecture has no place for (e.g. {unused[0]})")
+        raise ModelLoadError(
+            f"the {component} weights do not match its config.json: {'; '.join(parts)}. "
+            "The download may be from another model or version."
+        )
+
+
 def check_safetensors_file(path: Path) -> None:
     """Verify a safetensors file's header and that its size matches it (catches truncated downloads)."""
     try:

@@ -35,7 +35,7 @@ from ..core.trigflow import (
     x0_from_trigflow,
 )
 from .base import Engine, ModelInfo, Progress, ProgressCallback
-from .model_folder import inspect_model_folder
+from .model_folder import check_weights_match, inspect_model_folder, safetensors_keys
 from .text_cache import LRUCache
 
 MODEL_SETTINGS_FILE = "sprint_desktop.json"
@@ -146,11 +146,16 @@ class TorchEngine(Engine):
                 local_files_only=True,
                 **{dtype_kw: {**dtypes, "default": torch.float32}},
             )
+            for name in ("transformer", "text_encoder", "vae"):
+                module = getattr(pipeline, name)
+                check_weights_match(name, safetensors_keys(folder.path / name), set(module.state_dict()))
+            self._setup(pipeline, settings, device=device, dtypes=dtypes)
+        except ModelLoadError:
+            raise
         except torch.OutOfMemoryError:
-            raise ModelLoadError(f"not enough memory to load {folder.path}") from None
+            raise ModelLoadError(f"not enough memory to load {folder.path} on {device}") from None
         except Exception as exc:  # diffusers/transformers raise many kinds; the user needs one message
             raise ModelLoadError(f"could not load the model in {folder.path}: {exc}") from exc
-        self._setup(pipeline, settings, device=device, dtypes=dtypes)
         assert self._info is not None
         return self._info
 

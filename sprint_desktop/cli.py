@@ -1,0 +1,258 @@
+"""The `sprint` command: generate, info, bench.
+
+Heavy libraries (torch, diffusers) are imported inside the commands that need them, so
+`sprint --help` and `sprint info` answer at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import secrets
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .core.errors import InvalidRequestError, NoModelInstalledError, SprintError
+from .core.paths import default_model_path, embedded_model_candidates
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """``"WxH"`` (or a single number for a square) -> (width, height)."""
+    parts = text.lower().replace("×", "x").split("x")
+    try:
+        if len(parts) == 1:
+            side = int(parts[0])
+            return side, side
+        if len(parts) == 2:
+            return int(parts[0]), int(parts[1])
+    except ValueError:
+        pass
+    raise argparse.ArgumentTypeError(f"size must look like 1024x768, got {text!r}")
+
+
+def parse_timesteps(text: str) -> tuple[float, ...]:
+    try:
+        values = tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"timesteps must be comma-separated numbers, got {text!r}") from None
+    if not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"timesteps must be finite, got {text!r}")
+    return values
+
+
+def resolve_model(model: str | None) -> Path:
+    if model:
+        return Path(model).expanduser()
+    path = default_model_path()
+    if path is None:
+        places = ", ".join(str(p) for p in embedded_model_candidates())
+        raise NoModelInstalledError(
+            "no model is installed: the embedded Sprint-Shapes model was not found "
+            f"(looked in {places}). Pass --model PATH to a SANA-Sprint folder in diffusers layout "
+            "or set SPRINT_MODEL."
+        )
+    return path
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sprint", description="One-step SANA-Sprint image generation.")
+    parser.add_argument("--version", action="version", version=f"sprint-desktop {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    gen = sub.add_parser("generate", help="generate images from a prompt or a file of prompts")
+    gen.add_argument("prompt", nargs="?", help="what to draw")
+    gen.add_argument("--prompts-file", type=Path, help="one prompt per line; writes DIR/0000.png, ...")
+    gen.add_argument("--out-dir", type=Path, help="output folder for --prompts-file")
+    gen.add_argument("-o", "--output", type=Path, help="output PNG for a single prompt")
+    _add_model_args(gen)
+    gen.add_argument("--steps", type=int, default=2, help="sampling steps, 1-4 (default 2)")
+    gen.add_argument("--seed", type=int, help="random seed (default: a new random seed, printed)")
+    gen.add_argument("--size", type=parse_size, help="WxH in pixels (default: the model's size)")
+    gen.add_argument("--guidance", type=float, default=4.5, help="embedded guidance scale (default 4.5)")
+    gen.add_argument("--timesteps", type=parse_timesteps, help="custom TrigFlow times, e.g. 1.5708,1.0,0")
+    gen.add_argument("--batch", type=int, default=1, help="images per prompt (seeds seed, seed+1, ...)")
+
+    info = sub.add_parser("info", help="print the parameters stored in a PNG made by sprint")
+    info.add_argument("image", type=Path)
+
+    bench = sub.add_parser("bench", help="time our engine against the stock diffusers pipeline")
+    _add_model_args(bench)
+    bench.add_argument("--arch", choices=["tiny", "sana-sprint-0.6b", "sana-sprint-1.6b"],
+                       help="build this architecture with random weights instead of loading --model")
+    bench.add_argument("--random-weights", action="store_true",
+                       help="required with a published --arch: say that the weights are random")
+    bench.add_argument("--size", type=parse_size, help="WxH (default: the model's size)")
+    bench.add_argument("--steps", type=lambda s: [int(v) for v in s.split(",")], default=[1, 2, 4],
+                       help="step counts to time, comma-separated (default 1,2,4)")
+    bench.add_argument("--repeats", type=int, default=10, help="timed runs per case (median reported)")
+    bench.add_argument("--warmup", type=int, default=2, help="untimed runs per case first")
+    bench.add_argument("--no-stock", action="store_true", help="skip the stock pipeline comparison")
+    bench.add_argument("--text-encoder-layers", type=int,
+                       help="shrink Gemma-2 in a published --arch (for machines without the memory)")
+    bench.add_argument("--json", type=Path, default=Path("bench-out/bench.json"), help="where to write JSON")
+    return parser
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", help="model folder in diffusers layout (default: the embedded model)")
+    p.add_argument("--device", choices=["cpu", "cuda"], help="default: CUDA when available, else CPU")
+    p.add_argument("--dtype", choices=["auto", "fp32", "fp16", "bf16"], default="auto")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "generate":
+            return cmd_generate(args, parser)
+        if args.command == "info":
+            return cmd_info(args)
+        if args.command == "bench":
+            return cmd_bench(args, parser)
+    except InvalidRequestError as exc:
+        print(f"sprint: invalid request: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except SprintError as exc:
+        print(f"sprint: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("sprint: interrupted", file=sys.stderr)
+        return 130
+    parser.error(f"unknown command {args.command}")
+    return EXIT_USAGE
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from .core.metadata import read_png_params
+
+    print(json.dumps(read_png_params(args.image), indent=2, ensure_ascii=False))
+    return EXIT_OK
+
+
+def _read_prompts(path: Path) -> list[tuple[int, str]]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SprintError(f"prompts file not found: {path}") from None
+    except UnicodeDecodeError:
+        raise SprintError(f"prompts file is not UTF-8 text: {path}") from None
+    except OSError as exc:
+        raise SprintError(f"cannot read prompts file {path}: {exc}") from None
+    prompts = [(i, line.strip()) for i, line in enumerate(text.splitlines()) if line.strip()]
+    if not prompts:
+        raise SprintError(f"prompts file has no prompts: {path}")
+    return prompts
+
+
+def cmd_generate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    if (args.prompt is None) == (args.prompts_file is None):
+        parser.error("give either a PROMPT or --prompts-file FILE")
+    if args.prompts_file is not None and args.out_dir is None:
+        parser.error("--prompts-file needs --out-dir DIR")
+    if args.prompt is not None and args.output is None:
+        parser.error("give -o OUT.png for a single prompt")
+    if args.output is not None and args.output.suffix.lower() != ".png":
+        parser.error(f"output must be a .png file, got {args.output}")
+
+    from .core.request import GenerateRequest
+
+    width, height = args.size if args.size else (None, None)
+    seed = args.seed if args.seed is not None else secrets.randbelow(2**32)
+
+    def request_for(prompt: str, seed: int) -> GenerateRequest:
+        return GenerateRequest(
+            prompt=prompt, steps=args.steps, seed=seed, width=width, height=height,
+            guidance=args.guidance, timesteps=args.timesteps, batch_size=args.batch,
+        ).validate()
+
+    # Validate what we can before loading the model: a typo should not cost a model load.
+    jobs: list[tuple[int, str]] = (
+        [(0, args.prompt)] if args.prompt is not None else _read_prompts(args.prompts_file)
+    )
+    request_for(jobs[0][1], seed)
+
+    from .core.metadata import save_png
+    from .engine import create_engine
+
+    engine = create_engine(str(resolve_model(args.model)), device=args.device, dtype=args.dtype)
+    info = engine.load()
+    print(f"model {info.name} on {info.device} ({info.dtype}), backend {info.backend}", file=sys.stderr)
+
+    if args.prompt is not None:
+        result = engine.generate(request_for(args.prompt, seed))
+        paths = _save_images(result, args.output, save_png)
+        for w in result.warnings:
+            print(f"sprint: warning: {w}", file=sys.stderr)
+        t = result.timings
+        print(f"wrote {', '.join(str(p) for p in paths)} (seed {seed}, {result.request.steps} step(s), "
+              f"{t.total_ms:.0f} ms: encode {t.encode_ms:.0f}, denoise {t.denoise_ms:.0f}, decode {t.decode_ms:.0f})")
+        return EXIT_OK
+
+    out_dir: Path = args.out_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    failures = 0
+    with (out_dir / "timings.jsonl").open("w", encoding="utf-8") as log:
+        for line_no, prompt in jobs:
+            target = out_dir / f"{line_no:04d}.png"
+            record: dict[str, Any] = {"line": line_no, "prompt": prompt, "seed": seed}
+            try:
+                result = engine.generate(request_for(prompt, seed))
+            except InvalidRequestError as exc:
+                failures += 1
+                print(f"sprint: line {line_no + 1}: invalid request: {exc}", file=sys.stderr)
+                record["error"] = str(exc)
+            else:
+                paths = _save_images(result, target, save_png)
+                record.update(
+                    file=paths[0].name, files=[p.name for p in paths], steps=result.request.steps,
+                    width=result.request.width, height=result.request.height,
+                    prompt_cache_hit=result.prompt_cache_hit, **result.timings.as_dict(),
+                )
+                print(f"wrote {target} ({result.timings.total_ms:.0f} ms)")
+            log.write(json.dumps(record, ensure_ascii=False) + "\n")
+            log.flush()
+    if failures:
+        print(f"sprint: {failures} of {len(jobs)} prompt(s) failed; the others were written", file=sys.stderr)
+        return EXIT_ERROR
+    return EXIT_OK
+
+
+def _save_images(result: Any, target: Path, save_png: Any) -> list[Path]:
+    if len(result.images) == 1:
+        targets = [target]
+    else:
+        targets = [target.with_name(f"{target.stem}-{i}{target.suffix}") for i in range(len(result.images))]
+    try:
+        return [save_png(img, path, result.metadata(i)) for i, (img, path) in enumerate(zip(result.images, targets))]
+    except OSError as exc:
+        raise SprintError(f"cannot write {target}: {exc.strerror or exc}") from None
+
+
+def cmd_bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from .engine.bench import run_bench
+
+    if args.arch and args.arch != "tiny" and not args.random_weights:
+        parser.error(f"--arch {args.arch} builds random weights: add --random-weights to confirm")
+    if args.repeats < 1 or args.warmup < 0:
+        parser.error("--repeats must be >= 1 and --warmup >= 0")
+    model = None if args.arch else resolve_model(args.model)
+    report = run_bench(
+        model=model, arch=args.arch, device=args.device, dtype=args.dtype, size=args.size,
+        steps=args.steps, repeats=args.repeats, warmup=args.warmup, stock=not args.no_stock,
+        text_encoder_layers=args.text_encoder_layers,
+    )
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(report["table"])
+    print(f"\nJSON: {args.json}")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+"""`sprint bench`: per-stage latency of our engine against stock `SanaSprintPipeline`, same run.
+
+Cases per step count (median of ``repeats`` after ``warmup`` runs):
+- ``ours_new``: a prompt never seen before (the text encoder runs),
+- ``ours_cached``: the same prompt again (the prompt-embedding cache answers),
+- ``stock``: ``SanaSprintPipeline.__call__`` on the same components, a new prompt each run.
+Speed is reported as a ratio to the stock pipeline measured in the same process, because absolute
+timings on a shared machine are noisy.
+"""
+
+from __future__ import annotations
+
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..core.request import GenerateRequest
+from .torch_backend import TorchEngine
+
+BENCH_WORDS = "red orange yellow green cyan blue purple black circle square triangle cross".split()
+
+
+def _prompt(k: int) -> str:
+    """Distinct prompts (distinct text, so the cache misses), all of similar length."""
+    w = BENCH_WORDS
+    return f"a {w[k % 8]} {w[8 + (k // 8) % 4]} and a {w[(k // 32) % 8]} {w[8 + (k // 256) % 4]} number {k}"
+
+
+def _median_ms(samples: list[float]) -> float:
+    return round(statistics.median(samples) * 1e3, 3)
+
+
+def _machine(engine: TorchEngine) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cpu_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "device": str(engine.device),
+    }
+    if engine.device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(engine.device)
+    import diffusers
+
+    info["diffusers"] = diffusers.__version__
+    return info
+
+
+def run_bench(
+    model: Path | None,
+    arch: str | None,
+    device: str | None,
+    dtype: str,
+    size: tuple[int, int] | None,
+    steps: list[int],
+    repeats: int,
+    warmup: int,
+    stock: bool = True,
+    text_encoder_layers: int | None = None,
+) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    if arch is None:
+        assert model is not None
+        engine = TorchEngine(model, device=device, dtype=dtype)
+        engine.load()
+        label = str(model)
+    else:
+        from .builders import published_pipeline, tiny_pipeline
+
+        pipe = tiny_pipeline() if arch == "tiny" else published_pipeline(arch, text_encoder_layers)
+        engine = TorchEngine.from_pipeline(pipe, name=arch, device=device, dtype=dtype)
+        label = f"{arch} (random weights)" + (
+            f", Gemma-2 cut to {text_encoder_layers} layers" if text_encoder_layers else ""
+        )
+    load_s = time.perf_counter() - t0
+    info = engine.info
+    width, height = size if size else (info.default_width, info.default_height)
+    pipe = engine.pipeline
+    k = 0
+    results: dict[str, Any] = {}
+    for n in steps:
+        row: dict[str, Any] = {}
+        # Ours, a new prompt every run.
+        stages: dict[str, list[float]] = {"encode": [], "denoise": [], "decode": [], "total": []}
+        for i in range(warmup + repeats):
+            k += 1
+            r = engine.generate(GenerateRequest(_prompt(k), steps=n, seed=i, width=width, height=height))
+            if i >= warmup:
+                assert not r.prompt_cache_hit
+                for stage in stages:
+                    stages[stage].append(getattr(r.timings, f"{stage}_ms") / 1e3)
+        row["ours_new"] = {f"{s}_ms": _median_ms(v) for s, v in stages.items()}
+        # Ours, the same prompt again.
+        stages = {"encode": [], "denoise": [], "decode": [], "total": []}
+        fixed = _prompt(10_000 + n)
+        for i in range(warmup + repeats):
+            r = engine.generate(GenerateRequest(fixed, steps=n, seed=i, width=width, height=height))
+            if i >= warmup:
+                assert r.prompt_cache_hit
+                for stage in stages:
+                    stages[stage].append(getattr(r.timings, f"{stage}_ms") / 1e3)
+        row["ours_cached"] = {f"{s}_ms": _median_ms(v) for s, v in stages.items()}
+        if stock:
+            totals = []
+            for i in range(warmup + repeats):
+                k += 1
+                gen = torch.Generator("cpu").manual_seed(i)
+                engine._sync()
+                start = time.perf_counter()
+                with torch.inference_mode():
+                    pipe(
+                        prompt=_prompt(k), num_inference_steps=n,
+                        intermediate_timesteps=1.3 if n == 2 else None,
+                        guidance_scale=4.5, height=height, width=width, generator=gen,
+                        use_resolution_binning=False, output_type="pil",
+                    )
+                engine._sync()
+                if i >= warmup:
+                    totals.append(time.perf_counter() - start)
+            row["stock"] = {"total_ms": _median_ms(totals)}
+            row["ratio_new_vs_stock"] = round(row["ours_new"]["total_ms"] / row["stock"]["total_ms"], 3)
+            row["ratio_cached_vs_stock"] = round(row["ours_cached"]["total_ms"] / row["stock"]["total_ms"], 3)
+        results[str(n)] = row
+    report = {
+        "model": label,
+        "size": [width, height],
+        "dtype": info.dtype,
+        "repeats": repeats,
+        "warmup": warmup,
+        "load_s": round(load_s, 2),
+        "machine": _machine(engine),
+        "results": results,
+    }
+    report["table"] = format_table(report)
+    return report
+
+
+def format_table(report: dict[str, Any]) -> str:
+    w, h = report["size"]
+    m = report["machine"]
+    head = (
+        f"model: {report['model']}  size: {w}x{h}  dtype: {report['dtype']}  device: {m['device']}"
+        + (f" ({m['gpu']})" if "gpu" in m else "")
+        + f"  median of {report['repeats']} after {report['warmup']} warm-up"
+    )
+    lines = [head, "", "| steps | case | encode ms | denoise ms | decode ms | total ms | vs stock |",
+             "|---|---|---|---|---|---|---|"]
+    for n, row in report["results"].items():
+        for case in ("ours_new", "ours_cached"):
+            c = row[case]
+            ratio = row.get(f"ratio_{case.split('_')[1]}_vs_stock")
+            lines.append(
+                f"| {n} | {case} | {c['encode_ms']:.2f} | {c['denoise_ms']:.2f} | {c['decode_ms']:.2f} | "
+                f"{c['total_ms']:.2f} | {'' if ratio is None else f'{ratio:.3f}x'} |"
+            )
+        if "stock" in row:
+            lines.append(f"| {n} | stock SanaSprintPipeline | | | | {row['stock']['total_ms']:.2f} | 1.000x |")
+    return "\n".join(lines)

@@ -1,0 +1,162 @@
+"""The PyTorch backend through its public interface, on a tiny real model loaded from disk."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from sprint_desktop.core.cancel import CancelToken
+from sprint_desktop.core.errors import GenerationCancelled, InvalidRequestError
+from sprint_desktop.core.request import GenerateRequest
+from sprint_desktop.engine.torch_backend import TorchEngine
+
+
+def test_info_describes_the_model(tiny_engine, tiny_model_dir):
+    info = tiny_engine.info
+    assert info.path == str(tiny_model_dir)
+    assert (info.backend, info.device, info.dtype) == ("torch", "cpu", "float32")
+    assert (info.default_width, info.default_height, info.size_multiple, info.latent_channels) == (32, 32, 2, 4)
+
+
+@pytest.mark.parametrize("steps", [1, 2, 3, 4])
+def test_same_request_same_pixels(tiny_engine, steps):
+    req = GenerateRequest("a small blue triangle", steps=steps, seed=42)
+    a = tiny_engine.generate(req)
+    b = tiny_engine.generate(req)
+    assert a.image.dtype == np.uint8 and a.image.shape == (32, 32, 3)
+    np.testing.assert_array_equal(a.image, b.image)
+    c = tiny_engine.generate(GenerateRequest("a small blue triangle", steps=steps, seed=43))
+    assert not np.array_equal(a.image, c.image)
+
+
+def test_fresh_engine_reproduces_pixels(tiny_engine, tiny_model_dir):
+    req = GenerateRequest("two red squares", steps=2, seed=9)
+    other = TorchEngine(tiny_model_dir, device="cpu", prompt_cache_size=0)
+    np.testing.assert_array_equal(tiny_engine.generate(req).image, other.generate(req).image)
+
+
+def test_result_carries_resolved_request_and_timings(tiny_engine):
+    r = tiny_engine.generate(GenerateRequest("a red circle", steps=1, seed=1))
+    assert (r.request.width, r.request.height) == (32, 32)
+    assert r.request.backend == "torch" and r.request.model == tiny_engine.info.name
+    t = r.timings
+    assert min(t.encode_ms, t.denoise_ms, t.decode_ms) >= 0
+    assert t.total_ms == pytest.approx(t.encode_ms + t.denoise_ms + t.decode_ms, rel=0.05, abs=0.5)
+
+
+def test_batch_image_i_equals_single_request_with_seed_plus_i(tiny_engine):
+    batch = tiny_engine.generate(GenerateRequest("a green cross", steps=2, seed=100, batch_size=3))
+    assert len(batch.images) == 3
+    for i in range(3):
+        single = tiny_engine.generate(GenerateRequest("a green cross", steps=2, seed=100 + i))
+        np.testing.assert_allclose(batch.images[i].astype(int), single.image.astype(int), atol=1)
+    assert batch.metadata(2)["seed"] == 102
+
+
+def test_non_square_and_custom_sizes(tiny_engine):
+    r = tiny_engine.generate(GenerateRequest("a cyan circle", steps=1, width=48, height=16))
+    assert r.image.shape == (16, 48, 3)
+
+
+def test_size_not_a_multiple_is_a_clear_error(tiny_engine):
+    with pytest.raises(InvalidRequestError, match=r"width must be a multiple of 2 for this model, got 33 \(try 32 or 34\)"):
+        tiny_engine.generate(GenerateRequest("a red circle", width=33, height=32))
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [dict(steps=0), dict(steps=5), dict(prompt=""), dict(prompt="y " * 50_000), dict(guidance=float("nan"))],
+)
+def test_bad_requests_raise_and_engine_keeps_working(tiny_engine, kwargs):
+    base = dict(prompt="a red circle")
+    base.update(kwargs)
+    with pytest.raises(InvalidRequestError):
+        tiny_engine.generate(GenerateRequest(**base))
+    assert tiny_engine.generate(GenerateRequest("a red circle", steps=1)).image.shape == (32, 32, 3)
+
+
+def test_prompt_cache_skips_the_text_encoder(tiny_model_dir):
+    engine = TorchEngine(tiny_model_dir, device="cpu", prompt_cache_size=2)
+    engine.load()
+    forward_calls = []
+    engine.text_encoder.register_forward_hook(lambda *a: forward_calls.append(1))
+    first = engine.generate(GenerateRequest("a black square", steps=1, seed=1))
+    assert not first.prompt_cache_hit and len(forward_calls) == 1
+    second = engine.generate(GenerateRequest("a black square", steps=2, seed=2))
+    assert second.prompt_cache_hit and len(forward_calls) == 1
+    # Case and surrounding spaces do not change the encoding (the stock pipeline lower-cases too).
+    assert engine.generate(GenerateRequest("  A Black Square ", steps=1)).prompt_cache_hit
+    engine.generate(GenerateRequest("a red circle", steps=1))
+    engine.generate(GenerateRequest("a blue cross", steps=1))  # evicts "a black square" (capacity 2)
+    assert len(forward_calls) == 3
+    assert not engine.generate(GenerateRequest("a black square", steps=1)).prompt_cache_hit
+    assert len(forward_calls) == 4
+    assert engine.prompt_cache.hits == 2
+
+
+def test_cached_embedding_gives_identical_pixels(tiny_model_dir):
+    engine = TorchEngine(tiny_model_dir, device="cpu")
+    req = GenerateRequest("a purple circle", steps=2, seed=5)
+    a = engine.generate(req)
+    b = engine.generate(req)
+    assert b.prompt_cache_hit
+    np.testing.assert_array_equal(a.image, b.image)
+
+
+def test_long_prompt_is_truncated_with_a_warning(tiny_engine):
+    r = tiny_engine.generate(GenerateRequest("red " * 400, steps=1))
+    assert any("longer than 300 tokens" in w for w in r.warnings)
+
+
+def test_progress_reports_every_step(tiny_engine):
+    events = []
+    tiny_engine.generate(GenerateRequest("a red circle", steps=4), progress=events.append, request_id=7)
+    stages = [(e.stage, e.step, e.total) for e in events]
+    assert stages == [("encode", 0, 1), *[("denoise", i, 4) for i in range(5)], ("decode", 0, 1)]
+    assert {e.request_id for e in events} == {7}
+
+
+def test_cancel_between_steps(tiny_engine):
+    token = CancelToken()
+
+    def on_progress(p):
+        if p.stage == "denoise" and p.step == 1:
+            token.cancel()
+
+    with pytest.raises(GenerationCancelled):
+        tiny_engine.generate(GenerateRequest("a red circle", steps=4), progress=on_progress, cancel=token)
+    # The engine is usable afterwards.
+    assert tiny_engine.generate(GenerateRequest("a red circle", steps=1)).image.shape == (32, 32, 3)
+
+
+def test_engine_cancel_from_another_thread(tiny_engine):
+    started = threading.Event()
+    errors = []
+
+    def on_progress(p):
+        if p.stage == "denoise" and p.step == 0:
+            started.set()
+            threading.Thread(target=tiny_engine.cancel).start()
+            threading.Event().wait(0.2)
+
+    try:
+        tiny_engine.generate(GenerateRequest("a red circle", steps=4), progress=on_progress)
+    except GenerationCancelled as exc:
+        errors.append(exc)
+    assert started.is_set() and errors
+
+
+def test_custom_timesteps_equal_default_schedule(tiny_engine):
+    a = tiny_engine.generate(GenerateRequest("a red circle", steps=2, seed=3))
+    b = tiny_engine.generate(GenerateRequest("a red circle", steps=2, seed=3, timesteps=(1.5708, 1.3, 0.0)))
+    c = tiny_engine.generate(GenerateRequest("a red circle", steps=2, seed=3, timesteps=(1.5708, 0.8, 0.0)))
+    np.testing.assert_array_equal(a.image, b.image)
+    assert not np.array_equal(a.image, c.image)
+
+
+def test_guidance_changes_the_image(tiny_engine):
+    a = tiny_engine.generate(GenerateRequest("a red circle", steps=1, seed=3, guidance=4.5))
+    b = tiny_engine.generate(GenerateRequest("a red circle", steps=1, seed=3, guidance=0.0))
+    assert not np.array_equal(a.image, b.image)
