@@ -83,18 +83,31 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="time our engine against the stock diffusers pipeline")
     _add_model_args(bench)
-    bench.add_argument("--arch", choices=["tiny", "sana-sprint-0.6b", "sana-sprint-1.6b"],
-                       help="build this architecture with random weights instead of loading --model")
-    bench.add_argument("--random-weights", action="store_true",
-                       help="required with a published --arch: say that the weights are random")
+    bench.add_argument(
+        "--arch",
+        choices=["tiny", "sana-sprint-0.6b", "sana-sprint-1.6b"],
+        help="build this architecture with random weights instead of loading --model",
+    )
+    bench.add_argument(
+        "--random-weights",
+        action="store_true",
+        help="required with a published --arch: say that the weights are random",
+    )
     bench.add_argument("--size", type=parse_size, help="WxH (default: the model's size)")
-    bench.add_argument("--steps", type=lambda s: [int(v) for v in s.split(",")], default=[1, 2, 4],
-                       help="step counts to time, comma-separated (default 1,2,4)")
+    bench.add_argument(
+        "--steps",
+        type=lambda s: [int(v) for v in s.split(",")],
+        default=[1, 2, 4],
+        help="step counts to time, comma-separated (default 1,2,4)",
+    )
     bench.add_argument("--repeats", type=int, default=10, help="timed runs per case (median reported)")
     bench.add_argument("--warmup", type=int, default=2, help="untimed runs per case first")
     bench.add_argument("--no-stock", action="store_true", help="skip the stock pipeline comparison")
-    bench.add_argument("--text-encoder-layers", type=int,
-                       help="shrink Gemma-2 in a published --arch (for machines without the memory)")
+    bench.add_argument(
+        "--text-encoder-layers",
+        type=int,
+        help="shrink Gemma-2 in a published --arch (for machines without the memory)",
+    )
     bench.add_argument("--json", type=Path, default=Path("bench-out/bench.json"), help="where to write JSON")
     return parser
 
@@ -167,8 +180,14 @@ def cmd_generate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
 
     def request_for(prompt: str, seed: int) -> GenerateRequest:
         return GenerateRequest(
-            prompt=prompt, steps=args.steps, seed=seed, width=width, height=height,
-            guidance=args.guidance, timesteps=args.timesteps, batch_size=args.batch,
+            prompt=prompt,
+            steps=args.steps,
+            seed=seed,
+            width=width,
+            height=height,
+            guidance=args.guidance,
+            timesteps=args.timesteps,
+            batch_size=args.batch,
         ).validate()
 
     # Validate what we can before loading the model: a typo should not cost a model load.
@@ -190,8 +209,10 @@ def cmd_generate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         for w in result.warnings:
             print(f"sprint: warning: {w}", file=sys.stderr)
         t = result.timings
-        print(f"wrote {', '.join(str(p) for p in paths)} (seed {seed}, {result.request.steps} step(s), "
-              f"{t.total_ms:.0f} ms: encode {t.encode_ms:.0f}, denoise {t.denoise_ms:.0f}, decode {t.decode_ms:.0f})")
+        print(
+            f"wrote {', '.join(str(p) for p in paths)} (seed {seed}, {result.request.steps} step(s), "
+            f"{t.total_ms:.0f} ms: encode {t.encode_ms:.0f}, denoise {t.denoise_ms:.0f}, decode {t.decode_ms:.0f})"
+        )
         return EXIT_OK
 
     out_dir: Path = args.out_dir
@@ -210,9 +231,13 @@ def cmd_generate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
             else:
                 paths = _save_images(result, target, save_png)
                 record.update(
-                    file=paths[0].name, files=[p.name for p in paths], steps=result.request.steps,
-                    width=result.request.width, height=result.request.height,
-                    prompt_cache_hit=result.prompt_cache_hit, **result.timings.as_dict(),
+                    file=paths[0].name,
+                    files=[p.name for p in paths],
+                    steps=result.request.steps,
+                    width=result.request.width,
+                    height=result.request.height,
+                    prompt_cache_hit=result.prompt_cache_hit,
+                    **result.timings.as_dict(),
                 )
                 print(f"wrote {target} ({result.timings.total_ms:.0f} ms)")
             log.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -229,7 +254,10 @@ def _save_images(result: Any, target: Path, save_png: Any) -> list[Path]:
     else:
         targets = [target.with_name(f"{target.stem}-{i}{target.suffix}") for i in range(len(result.images))]
     try:
-        return [save_png(img, path, result.metadata(i)) for i, (img, path) in enumerate(zip(result.images, targets))]
+        return [
+            save_png(img, path, result.metadata(i))
+            for i, (img, path) in enumerate(zip(result.images, targets, strict=True))
+        ]
     except OSError as exc:
         raise SprintError(f"cannot write {target}: {exc.strerror or exc}") from None
 
@@ -243,8 +271,15 @@ def cmd_bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         parser.error("--repeats must be >= 1 and --warmup >= 0")
     model = None if args.arch else resolve_model(args.model)
     report = run_bench(
-        model=model, arch=args.arch, device=args.device, dtype=args.dtype, size=args.size,
-        steps=args.steps, repeats=args.repeats, warmup=args.warmup, stock=not args.no_stock,
+        model=model,
+        arch=args.arch,
+        device=args.device,
+        dtype=args.dtype,
+        size=args.size,
+        steps=args.steps,
+        repeats=args.repeats,
+        warmup=args.warmup,
+        stock=not args.no_stock,
         text_encoder_layers=args.text_encoder_layers,
     )
     args.json.parent.mkdir(parents=True, exist_ok=True)

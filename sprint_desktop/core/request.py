@@ -99,7 +99,9 @@ class GenerateRequest:
         for name in ("width", "height"):
             value = getattr(self, name)
             if value is not None and (not _is_int(value) or not 1 <= value <= MAX_SIDE):
-                raise InvalidRequestError(f"{name} must be a whole number of pixels 1-{MAX_SIDE}, got {value!r}")
+                raise InvalidRequestError(
+                    f"{name} must be a whole number of pixels 1-{MAX_SIDE}, got {value!r}"
+                )
         if not _is_number(self.guidance) or not math.isfinite(self.guidance):
             raise InvalidRequestError(f"guidance must be a finite number, got {self.guidance!r}")
         if not 0 <= self.guidance <= MAX_GUIDANCE:

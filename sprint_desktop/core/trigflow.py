@@ -124,6 +124,6 @@ def check_timesteps(timesteps: Sequence[float]) -> tuple[float, ...]:
         raise ValueError(f"timesteps must end at 0, got {list(ts)}")
     if ts[0] > math.pi / 2 + 1e-4 or ts[0] <= 0:
         raise ValueError(f"the first timestep must be in (0, pi/2], got {ts[0]}")
-    if any(a <= b for a, b in zip(ts, ts[1:])):
+    if any(a <= b for a, b in zip(ts, ts[1:], strict=False)):
         raise ValueError(f"timesteps must be strictly decreasing, got {list(ts)}")
     return ts

@@ -16,4 +16,6 @@ def create_engine(model_path: str, backend: str = "torch", device: str | None = 
         return TorchEngine(model_path, device=device, **kwargs)
     from ..core.errors import SprintError
 
-    raise SprintError(f"unknown backend {backend!r}: choose 'torch' (the ONNX Runtime backend is not built yet)")
+    raise SprintError(
+        f"unknown backend {backend!r}: choose 'torch' (the ONNX Runtime backend is not built yet)"
+    )

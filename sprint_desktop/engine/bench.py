@@ -113,10 +113,15 @@ def run_bench(
                 start = time.perf_counter()
                 with torch.inference_mode():
                     pipe(
-                        prompt=_prompt(k), num_inference_steps=n,
+                        prompt=_prompt(k),
+                        num_inference_steps=n,
                         intermediate_timesteps=1.3 if n == 2 else None,
-                        guidance_scale=4.5, height=height, width=width, generator=gen,
-                        use_resolution_binning=False, output_type="pil",
+                        guidance_scale=4.5,
+                        height=height,
+                        width=width,
+                        generator=gen,
+                        use_resolution_binning=False,
+                        output_type="pil",
                     )
                 engine._sync()
                 if i >= warmup:
@@ -147,8 +152,12 @@ def format_table(report: dict[str, Any]) -> str:
         + (f" ({m['gpu']})" if "gpu" in m else "")
         + f"  median of {report['repeats']} after {report['warmup']} warm-up"
     )
-    lines = [head, "", "| steps | case | encode ms | denoise ms | decode ms | total ms | vs stock |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        head,
+        "",
+        "| steps | case | encode ms | denoise ms | decode ms | total ms | vs stock |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for n, row in report["results"].items():
         for case in ("ours_new", "ours_cached"):
             c = row[case]
@@ -158,5 +167,7 @@ def format_table(report: dict[str, Any]) -> str:
                 f"{c['total_ms']:.2f} | {'' if ratio is None else f'{ratio:.3f}x'} |"
             )
         if "stock" in row:
-            lines.append(f"| {n} | stock SanaSprintPipeline | | | | {row['stock']['total_ms']:.2f} | 1.000x |")
+            lines.append(
+                f"| {n} | stock SanaSprintPipeline | | | | {row['stock']['total_ms']:.2f} | 1.000x |"
+            )
     return "\n".join(lines)

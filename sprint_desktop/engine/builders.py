@@ -17,24 +17,64 @@ SPECIAL_TOKENS = ("<pad>", "<eos>", "<bos>", "<unk>")
 
 # Published transformer shapes (diffusers' conversion script for SanaSprint_600M_P1_D28 / _1600M_P1_D20).
 PUBLISHED_TRANSFORMERS: dict[str, dict[str, Any]] = {
-    "sana-sprint-0.6b": dict(num_attention_heads=36, attention_head_dim=32, num_cross_attention_heads=16,
-                             cross_attention_head_dim=72, cross_attention_dim=1152, num_layers=28),
-    "sana-sprint-1.6b": dict(num_attention_heads=70, attention_head_dim=32, num_cross_attention_heads=20,
-                             cross_attention_head_dim=112, cross_attention_dim=2240, num_layers=20),
+    "sana-sprint-0.6b": dict(
+        num_attention_heads=36,
+        attention_head_dim=32,
+        num_cross_attention_heads=16,
+        cross_attention_head_dim=72,
+        cross_attention_dim=1152,
+        num_layers=28,
+    ),
+    "sana-sprint-1.6b": dict(
+        num_attention_heads=70,
+        attention_head_dim=32,
+        num_cross_attention_heads=20,
+        cross_attention_head_dim=112,
+        cross_attention_dim=2240,
+        num_layers=20,
+    ),
 }
 # Gemma-2-2B (the published text encoder) and DC-AE f32c32 (mit-han-lab/dc-ae-f32c32-sana-1.1).
-GEMMA2_2B = dict(vocab_size=256000, hidden_size=2304, intermediate_size=9216, num_hidden_layers=26,
-                 num_attention_heads=8, num_key_value_heads=4, head_dim=256)
+GEMMA2_2B = dict(
+    vocab_size=256000,
+    hidden_size=2304,
+    intermediate_size=9216,
+    num_hidden_layers=26,
+    num_attention_heads=8,
+    num_key_value_heads=4,
+    head_dim=256,
+)
 DCAE_F32C32 = dict(
-    in_channels=3, latent_channels=32, attention_head_dim=32,
-    encoder_block_types=("ResBlock", "ResBlock", "ResBlock", "EfficientViTBlock", "EfficientViTBlock", "EfficientViTBlock"),
-    decoder_block_types=("ResBlock", "ResBlock", "ResBlock", "EfficientViTBlock", "EfficientViTBlock", "EfficientViTBlock"),
+    in_channels=3,
+    latent_channels=32,
+    attention_head_dim=32,
+    encoder_block_types=(
+        "ResBlock",
+        "ResBlock",
+        "ResBlock",
+        "EfficientViTBlock",
+        "EfficientViTBlock",
+        "EfficientViTBlock",
+    ),
+    decoder_block_types=(
+        "ResBlock",
+        "ResBlock",
+        "ResBlock",
+        "EfficientViTBlock",
+        "EfficientViTBlock",
+        "EfficientViTBlock",
+    ),
     encoder_block_out_channels=(128, 256, 512, 512, 1024, 1024),
     decoder_block_out_channels=(128, 256, 512, 512, 1024, 1024),
-    encoder_layers_per_block=(2, 2, 2, 3, 3, 3), decoder_layers_per_block=(3, 3, 3, 3, 3, 3),
-    encoder_qkv_multiscales=((), (), (), (5,), (5,), (5,)), decoder_qkv_multiscales=((), (), (), (5,), (5,), (5,)),
-    upsample_block_type="interpolate", downsample_block_type="Conv",
-    decoder_norm_types="rms_norm", decoder_act_fns="silu", scaling_factor=0.41407,
+    encoder_layers_per_block=(2, 2, 2, 3, 3, 3),
+    decoder_layers_per_block=(3, 3, 3, 3, 3, 3),
+    encoder_qkv_multiscales=((), (), (), (5,), (5,), (5,)),
+    decoder_qkv_multiscales=((), (), (), (5,), (5,), (5,)),
+    upsample_block_type="interpolate",
+    downsample_block_type="Conv",
+    decoder_norm_types="rms_norm",
+    decoder_act_fns="silu",
+    scaling_factor=0.41407,
 )
 TINY_WORDS = (
     "a an and one two three four small large red orange yellow green cyan blue purple black "
@@ -58,8 +98,13 @@ def word_level_tokenizer(words: Iterable[str], model_max_length: int = 1024) -> 
         single="<bos> $A", pair="<bos> $A <bos> $B", special_tokens=[("<bos>", bos)]
     )
     return PreTrainedTokenizerFast(
-        tokenizer_object=tok, bos_token="<bos>", eos_token="<eos>", pad_token="<pad>", unk_token="<unk>",
-        model_max_length=model_max_length, padding_side="right",
+        tokenizer_object=tok,
+        bos_token="<bos>",
+        eos_token="<eos>",
+        pad_token="<pad>",
+        unk_token="<unk>",
+        model_max_length=model_max_length,
+        padding_side="right",
     )
 
 
@@ -95,23 +140,45 @@ def tiny_pipeline(seed: int = 0) -> Any:
     """A ~100k-parameter SANA-Sprint pipeline for tests: 2x VAE, 4 latent channels, 32x32 default size."""
     return build_pipeline(
         transformer_kwargs=dict(
-            in_channels=4, out_channels=4, num_attention_heads=2, attention_head_dim=8, num_layers=2,
-            num_cross_attention_heads=2, cross_attention_head_dim=8, cross_attention_dim=16,
-            caption_channels=32, sample_size=16, patch_size=1, mlp_ratio=2.5,
+            in_channels=4,
+            out_channels=4,
+            num_attention_heads=2,
+            attention_head_dim=8,
+            num_layers=2,
+            num_cross_attention_heads=2,
+            cross_attention_head_dim=8,
+            cross_attention_dim=16,
+            caption_channels=32,
+            sample_size=16,
+            patch_size=1,
+            mlp_ratio=2.5,
         ),
         vae_kwargs=dict(
-            in_channels=3, latent_channels=4, attention_head_dim=2,
+            in_channels=3,
+            latent_channels=4,
+            attention_head_dim=2,
             encoder_block_types=("ResBlock", "EfficientViTBlock"),
             decoder_block_types=("ResBlock", "EfficientViTBlock"),
-            encoder_block_out_channels=(8, 8), decoder_block_out_channels=(8, 8),
-            encoder_qkv_multiscales=((), (5,)), decoder_qkv_multiscales=((), (5,)),
-            encoder_layers_per_block=(1, 1), decoder_layers_per_block=(1, 1),
-            downsample_block_type="conv", upsample_block_type="interpolate",
-            decoder_norm_types="rms_norm", decoder_act_fns="silu", scaling_factor=0.41407,
+            encoder_block_out_channels=(8, 8),
+            decoder_block_out_channels=(8, 8),
+            encoder_qkv_multiscales=((), (5,)),
+            decoder_qkv_multiscales=((), (5,)),
+            encoder_layers_per_block=(1, 1),
+            decoder_layers_per_block=(1, 1),
+            downsample_block_type="conv",
+            upsample_block_type="interpolate",
+            decoder_norm_types="rms_norm",
+            decoder_act_fns="silu",
+            scaling_factor=0.41407,
         ),
         text_encoder_kwargs=dict(
-            hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-            num_key_value_heads=1, head_dim=16, max_position_embeddings=1024,
+            hidden_size=32,
+            intermediate_size=64,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            head_dim=16,
+            max_position_embeddings=1024,
         ),
         seed=seed,
     )
@@ -129,8 +196,15 @@ def published_pipeline(arch: str, text_encoder_layers: int | None = None, seed: 
         te["num_hidden_layers"] = text_encoder_layers
     return build_pipeline(
         transformer_kwargs=dict(
-            in_channels=32, out_channels=32, caption_channels=2304, mlp_ratio=2.5, attention_bias=False,
-            sample_size=32, patch_size=1, norm_elementwise_affine=False, norm_eps=1e-6,
+            in_channels=32,
+            out_channels=32,
+            caption_channels=2304,
+            mlp_ratio=2.5,
+            attention_bias=False,
+            sample_size=32,
+            patch_size=1,
+            norm_elementwise_affine=False,
+            norm_eps=1e-6,
             **PUBLISHED_TRANSFORMERS[arch],
         ),
         vae_kwargs=DCAE_F32C32,

@@ -44,9 +44,7 @@ def inspect_model_folder(path: str | Path) -> ModelFolder:
         raise ModelLoadError(f"model path is a file, not a folder: {root}")
     index_path = root / "model_index.json"
     if not index_path.is_file():
-        raise ModelLoadError(
-            f"{root} is not a diffusers model folder: model_index.json is missing"
-        )
+        raise ModelLoadError(f"{root} is not a diffusers model folder: model_index.json is missing")
     try:
         index = json.loads(index_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -77,7 +75,9 @@ def inspect_model_folder(path: str | Path) -> ModelFolder:
         _check_weights(root / name)
     tok = root / "tokenizer"
     if not any((tok / f).is_file() for f in TOKENIZER_FILES):
-        raise ModelLoadError(f"tokenizer files missing in {tok} (expected one of {', '.join(TOKENIZER_FILES)})")
+        raise ModelLoadError(
+            f"tokenizer files missing in {tok} (expected one of {', '.join(TOKENIZER_FILES)})"
+        )
     return ModelFolder(path=root, pipeline_class=pipeline_class, components=components)
 
 
@@ -131,7 +131,9 @@ def check_weights_match(component: str, stored: set[str], expected: set[str]) ->
         if missing:
             parts.append(f"{len(missing)} tensor(s) missing from the files (e.g. {missing[0]})")
         if unused:
-            parts.append(f"{len(unused)} stored tensor(s) the architecture has no place for (e.g. {unused[0]})")
+            parts.append(
+                f"{len(unused)} stored tensor(s) the architecture has no place for (e.g. {unused[0]})"
+            )
         raise ModelLoadError(
             f"the {component} weights do not match its config.json: {'; '.join(parts)}. "
             "The download may be from another model or version."

@@ -240,8 +240,9 @@ class TorchEngine(Engine):
                 raise InvalidRequestError(
                     f"{label} must be a multiple of {m} for this model, got {value} (try {lower} or {upper})"
                 )
-        return replace(request, width=width, height=height, model=request.model or info.name,
-                       backend=self.backend_name)
+        return replace(
+            request, width=width, height=height, model=request.model or info.name, backend=self.backend_name
+        )
 
     def generate(
         self,
@@ -258,7 +259,11 @@ class TorchEngine(Engine):
     def latent_shape(self, request: GenerateRequest) -> tuple[int, int, int]:
         info = self.info
         assert request.width is not None and request.height is not None
-        return (info.latent_channels, request.height // self.vae_scale_factor, request.width // self.vae_scale_factor)
+        return (
+            info.latent_channels,
+            request.height // self.vae_scale_factor,
+            request.width // self.vae_scale_factor,
+        )
 
     def generate_with_noise(
         self,
@@ -355,8 +360,13 @@ class TorchEngine(Engine):
         else:
             max_length = self.max_sequence_length
         inputs = tokenizer(
-            [text], padding="max_length", max_length=max_length, truncation=True,
-            add_special_tokens=True, return_tensors="pt", return_overflowing_tokens=False,
+            [text],
+            padding="max_length",
+            max_length=max_length,
+            truncation=True,
+            add_special_tokens=True,
+            return_tensors="pt",
+            return_overflowing_tokens=False,
         )
         truncated = len(tokenizer.encode(text)) > max_length
         ids = inputs.input_ids.to(self.device)
@@ -383,7 +393,11 @@ class TorchEngine(Engine):
         expected = (steps, batch, *self.latent_shape(request))
         if tuple(z.shape) != expected:
             raise InvalidRequestError(f"noise must have shape {expected}, got {tuple(z.shape)}")
-        ts = list(request.timesteps) if request.timesteps else trigflow_timesteps(steps, DEFAULT_INTERMEDIATE_T)
+        ts = (
+            list(request.timesteps)
+            if request.timesteps
+            else trigflow_timesteps(steps, DEFAULT_INTERMEDIATE_T)
+        )
         times = torch.tensor(ts, dtype=torch.float32, device=self.device)
         tdtype = self.dtypes["transformer"]
         embeds = embeds.expand(batch, -1, -1).to(tdtype)

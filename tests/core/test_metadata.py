@@ -10,8 +10,16 @@ from sprint_desktop.core.metadata import read_png_params, save_png
 
 def test_round_trip(tmp_path):
     img = np.random.default_rng(0).integers(0, 255, (12, 10, 3), dtype=np.uint8)
-    params = {"prompt": "a red circle — ünïcode", "steps": 2, "seed": 7, "width": 10, "height": 12,
-              "guidance": 4.5, "model": "m", "backend": "torch"}
+    params = {
+        "prompt": "a red circle — ünïcode",
+        "steps": 2,
+        "seed": 7,
+        "width": 10,
+        "height": 12,
+        "guidance": 4.5,
+        "model": "m",
+        "backend": "torch",
+    }
     path = save_png(img, tmp_path / "sub" / "x.png", params)
     read = read_png_params(path)
     for key, value in params.items():

@@ -61,7 +61,9 @@ def test_validate_rejects_with_clear_message(kwargs, message):
 
 
 def test_valid_request_passes_and_lists_seeds():
-    r = GenerateRequest("a red circle", steps=4, seed=10, batch_size=3, timesteps=[1.5, 1.0, 0.5, 0.2, 0]).validate()
+    r = GenerateRequest(
+        "a red circle", steps=4, seed=10, batch_size=3, timesteps=[1.5, 1.0, 0.5, 0.2, 0]
+    ).validate()
     assert r.seeds == [10, 11, 12]
     assert r.timesteps == (1.5, 1.0, 0.5, 0.2, 0.0)
 

@@ -17,7 +17,12 @@ def test_info_describes_the_model(tiny_engine, tiny_model_dir):
     info = tiny_engine.info
     assert info.path == str(tiny_model_dir)
     assert (info.backend, info.device, info.dtype) == ("torch", "cpu", "float32")
-    assert (info.default_width, info.default_height, info.size_multiple, info.latent_channels) == (32, 32, 2, 4)
+    assert (info.default_width, info.default_height, info.size_multiple, info.latent_channels) == (
+        32,
+        32,
+        2,
+        4,
+    )
 
 
 @pytest.mark.parametrize("steps", [1, 2, 3, 4])
@@ -61,7 +66,9 @@ def test_non_square_and_custom_sizes(tiny_engine):
 
 
 def test_size_not_a_multiple_is_a_clear_error(tiny_engine):
-    with pytest.raises(InvalidRequestError, match=r"width must be a multiple of 2 for this model, got 33 \(try 32 or 34\)"):
+    with pytest.raises(
+        InvalidRequestError, match=r"width must be a multiple of 2 for this model, got 33 \(try 32 or 34\)"
+    ):
         tiny_engine.generate(GenerateRequest("a red circle", width=33, height=32))
 
 

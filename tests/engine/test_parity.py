@@ -60,7 +60,9 @@ def test_batch_matches_stock_pipeline(tiny_engine, stock):
     z0 = np.random.default_rng(3).standard_normal((2, 4, 16, 16)).astype(np.float32)
     expected = _stock_images(stock, "two green crosses", 2, z0, noise_seed=5, batch=2)
     request = tiny_engine.resolve(GenerateRequest("two green crosses", steps=2, batch_size=2))
-    latents = tiny_engine.denoise(request, *tiny_engine.encode_prompt(request.prompt)[:2], _our_noise(z0, 2, 5))
+    latents = tiny_engine.denoise(
+        request, *tiny_engine.encode_prompt(request.prompt)[:2], _our_noise(z0, 2, 5)
+    )
     np.testing.assert_allclose(tiny_engine.decode(latents), expected, atol=1e-5, rtol=0)
 
 
@@ -69,7 +71,9 @@ def test_custom_timesteps_match_stock_intermediate(tiny_engine, stock):
     z0 = np.random.default_rng(1).standard_normal((1, 4, 16, 16)).astype(np.float32)
     expected = _stock_images(stock, "a cyan square", 2, z0, noise_seed=2, intermediate=0.9)
     request = tiny_engine.resolve(GenerateRequest("a cyan square", steps=2, timesteps=(1.5708, 0.9, 0.0)))
-    latents = tiny_engine.denoise(request, *tiny_engine.encode_prompt(request.prompt)[:2], _our_noise(z0, 2, 2))
+    latents = tiny_engine.denoise(
+        request, *tiny_engine.encode_prompt(request.prompt)[:2], _our_noise(z0, 2, 2)
+    )
     np.testing.assert_allclose(tiny_engine.decode(latents), expected, atol=1e-5, rtol=0)
 
 

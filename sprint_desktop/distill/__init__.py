@@ -1,0 +1,1 @@
+"""Reserved for the distill issue (see ARCHITECTURE.md)."""

@@ -1,0 +1,1 @@
+"""Reserved for the export issue (see ARCHITECTURE.md)."""

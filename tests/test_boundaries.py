@@ -1,0 +1,44 @@
+"""The package boundaries of ARCHITECTURE.md, checked in fresh interpreters."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+CHECK = """
+import importlib, pkgutil, sys
+import {package} as pkg
+for mod in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + "."):
+    importlib.import_module(mod.name)
+bad = sorted(m for m in {forbidden} if m in sys.modules)
+print(",".join(bad))
+"""
+
+
+@pytest.mark.parametrize(
+    "package, forbidden",
+    [
+        ("sprint_desktop.core", ["torch", "PySide6", "diffusers", "transformers", "onnxruntime"]),
+        ("sprint_desktop.engine", ["PySide6"]),
+        ("sprint_desktop.ui", ["torch", "diffusers", "transformers", "onnxruntime"]),
+    ],
+)
+def test_package_does_not_import(package, forbidden):
+    code = CHECK.format(package=package, forbidden=forbidden)
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={"QT_QPA_PLATFORM": "offscreen", "PATH": "/usr/bin:/bin"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "", f"{package} imports {proc.stdout.strip()}"
+
+
+def test_cli_help_does_not_import_torch():
+    code = "import sys, sprint_desktop.cli as c\ntry:\n    c.main(['--help'])\nexcept SystemExit:\n    pass\nprint('torch' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.stdout.strip().endswith("False"), proc.stdout + proc.stderr

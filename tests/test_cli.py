@@ -1,0 +1,215 @@
+"""The `sprint` command end to end on the tiny model folder (real files, real subprocess for one)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sprint_desktop.cli import main
+from sprint_desktop.core.metadata import read_png_params
+
+
+def test_generate_writes_png_with_metadata(tiny_model_dir, tmp_path, capsys):
+    out = tmp_path / "x.png"
+    code = main(
+        [
+            "generate",
+            "a red circle left of a blue square",
+            "--model",
+            str(tiny_model_dir),
+            "--steps",
+            "1",
+            "--seed",
+            "7",
+            "--size",
+            "32x32",
+            "-o",
+            str(out),
+        ]
+    )
+    assert code == 0
+    assert "wrote" in capsys.readouterr().out
+    params = read_png_params(out)
+    assert params["prompt"] == "a red circle left of a blue square"
+    assert (params["steps"], params["seed"], params["width"], params["height"]) == (1, 7, 32, 32)
+    assert params["guidance"] == 4.5 and params["backend"] == "torch" and params["model"] == "tiny-sprint"
+    assert Image.open(out).size == (32, 32)
+    # Same parameters -> same pixels.
+    out2 = tmp_path / "y.png"
+    main(
+        [
+            "generate",
+            "a red circle left of a blue square",
+            "--model",
+            str(tiny_model_dir),
+            "--steps",
+            "1",
+            "--seed",
+            "7",
+            "-o",
+            str(out2),
+        ]
+    )
+    np.testing.assert_array_equal(np.asarray(Image.open(out)), np.asarray(Image.open(out2)))
+
+
+def test_info_prints_parameters(tiny_model_dir, tmp_path, capsys):
+    out = tmp_path / "x.png"
+    main(["generate", "two green crosses", "--model", str(tiny_model_dir), "--seed", "3", "-o", str(out)])
+    capsys.readouterr()
+    assert main(["info", str(out)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["prompt"] == "two green crosses" and printed["seed"] == 3
+
+
+def test_prompts_file(tiny_model_dir, tmp_path, capsys):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a red circle\n\n  a blue square  \nthree yellow triangles\n", encoding="utf-8")
+    out_dir = tmp_path / "out"
+    code = main(
+        [
+            "generate",
+            "--prompts-file",
+            str(prompts),
+            "--out-dir",
+            str(out_dir),
+            "--model",
+            str(tiny_model_dir),
+            "--seed",
+            "1",
+            "--steps",
+            "2",
+        ]
+    )
+    assert code == 0
+    assert sorted(p.name for p in out_dir.iterdir()) == ["0000.png", "0002.png", "0003.png", "timings.jsonl"]
+    records = [json.loads(line) for line in (out_dir / "timings.jsonl").read_text().splitlines()]
+    assert [r["file"] for r in records] == ["0000.png", "0002.png", "0003.png"]
+    assert [r["prompt"] for r in records] == ["a red circle", "a blue square", "three yellow triangles"]
+    assert all(r["total_ms"] > 0 and r["encode_ms"] >= 0 for r in records)
+    assert read_png_params(out_dir / "0002.png")["prompt"] == "a blue square"
+
+
+def test_prompts_file_with_a_bad_line_keeps_the_rest(tiny_model_dir, tmp_path, capsys):
+    prompts = tmp_path / "prompts.txt"
+    prompts.write_text("a red circle\n" + "x" * 20_000 + "\na blue square\n", encoding="utf-8")
+    out_dir = tmp_path / "out"
+    code = main(
+        [
+            "generate",
+            "--prompts-file",
+            str(prompts),
+            "--out-dir",
+            str(out_dir),
+            "--model",
+            str(tiny_model_dir),
+            "--seed",
+            "1",
+        ]
+    )
+    assert code == 1
+    assert "line 2: invalid request: prompt is too long" in capsys.readouterr().err
+    assert (out_dir / "0000.png").exists() and (out_dir / "0002.png").exists()
+    assert not (out_dir / "0001.png").exists()
+
+
+def test_batch_writes_numbered_files(tiny_model_dir, tmp_path):
+    out = tmp_path / "b.png"
+    assert (
+        main(
+            [
+                "generate",
+                "a red circle",
+                "--model",
+                str(tiny_model_dir),
+                "--batch",
+                "2",
+                "--seed",
+                "5",
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    assert [read_png_params(tmp_path / f"b-{i}.png")["seed"] for i in range(2)] == [5, 6]
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--steps", "5"], "steps must be 1-4, got 5"),
+        (["--steps", "0"], "steps must be 1-4, got 0"),
+        (["--size", "33x32"], "width must be a multiple of 2"),
+        (["--guidance", "nan"], "guidance must be a finite number"),
+    ],
+)
+def test_bad_arguments_give_clear_errors(tiny_model_dir, tmp_path, capsys, args, message):
+    out = tmp_path / "x.png"
+    code = main(["generate", "a red circle", "--model", str(tiny_model_dir), "-o", str(out), *args])
+    assert code == 2
+    assert message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_empty_prompt_is_refused_before_loading(tmp_path, capsys):
+    code = main(
+        ["generate", "  ", "--model", str(tmp_path / "does-not-exist"), "-o", str(tmp_path / "x.png")]
+    )
+    assert code == 2
+    assert "prompt is empty" in capsys.readouterr().err
+
+
+def test_missing_model_folder(tmp_path, capsys):
+    code = main(
+        ["generate", "a red circle", "--model", str(tmp_path / "nope"), "-o", str(tmp_path / "x.png")]
+    )
+    assert code == 1
+    assert "model folder not found" in capsys.readouterr().err
+
+
+def test_no_model_installed_message(tmp_path, monkeypatch, capsys):
+    import sprint_desktop.cli as cli
+
+    monkeypatch.delenv("SPRINT_MODEL", raising=False)
+    monkeypatch.setattr(cli, "default_model_path", lambda: None)
+    code = main(["generate", "a red circle", "-o", str(tmp_path / "x.png")])
+    assert code == 1
+    assert "no model is installed" in capsys.readouterr().err
+
+
+def test_info_on_a_foreign_png(tmp_path, capsys):
+    path = tmp_path / "plain.png"
+    Image.new("RGB", (4, 4)).save(path)
+    assert main(["info", str(path)]) == 1
+    assert "not made by this app" in capsys.readouterr().err
+
+
+def test_console_script_runs_in_a_subprocess(tiny_model_dir, tmp_path):
+    out = tmp_path / "s.png"
+    env = {**os.environ, "SPRINT_MODEL": str(tiny_model_dir)}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sprint_desktop.cli",
+            "generate",
+            "a purple square",
+            "--seed",
+            "2",
+            "-o",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert read_png_params(out)["seed"] == 2
