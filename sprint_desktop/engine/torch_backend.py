@@ -9,8 +9,10 @@ loop against the stock pipeline to 1e-5.
 
 from __future__ import annotations
 
+import copy
 import inspect
 import json
+import logging
 import threading
 import time
 from dataclasses import replace
@@ -40,6 +42,8 @@ from .text_cache import LRUCache
 
 MODEL_SETTINGS_FILE = "sprint_desktop.json"
 """Optional per-model defaults beside model_index.json (e.g. ``{"complex_human_instruction": false}``)."""
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MAX_SEQUENCE_LENGTH = 300
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -91,6 +95,8 @@ class TorchEngine(Engine):
         complex_human_instruction: prefix the prompt with the instruction the published model
             expects; None reads the model folder's ``sprint_desktop.json`` (default: on).
         max_sequence_length: prompt tokens kept after the instruction; None reads the folder's file.
+        prefix_cache: run the causal text encoder over the fixed instruction prefix once and reuse
+            its key/value cache, so a new prompt costs only its own tokens (see `_encode_ids`).
     """
 
     backend_name = "torch"
@@ -103,8 +109,11 @@ class TorchEngine(Engine):
         prompt_cache_size: int = 32,
         complex_human_instruction: bool | None = None,
         max_sequence_length: int | None = None,
+        prefix_cache: bool = True,
     ) -> None:
         self.model_path = Path(model_path)
+        self.prefix_cache_enabled = prefix_cache
+        self._prefix_states: dict[int, tuple[torch.Tensor, Any]] = {}
         self._device_arg = device
         self._dtype_arg = dtype
         self._use_chi_arg = complex_human_instruction
@@ -189,9 +198,18 @@ class TorchEngine(Engine):
         self.max_sequence_length = int(
             self._max_len_arg or settings.get("max_sequence_length", DEFAULT_MAX_SEQUENCE_LENGTH)
         )
+        self._prefix_states.clear()
+        self._chi_ids: list[int] = []
         if self.chi_lines:
             self._chi_prompt = "\n".join(self.chi_lines)
-            self._chi_tokens = len(self.tokenizer.encode(self._chi_prompt))
+            self._chi_ids = list(self.tokenizer.encode(self._chi_prompt))
+            self._chi_tokens = len(self._chi_ids)
+        forward_params = inspect.signature(self.text_encoder.forward).parameters
+        # transformers 5 renamed `past_key_values` to `cache`.
+        self._cache_kw = "cache" if "cache" in forward_params else "past_key_values"
+        self.prefix_cache_active = (
+            self.prefix_cache_enabled and bool(self._chi_ids) and self._cache_kw in forward_params
+        )
         self.vae_scale_factor = 2 ** (len(self.vae.config.encoder_block_out_channels) - 1)
         patch = int(self.transformer.config.patch_size)
         multiple = self.vae_scale_factor * patch
@@ -346,6 +364,7 @@ class TorchEngine(Engine):
         prefix, padding to ``len(prefix) + max_sequence_length - 2`` tokens, then the first token
         plus the last ``max_sequence_length - 1``. Returns (embeds, mask, cache_hit, truncated).
         """
+        self.load()
         text = prompt.lower().strip()
         key = (text, tuple(self.chi_lines), self.max_sequence_length, str(self.dtypes["transformer"]))
         cached = self.prompt_cache.get(key)
@@ -372,11 +391,49 @@ class TorchEngine(Engine):
         ids = inputs.input_ids.to(self.device)
         mask = inputs.attention_mask.to(self.device)
         self.text_encoder_calls += 1
-        embeds = self.text_encoder(ids, attention_mask=mask)[0].to(self.dtypes["transformer"])
+        embeds = self._encode_ids(ids, mask).to(self.dtypes["transformer"])
         keep = [0, *range(-self.max_sequence_length + 1, 0)]
         embeds, mask = embeds[:, keep], mask[:, keep]
         self.prompt_cache.put(key, (embeds, mask, truncated))
         return embeds, mask, False, truncated
+
+    def _encode_ids(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Text-encoder hidden states ``(1, N, D)`` for right-padded ``ids``.
+
+        With the prefix cache, the instruction tokens shared with the cached prefix are not run
+        again: the encoder is causal, so their states and keys/values do not depend on the prompt.
+        Padding positions are left at zero: the transformer masks them out of cross-attention.
+        """
+        n_real = int(mask.sum())
+        contiguous = bool(mask[0, :n_real].all())
+        if not (self.prefix_cache_active and contiguous and ids.shape[0] == 1):
+            return self.text_encoder(ids, attention_mask=mask)[0]
+        real = ids[0, :n_real].tolist()
+        shared = 0
+        for a, b in zip(real, self._chi_ids, strict=False):
+            if a != b:
+                break
+            shared += 1
+        shared = min(shared, n_real - 1)  # at least one token must run to produce new states
+        if shared < 1:
+            return self.text_encoder(ids, attention_mask=mask)[0]
+        state = self._prefix_states.get(shared)
+        if state is None:
+            prefix = ids[:, :shared]
+            out = self.text_encoder(prefix, attention_mask=torch.ones_like(prefix), use_cache=True)
+            state = (out.last_hidden_state, out.past_key_values)
+            self._prefix_states[shared] = state
+        prefix_hidden, prefix_cache = state
+        rest = self.text_encoder(
+            ids[:, shared:n_real],
+            attention_mask=torch.ones((1, n_real), dtype=mask.dtype, device=mask.device),
+            use_cache=True,
+            **{self._cache_kw: copy.deepcopy(prefix_cache)},
+        ).last_hidden_state
+        hidden = rest.new_zeros((1, ids.shape[1], rest.shape[-1]))
+        hidden[:, :shared] = prefix_hidden
+        hidden[:, shared:n_real] = rest
+        return hidden
 
     def denoise(
         self,

@@ -6,6 +6,7 @@ import threading
 
 import numpy as np
 import pytest
+import torch
 
 from sprint_desktop.core.cancel import CancelToken
 from sprint_desktop.core.errors import GenerationCancelled, InvalidRequestError
@@ -87,20 +88,54 @@ def test_bad_requests_raise_and_engine_keeps_working(tiny_engine, kwargs):
 def test_prompt_cache_skips_the_text_encoder(tiny_model_dir):
     engine = TorchEngine(tiny_model_dir, device="cpu", prompt_cache_size=2)
     engine.load()
-    forward_calls = []
-    engine.text_encoder.register_forward_hook(lambda *a: forward_calls.append(1))
+    calls = []
+    engine.text_encoder.register_forward_hook(lambda *a: calls.append(1))
     first = engine.generate(GenerateRequest("a black square", steps=1, seed=1))
-    assert not first.prompt_cache_hit and len(forward_calls) == 1
+    assert not first.prompt_cache_hit and calls
+    before = len(calls)
     second = engine.generate(GenerateRequest("a black square", steps=2, seed=2))
-    assert second.prompt_cache_hit and len(forward_calls) == 1
+    assert second.prompt_cache_hit and len(calls) == before
     # Case and surrounding spaces do not change the encoding (the stock pipeline lower-cases too).
     assert engine.generate(GenerateRequest("  A Black Square ", steps=1)).prompt_cache_hit
+    assert len(calls) == before
     engine.generate(GenerateRequest("a red circle", steps=1))
     engine.generate(GenerateRequest("a blue cross", steps=1))  # evicts "a black square" (capacity 2)
-    assert len(forward_calls) == 3
+    assert len(calls) == before + 2
     assert not engine.generate(GenerateRequest("a black square", steps=1)).prompt_cache_hit
-    assert len(forward_calls) == 4
+    assert len(calls) == before + 3
     assert engine.prompt_cache.hits == 2
+
+
+def test_instruction_prefix_runs_once(tiny_model_dir):
+    """A new prompt runs the text encoder over its own tokens only; the instruction's states are reused."""
+    engine = TorchEngine(tiny_model_dir, device="cpu")
+    engine.load()
+    assert engine.prefix_cache_active
+    lengths = []
+    engine.text_encoder.register_forward_pre_hook(
+        lambda mod, args, kwargs: lengths.append((args[0] if args else kwargs["input_ids"]).shape[1]),
+        with_kwargs=True,
+    )
+    engine.generate(GenerateRequest("a red circle", steps=1))
+    engine.generate(GenerateRequest("two blue crosses", steps=1))
+    prefix = len(engine._chi_ids)
+    # First request: the prefix once, then the prompt's tokens; second request: the prompt's tokens only.
+    assert lengths[0] >= prefix - 1 and max(lengths[1:]) <= 4 and len(lengths) == 3
+
+
+def test_prefix_cache_does_not_change_the_image(tiny_model_dir):
+    with_cache = TorchEngine(tiny_model_dir, device="cpu")
+    without = TorchEngine(tiny_model_dir, device="cpu", prefix_cache=False)
+    for prompt in ("a red circle left of a blue square", "three small yellow triangles"):
+        req = GenerateRequest(prompt, steps=2, seed=4)
+        e1, m1, _, _ = with_cache.encode_prompt(prompt)
+        e2, m2, _, _ = without.encode_prompt(prompt)
+        assert torch.equal(m1, m2)
+        real = m1[0].bool()
+        torch.testing.assert_close(e1[:, real], e2[:, real], atol=1e-5, rtol=0)
+        a = with_cache.generate(req).image.astype(int)
+        b = without.generate(req).image.astype(int)
+        assert np.abs(a - b).max() <= 1
 
 
 def test_cached_embedding_gives_identical_pixels(tiny_model_dir):
