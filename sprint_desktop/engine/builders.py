@@ -44,32 +44,21 @@ GEMMA2_2B = dict(
     num_key_value_heads=4,
     head_dim=256,
 )
+_DCAE_BLOCKS = ("ResBlock",) * 3 + ("EfficientViTBlock",) * 3
+_DCAE_CHANNELS = (128, 256, 512, 512, 1024, 1024)
+_DCAE_QKV = ((), (), (), (5,), (5,), (5,))
 DCAE_F32C32 = dict(
     in_channels=3,
     latent_channels=32,
     attention_head_dim=32,
-    encoder_block_types=(
-        "ResBlock",
-        "ResBlock",
-        "ResBlock",
-        "EfficientViTBlock",
-        "EfficientViTBlock",
-        "EfficientViTBlock",
-    ),
-    decoder_block_types=(
-        "ResBlock",
-        "ResBlock",
-        "ResBlock",
-        "EfficientViTBlock",
-        "EfficientViTBlock",
-        "EfficientViTBlock",
-    ),
-    encoder_block_out_channels=(128, 256, 512, 512, 1024, 1024),
-    decoder_block_out_channels=(128, 256, 512, 512, 1024, 1024),
+    encoder_block_types=_DCAE_BLOCKS,
+    decoder_block_types=_DCAE_BLOCKS,
+    encoder_block_out_channels=_DCAE_CHANNELS,
+    decoder_block_out_channels=_DCAE_CHANNELS,
     encoder_layers_per_block=(2, 2, 2, 3, 3, 3),
     decoder_layers_per_block=(3, 3, 3, 3, 3, 3),
-    encoder_qkv_multiscales=((), (), (), (5,), (5,), (5,)),
-    decoder_qkv_multiscales=((), (), (), (5,), (5,), (5,)),
+    encoder_qkv_multiscales=_DCAE_QKV,
+    decoder_qkv_multiscales=_DCAE_QKV,
     upsample_block_type="interpolate",
     downsample_block_type="Conv",
     decoder_norm_types="rms_norm",

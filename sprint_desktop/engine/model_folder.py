@@ -45,12 +45,7 @@ def inspect_model_folder(path: str | Path) -> ModelFolder:
     index_path = root / "model_index.json"
     if not index_path.is_file():
         raise ModelLoadError(f"{root} is not a diffusers model folder: model_index.json is missing")
-    try:
-        index = json.loads(index_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelLoadError(f"{index_path} is not valid JSON: {exc}") from None
-    if not isinstance(index, dict):
-        raise ModelLoadError(f"{index_path} must hold a JSON object")
+    index = read_json_object(index_path)
     pipeline_class = index.get("_class_name")
     if pipeline_class not in PIPELINE_CLASSES:
         raise ModelLoadError(
@@ -79,6 +74,17 @@ def inspect_model_folder(path: str | Path) -> ModelFolder:
             f"tokenizer files missing in {tok} (expected one of {', '.join(TOKENIZER_FILES)})"
         )
     return ModelFolder(path=root, pipeline_class=pipeline_class, components=components)
+
+
+def read_json_object(path: Path) -> dict:
+    """A JSON object from ``path``, or `ModelLoadError` saying what is wrong with the file."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelLoadError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ModelLoadError(f"{path} must hold a JSON object")
+    return data
 
 
 def _check_weights(folder: Path) -> None:

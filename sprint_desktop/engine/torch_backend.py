@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import inspect
-import json
 import logging
 import threading
 import time
@@ -37,7 +36,7 @@ from ..core.trigflow import (
     x0_from_trigflow,
 )
 from .base import Engine, ModelInfo, Progress, ProgressCallback
-from .model_folder import check_weights_match, inspect_model_folder, safetensors_keys
+from .model_folder import check_weights_match, inspect_model_folder, read_json_object, safetensors_keys
 from .text_cache import LRUCache
 
 MODEL_SETTINGS_FILE = "sprint_desktop.json"
@@ -341,7 +340,7 @@ class TorchEngine(Engine):
         images = self.decode(latents)
         t_decode = time.perf_counter()
 
-        warnings = ()
+        warnings: tuple[str, ...] = ()
         if truncated:
             warnings = (f"the prompt is longer than {self.max_sequence_length} tokens; its end was ignored",)
         timings = Timings(
@@ -513,12 +512,4 @@ def _version_tuple(version: str) -> tuple[int, ...]:
 
 def _read_model_settings(root: Path) -> dict[str, Any]:
     path = root / MODEL_SETTINGS_FILE
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelLoadError(f"{path} is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise ModelLoadError(f"{path} must hold a JSON object")
-    return data
+    return read_json_object(path) if path.is_file() else {}
