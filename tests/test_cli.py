@@ -213,3 +213,31 @@ def test_console_script_runs_in_a_subprocess(tiny_model_dir, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert read_png_params(out)["seed"] == 2
+
+
+@pytest.mark.skipif(
+    __import__("torch").cuda.is_available(), reason="checks the message on a machine without CUDA"
+)
+def test_cuda_requested_without_cuda(tiny_model_dir, tmp_path, capsys):
+    code = main(
+        [
+            "generate",
+            "a red circle",
+            "--model",
+            str(tiny_model_dir),
+            "--device",
+            "cuda",
+            "-o",
+            str(tmp_path / "x.png"),
+        ]
+    )
+    assert code == 1
+    assert "no CUDA device is available" in capsys.readouterr().err
+
+
+def test_unwritable_output(tiny_model_dir, tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code = main(["generate", "a red circle", "--model", str(tiny_model_dir), "-o", str(blocker / "x.png")])
+    assert code == 1
+    assert "cannot write" in capsys.readouterr().err
