@@ -109,6 +109,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="shrink Gemma-2 in a published --arch (for machines without the memory)",
     )
     bench.add_argument("--json", type=Path, default=Path("bench-out/bench.json"), help="where to write JSON")
+    distill = sub.add_parser("distill", help="train the embedded Sprint-Shapes model's parts")
+    dsub = distill.add_subparsers(dest="part", required=True)
+    vae = dsub.add_parser("vae", help="train the tiny DC-AE on renders of the world")
+    vae.add_argument("--out", default="runs/vae")
+    vae.add_argument("--iters", type=int, default=1200)
+    vae.add_argument("--batch", type=int, default=32)
+    vae.add_argument("--lr", type=float, default=1e-3)
+    vae.add_argument("--seed", type=int, default=0)
+    vae.add_argument("--eval-every", type=int, default=300)
     return parser
 
 
@@ -128,6 +137,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_info(args)
         if args.command == "bench":
             return cmd_bench(args, parser)
+        if args.command == "distill":
+            return cmd_distill(args)
     except InvalidRequestError as exc:
         print(f"sprint: invalid request: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -287,6 +298,23 @@ def cmd_bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     print(report["table"])
     print(f"\nJSON: {args.json}")
     return EXIT_OK
+
+
+def cmd_distill(args: argparse.Namespace) -> int:
+    if args.part == "vae":
+        from .distill.train_vae import VAEConfig, train
+
+        cfg = VAEConfig(
+            out=args.out,
+            iters=args.iters,
+            batch=args.batch,
+            lr=args.lr,
+            seed=args.seed,
+            eval_every=args.eval_every,
+        )
+        print(f"trained VAE saved in {train(cfg)}")
+        return EXIT_OK
+    raise SprintError(f"unknown distill part {args.part!r}")
 
 
 if __name__ == "__main__":

@@ -43,6 +43,9 @@ def _as_control_array(image: Any) -> np.ndarray:
 class GenerateRequest:
     """One generation: prompt, sampling parameters and (later) a control sketch.
 
+    ``control_image`` (uint8 H x W x 3, dark strokes on white) conditions the image: through a
+    ControlNet when the model has one (``control_scale``), otherwise as sketch-guided
+    image-to-image that starts from TrigFlow time ``strength * t_max``.
     ``width``/``height`` of ``None`` mean the model's default size; the engine fills them in and
     returns the resolved request with the result. ``batch_size`` images use seeds
     ``seed, seed + 1, ...`` so image ``i`` of a batch equals a single request with ``seed + i``.
@@ -57,6 +60,7 @@ class GenerateRequest:
     timesteps: tuple[float, ...] | None = None
     control_image: np.ndarray | None = field(default=None, compare=False, repr=False)
     control_scale: float = 1.0
+    strength: float = 0.8
     batch_size: int = 1
     model: str = ""
     backend: str = "torch"
@@ -110,6 +114,8 @@ class GenerateRequest:
             raise InvalidRequestError(f"control_scale must be a finite number, got {self.control_scale!r}")
         if not 0 <= self.control_scale <= 2:
             raise InvalidRequestError(f"control_scale must be 0-2, got {self.control_scale!r}")
+        if not _is_number(self.strength) or not math.isfinite(self.strength) or not 0 < self.strength <= 1:
+            raise InvalidRequestError(f"strength must be above 0 and at most 1, got {self.strength!r}")
         if not _is_int(self.batch_size) or not 1 <= self.batch_size <= MAX_BATCH:
             raise InvalidRequestError(f"batch_size must be 1-{MAX_BATCH}, got {self.batch_size!r}")
         if self.seed + self.batch_size - 1 > MAX_SEED:
@@ -137,6 +143,7 @@ class GenerateRequest:
         if self.control_digest is not None:
             meta["control_digest"] = self.control_digest
             meta["control_scale"] = self.control_scale
+            meta["strength"] = self.strength
         return meta
 
 

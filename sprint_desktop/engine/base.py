@@ -37,6 +37,8 @@ class ModelInfo:
     size_multiple: int
     latent_channels: int
     max_sequence_length: int
+    control_mode: str = "img2img"
+    """How a control image is used: "controlnet" when the model has one, else "img2img"."""
 
 
 class Engine(abc.ABC):

@@ -28,6 +28,7 @@ from ..core.request import GenerateRequest, GenerateResult, Timings
 from ..core.trigflow import (
     DEFAULT_INTERMEDIATE_T,
     SIGMA_D,
+    T_MAX,
     flow_input_scale,
     flow_time_from_trig,
     renoise,
@@ -118,6 +119,7 @@ class TorchEngine(Engine):
         self._use_chi_arg = complex_human_instruction
         self._max_len_arg = max_sequence_length
         self.prompt_cache: LRUCache[tuple[torch.Tensor, torch.Tensor, bool]] = LRUCache(prompt_cache_size)
+        self.control_cache: LRUCache[torch.Tensor] = LRUCache(8)
         self.pipeline: Any = None
         self._info: ModelInfo | None = None
         self._cancel_lock = threading.Lock()
@@ -449,11 +451,24 @@ class TorchEngine(Engine):
         expected = (steps, batch, *self.latent_shape(request))
         if tuple(z.shape) != expected:
             raise InvalidRequestError(f"noise must have shape {expected}, got {tuple(z.shape)}")
-        ts = (
-            list(request.timesteps)
-            if request.timesteps
-            else trigflow_timesteps(steps, DEFAULT_INTERMEDIATE_T)
-        )
+        sigma_d = self.sigma_d
+        start_x0 = None
+        if request.control_image is not None:
+            # No ControlNet yet: sketch-guided image-to-image. Start from the sketch's latent
+            # re-noised to t_start = strength * t_max, then follow an even schedule down to 0.
+            start_x0 = self.encode_control(request)
+            t_start = float(request.strength) * T_MAX
+            ts = (
+                list(request.timesteps)
+                if request.timesteps
+                else trigflow_timesteps(steps, None, t_max=t_start)
+            )
+        else:
+            ts = (
+                list(request.timesteps)
+                if request.timesteps
+                else trigflow_timesteps(steps, DEFAULT_INTERMEDIATE_T)
+            )
         times = torch.tensor(ts, dtype=torch.float32, device=self.device)
         tdtype = self.dtypes["transformer"]
         embeds = embeds.expand(batch, -1, -1).to(tdtype)
@@ -461,8 +476,10 @@ class TorchEngine(Engine):
         guidance_scale = float(self.transformer.config.get("guidance_embeds_scale", 0.1))
         guidance = torch.full((batch,), float(request.guidance), device=self.device).to(embeds.dtype)
         guidance = guidance * guidance_scale
-        sigma_d = self.sigma_d
-        x = z[0] * sigma_d  # x at t_max: sigma_d * unit noise
+        if start_x0 is None:
+            x = z[0] * sigma_d  # x at t_max: sigma_d * unit noise
+        else:
+            x = renoise(start_x0.expand(batch, -1, -1, -1), z[0], times[0], sigma_d)
         x0 = x
         for i in range(steps):
             if check is not None:
@@ -488,6 +505,25 @@ class TorchEngine(Engine):
         if report is not None:
             report("denoise", steps, steps)
         return x0 / sigma_d
+
+    def encode_control(self, request: GenerateRequest) -> torch.Tensor:
+        """The control image as a model-space clean latent ``(1, C, h, w)``, cached by content."""
+        assert request.control_image is not None and request.width and request.height
+        key = (request.control_digest, request.width, request.height)
+        cached = self.control_cache.get(key)
+        if cached is not None:
+            return cached
+        from PIL import Image
+
+        pil = Image.fromarray(np.asarray(request.control_image))
+        if pil.size != (request.width, request.height):
+            pil = pil.resize((request.width, request.height), Image.Resampling.LANCZOS)
+        pixels = torch.from_numpy(np.asarray(pil).copy()).permute(2, 0, 1)[None].float() / 127.5 - 1
+        latent = self.vae.encode(pixels.to(self.device, self.dtypes["vae"])).latent.float()
+        # decode() divides by sigma_d and by the VAE's scaling factor; encoding inverts both.
+        x0 = latent * float(self.vae.config.scaling_factor) * self.sigma_d
+        self.control_cache.put(key, x0)
+        return x0
 
     def decode(self, latents: torch.Tensor) -> np.ndarray:
         """DC-AE decode to float images in [0, 1], shape ``(B, H, W, 3)``."""

@@ -1,0 +1,92 @@
+"""The Sprint-Shapes model's components: real diffusers/transformers classes at tiny size.
+
+One place for their configs, so training, tests and the shipped model agree.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from ..engine.builders import word_level_tokenizer
+from .world import VOCABULARY
+
+MAX_CAPTION_TOKENS = 16
+"""Longest caption of the grammar is 13 words; plus <bos>, with room to spare."""
+
+# A tiny DC-AE for 64 px with an f8 latent (8x8x32): TOY_WORLD.md's second trial recipe.
+VAE_CONFIG: dict[str, Any] = dict(
+    in_channels=3,
+    latent_channels=32,
+    attention_head_dim=16,
+    encoder_block_types=("ResBlock", "ResBlock", "ResBlock", "EfficientViTBlock"),
+    decoder_block_types=("ResBlock", "ResBlock", "ResBlock", "EfficientViTBlock"),
+    encoder_block_out_channels=(32, 64, 64, 64),
+    decoder_block_out_channels=(32, 64, 64, 64),
+    encoder_layers_per_block=(1, 1, 1, 1),
+    decoder_layers_per_block=(1, 1, 1, 1),
+    encoder_qkv_multiscales=((), (), (), (5,)),
+    decoder_qkv_multiscales=((), (), (), (5,)),
+    downsample_block_type="Conv",
+    upsample_block_type="interpolate",
+    decoder_norm_types="rms_norm",
+    decoder_act_fns="silu",
+    scaling_factor=1.0,  # set from the latents' standard deviation after training
+)
+
+TEXT_ENCODER_CONFIG: dict[str, Any] = dict(
+    hidden_size=128,
+    intermediate_size=256,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    head_dim=32,
+    max_position_embeddings=64,
+)
+
+TRANSFORMER_CONFIG: dict[str, Any] = dict(
+    in_channels=32,
+    out_channels=32,
+    num_attention_heads=8,
+    attention_head_dim=32,
+    num_layers=8,
+    num_cross_attention_heads=8,
+    cross_attention_head_dim=32,
+    cross_attention_dim=256,
+    caption_channels=128,
+    mlp_ratio=2.5,
+    sample_size=8,
+    patch_size=1,
+    interpolation_scale=1.0,  # sincos positions: relations need absolute position
+    guidance_embeds=True,
+    qk_norm="rms_norm_across_heads",
+)
+
+
+def make_tokenizer() -> Any:
+    return word_level_tokenizer(VOCABULARY, model_max_length=MAX_CAPTION_TOKENS)
+
+
+def make_vae(seed: int = 0) -> Any:
+    from diffusers import AutoencoderDC
+
+    torch.manual_seed(seed)
+    return AutoencoderDC(**VAE_CONFIG)
+
+
+def make_text_encoder(vocab_size: int, seed: int = 0) -> Any:
+    from transformers import Gemma2Config, Gemma2Model
+
+    torch.manual_seed(seed)
+    config = Gemma2Config(
+        **TEXT_ENCODER_CONFIG, vocab_size=vocab_size, pad_token_id=0, bos_token_id=2, eos_token_id=1
+    )
+    return Gemma2Model(config)
+
+
+def make_transformer(seed: int = 0) -> Any:
+    from diffusers import SanaTransformer2DModel
+
+    torch.manual_seed(seed)
+    return SanaTransformer2DModel(**TRANSFORMER_CONFIG)
