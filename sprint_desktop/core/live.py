@@ -1,0 +1,74 @@
+"""When the live canvas should run: a pure scheduling class, tested with a fake clock.
+
+Rules (after Krita AI Diffusion's live mode):
+- at most one job in flight; a change while one runs waits for it to finish;
+- after the last change, wait an adaptive debounce: short when generation is fast, up to
+  ``debounce`` when the last job was slow (so fast machines feel instant, slow ones do not queue);
+- while the user keeps drawing, force a refresh every ``max_wait`` so the image follows;
+- never run the same request twice in a row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+R = TypeVar("R")
+
+
+@dataclass
+class LiveScheduler(Generic[R]):
+    debounce: float = 0.15
+    """Longest wait after the last change, seconds."""
+    max_wait: float = 2.0
+    """Longest time a continuously changing canvas goes without a run, seconds."""
+
+    def __post_init__(self) -> None:
+        self.pending: R | None = None
+        self.last_run: R | None = None
+        self.in_flight = False
+        self.last_change = 0.0
+        self.first_change: float | None = None
+        self.last_duration = 0.0
+
+    def change(self, request: R, now: float) -> None:
+        """The canvas or the prompt changed to ``request``."""
+        self.pending = request
+        self.last_change = now
+        if self.first_change is None:
+            self.first_change = now
+
+    def wait_time(self) -> float:
+        """The debounce adapts to the speed of generation: half the last job's time, capped."""
+        return min(self.debounce, 0.5 * self.last_duration)
+
+    def poll(self, now: float) -> R | None:
+        """The request to start now, or None. Call on every timer tick and after every event."""
+        if self.in_flight or self.pending is None:
+            return None
+        if self.pending == self.last_run:
+            self.pending, self.first_change = None, None
+            return None
+        quiet = now - self.last_change >= self.wait_time()
+        overdue = self.first_change is not None and now - self.first_change >= self.max_wait
+        if not (quiet or overdue):
+            return None
+        request, self.pending = self.pending, None
+        self.first_change = None
+        self.in_flight = True
+        self.last_run = request
+        self._started = now
+        return request
+
+    def finished(self, now: float) -> None:
+        """The job in flight ended (result, error or cancel)."""
+        self.in_flight = False
+        self.last_duration = max(0.0, now - getattr(self, "_started", now))
+
+    def next_check(self, now: float) -> float | None:
+        """Seconds until `poll` may return a request (for a single-shot timer), or None if idle."""
+        if self.in_flight or self.pending is None:
+            return None
+        until_quiet = self.last_change + self.wait_time() - now
+        until_overdue = (self.first_change or now) + self.max_wait - now
+        return max(0.0, min(until_quiet, until_overdue))

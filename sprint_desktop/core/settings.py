@@ -1,0 +1,121 @@
+"""User settings: versioned JSON in the user config directory, written atomically.
+
+A corrupt or unreadable file is moved aside (``settings.json.corrupt-<time>``) and replaced with
+defaults; `load_settings` says so in its notice so the app can tell the user.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+SETTINGS_VERSION = 1
+BACKENDS = ("torch", "onnx")
+DEVICES = ("auto", "cpu", "cuda")
+THEMES = ("light", "dark")
+
+
+@dataclass
+class Settings:
+    model: str = ""  # empty: the embedded model
+    backend: str = "torch"
+    device: str = "auto"
+    output_dir: str = ""  # empty: <user data>/gallery
+    theme: str = "light"
+    live_debounce_ms: int = 150
+    live_max_wait_ms: int = 2000
+    steps: int = 2
+    guidance: float = 4.5
+    seed: int = 0
+    seed_mode: str = "random"  # random | fixed
+    width: int = 0  # 0: the model's default
+    height: int = 0
+    strength: float = 0.8
+    live: bool = True
+    window_geometry: str = ""  # hex of QWidget.saveGeometry()
+    window_state: str = ""
+    last_prompt: str = ""
+    recent_prompts: list[str] = field(default_factory=list)
+
+    def validated(self) -> Settings:
+        """A copy with out-of-range values replaced by defaults (a hand-edited file stays usable)."""
+        d = Settings()
+        out = Settings(**asdict(self))
+        if out.backend not in BACKENDS:
+            out.backend = d.backend
+        if out.device not in DEVICES:
+            out.device = d.device
+        if out.theme not in THEMES:
+            out.theme = d.theme
+        if out.seed_mode not in ("random", "fixed"):
+            out.seed_mode = d.seed_mode
+        if not 1 <= out.steps <= 4:
+            out.steps = d.steps
+        if not 0 <= out.guidance <= 50:
+            out.guidance = d.guidance
+        if not 0 < out.strength <= 1:
+            out.strength = d.strength
+        if not 0 <= out.live_debounce_ms <= 5000:
+            out.live_debounce_ms = d.live_debounce_ms
+        if not 100 <= out.live_max_wait_ms <= 60000:
+            out.live_max_wait_ms = d.live_max_wait_ms
+        out.recent_prompts = [p for p in out.recent_prompts if isinstance(p, str)][:50]
+        return out
+
+
+def _coerce(data: dict[str, Any]) -> Settings:
+    known = {f.name: f for f in fields(Settings)}
+    defaults = asdict(Settings())
+    values: dict[str, Any] = {}
+    for name, value in data.items():
+        if name not in known:
+            continue  # a newer app's setting: ignore, keep working
+        expected = type(defaults[name])
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if isinstance(value, expected) and not (expected is int and isinstance(value, bool)):
+            values[name] = value
+    return Settings(**values).validated()
+
+
+def load_settings(path: Path) -> tuple[Settings, str | None]:
+    """Settings from ``path`` and a notice for the user if the file had to be replaced."""
+    if not path.exists():
+        return Settings(), None
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(raw, dict):
+            raise ValueError("not a JSON object")
+        version = raw.get("version", 0)
+        if not isinstance(version, int) or version > SETTINGS_VERSION:
+            raise ValueError(f"unknown settings version {version!r}")
+        return _coerce(raw.get("settings", {})), None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        backup = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+        try:
+            os.replace(path, backup)
+            where = f"; the old file was kept as {backup.name}"
+        except OSError:
+            where = ""
+        return Settings(), f"Your settings file could not be read ({exc}); defaults are in use{where}."
+
+
+def save_settings(settings: Settings, path: Path) -> None:
+    """Write atomically: a temp file in the same folder, flushed, then renamed over the old one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = json.dumps({"version": SETTINGS_VERSION, "settings": asdict(settings)}, indent=2)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

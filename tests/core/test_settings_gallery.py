@@ -1,0 +1,78 @@
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from sprint_desktop.core.gallery import Gallery
+from sprint_desktop.core.settings import Settings, load_settings, save_settings
+from sprint_desktop.core.sketch import edges_to_sketch
+
+
+def test_settings_round_trip(tmp_path):
+    path = tmp_path / "cfg" / "settings.json"
+    s = Settings(theme="dark", steps=3, last_prompt="a red circle", recent_prompts=["x"])
+    save_settings(s, path)
+    loaded, notice = load_settings(path)
+    assert notice is None and loaded == s
+    assert json.loads(path.read_text())["version"] == 1
+    assert not list(path.parent.glob("*.tmp"))
+
+
+def test_missing_settings_are_defaults(tmp_path):
+    assert load_settings(tmp_path / "none.json") == (Settings(), None)
+
+
+def test_corrupt_settings_are_backed_up_and_replaced(tmp_path):
+    path = tmp_path / "settings.json"
+    path.write_text("{broken")
+    loaded, notice = load_settings(path)
+    assert loaded == Settings()
+    assert "could not be read" in notice and "corrupt" in notice
+    backups = list(tmp_path.glob("settings.json.corrupt-*"))
+    assert len(backups) == 1 and backups[0].read_text() == "{broken"
+
+
+def test_bad_values_fall_back_per_field(tmp_path):
+    path = tmp_path / "settings.json"
+    path.write_text(
+        json.dumps({"version": 1, "settings": {"steps": 9, "theme": "pink", "guidance": 3, "future": 1}})
+    )
+    loaded, notice = load_settings(path)
+    assert notice is None
+    assert (loaded.steps, loaded.theme, loaded.guidance) == (2, "light", 3.0)
+
+
+def test_gallery_add_list_delete_and_survive_reopen(tmp_path):
+    g = Gallery(tmp_path / "gallery")
+    img = np.zeros((8, 8, 3), np.uint8)
+    a = g.add(img, {"prompt": "a red circle", "seed": 1})
+    b = g.add(img, {"prompt": "a blue square", "seed": 1})
+    assert a.path != b.path and a.path.exists()
+    assert [i.prompt for i in g.items()] == ["a blue square", "a red circle"]
+    g.close()
+    g2 = Gallery(tmp_path / "gallery")
+    assert len(g2.items()) == 2
+    g2.delete(g2.items()[0].id)
+    assert [i.prompt for i in g2.items()] == ["a red circle"]
+    assert not b.path.exists()
+
+
+def test_corrupt_gallery_database_is_rebuilt_from_the_pngs(tmp_path):
+    g = Gallery(tmp_path / "g")
+    g.add(np.zeros((8, 8, 3), np.uint8), {"prompt": "kept", "seed": 3})
+    g.close()
+    (tmp_path / "g" / "gallery.sqlite3").write_bytes(b"this is not a database" * 100)
+    g2 = Gallery(tmp_path / "g")
+    assert "rebuilt from 1 image" in g2.notice
+    assert [i.prompt for i in g2.items()] == ["kept"]
+
+
+def test_edges_to_sketch():
+    img = np.full((32, 32, 3), 255, np.uint8)
+    img[8:24, 8:24] = (200, 30, 30)
+    sk = edges_to_sketch(img)
+    dark = sk[..., 0] == 0
+    assert dark[8, 16] or dark[7, 16]  # the square's top edge
+    assert not dark[16, 16] and not dark[0, 0]
+    assert (edges_to_sketch(np.full((8, 8, 3), 128, np.uint8)) == 255).all()
