@@ -1,47 +1,111 @@
-"""`sprint-desktop`: the GUI entry point.
+"""`sprint-desktop`: start the app (the window shows at once; the model loads in the worker).
 
-For now a placeholder window that says where the app stands and how to generate from the command
-line; the real window (prompt box, worker thread, live canvas, gallery) is the GUI issue's work.
+    sprint-desktop [--model PATH]
+    sprint-desktop --self-test OUT.png [--model PATH] [--timeout S]
+
+The self-test opens the real window, generates one image from a prompt and one from a sketch,
+saves a screenshot of the window to OUT.png and exits 0, or prints what failed and exits 1.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QApplication, QLabel, QMainWindow
+from PySide6.QtCore import QCoreApplication, QEventLoop, QTimer
+from PySide6.QtWidgets import QApplication
 
-from .. import __version__
-from ..core.paths import default_model_path
+from .main_window import MainWindow
 
-PLACEHOLDER_TEXT = (
-    "<h2>Sprint Desktop {version}</h2>"
-    "<p>The desktop window is being built. Until it lands, generate from a terminal:</p>"
-    '<pre>sprint generate "a red circle left of a blue square" -o out.png</pre>'
-    "<p>Model: {model}</p>"
-)
+SELF_TEST_PROMPT = "a red circle left of a blue square"
 
 
-class PlaceholderWindow(QMainWindow):
-    def __init__(self) -> None:
-        super().__init__()
-        self.setWindowTitle("Sprint Desktop")
-        model = default_model_path()
-        label = QLabel(PLACEHOLDER_TEXT.format(version=__version__, model=model or "none installed yet"))
-        label.setTextFormat(Qt.TextFormat.RichText)
-        label.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        label.setWordWrap(True)
-        label.setAccessibleName("status")
-        self.setCentralWidget(label)
-        self.resize(640, 360)
+def _wait(condition: Callable[[], bool], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
+        time.sleep(0.005)
+    return True
+
+
+def self_test(window: MainWindow, out: Path, timeout: float) -> list[str]:
+    """Drive the real window like a person would; return the failures (empty when all passed)."""
+    timings: dict[str, float] = {}
+    start = time.monotonic()
+    if not _wait(lambda: window.info is not None or window.error_label.isVisible(), timeout):
+        return ["the model did not load in time"]
+    if window.info is None:
+        return [f"the model did not load: {window.error_label.text()}"]
+    timings["model_ready_s"] = time.monotonic() - start
+    failures: list[str] = []
+    window.tabs.setCurrentIndex(0)
+    window.prompt.setPlainText(SELF_TEST_PROMPT)
+    window.seed_mode.setCurrentText("fixed")
+    window.last_result = None
+    t0 = time.monotonic()
+    window.generate()
+    if not _wait(lambda: window.last_result is not None or window.error_label.isVisible(), timeout):
+        failures.append("no image from the prompt")
+    elif window.last_result is None:
+        failures.append(f"prompt generation failed: {window.error_label.text()}")
+    timings["prompt_to_image_s"] = time.monotonic() - t0
+    window.tabs.setCurrentIndex(1)
+    window.live.setChecked(True)
+    n = window.canvas.resolution()
+    a, b = n * 0.25, n * 0.75
+    window.live_result = None
+    t0 = time.monotonic()
+    window.grab_canvas_stroke([(a, a), (b, a), (b, b), (a, b), (a, a)])
+    if not _wait(lambda: window.live_result is not None or window.error_label.isVisible(), timeout):
+        failures.append("no image from the sketch")
+    elif window.live_result is None:
+        failures.append(f"sketch generation failed: {window.error_label.text()}")
+    timings["sketch_to_image_s"] = time.monotonic() - t0
+    window.keep_live()
+    QCoreApplication.processEvents()
+    window.tabs.setCurrentIndex(0)
+    window.tabs.setCurrentIndex(1)
+    QCoreApplication.processEvents()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not window.grab().save(str(out)):
+        failures.append(f"could not write the screenshot {out}")
+    print("self-test timings: " + ", ".join(f"{k} {v:.2f}" for k, v in timings.items()))
+    return failures
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    app = QApplication.instance() or QApplication(list(argv if argv is not None else sys.argv))
-    window = PlaceholderWindow()
+    parser = argparse.ArgumentParser(prog="sprint-desktop")
+    parser.add_argument("--model", help="model folder (default: the settings' or the embedded model)")
+    parser.add_argument(
+        "--self-test", type=Path, metavar="OUT.png", help="run the self-test, save a screenshot"
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=180.0, help="self-test time limit per stage, seconds"
+    )
+    args, qt_args = parser.parse_known_args(list(argv) if argv is not None else sys.argv[1:])
+    launched = time.monotonic()
+    app = QApplication.instance() or QApplication([sys.argv[0], *qt_args])
+    app.setApplicationName("Sprint Desktop")
+    window = MainWindow(model=args.model)
     window.show()
-    return app.exec()
+    print(f"window shown after {time.monotonic() - launched:.2f} s", file=sys.stderr)
+    if args.self_test is None:
+        return app.exec()
+    try:
+        failures = self_test(window, args.self_test, args.timeout)
+    finally:
+        QTimer.singleShot(0, window.close)
+        window.close()
+    for failure in failures:
+        print(f"sprint-desktop: self-test failed: {failure}", file=sys.stderr)
+    if not failures:
+        print(f"self-test passed; screenshot in {args.self_test}")
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

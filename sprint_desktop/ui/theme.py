@@ -1,0 +1,34 @@
+"""Light and dark themes (Fusion style with a palette), applied to the whole application."""
+
+from __future__ import annotations
+
+from PySide6.QtGui import QColor, QPalette
+from PySide6.QtWidgets import QApplication
+
+
+def apply_theme(theme: str) -> None:
+    app = QApplication.instance()
+    if not isinstance(app, QApplication):
+        return
+    app.setStyle("Fusion")
+    if theme != "dark":
+        app.setPalette(app.style().standardPalette())
+        return
+    p = QPalette()
+    roles = {
+        QPalette.ColorRole.Window: "#2b2b2b",
+        QPalette.ColorRole.WindowText: "#e6e6e6",
+        QPalette.ColorRole.Base: "#1f1f1f",
+        QPalette.ColorRole.AlternateBase: "#2b2b2b",
+        QPalette.ColorRole.Text: "#e6e6e6",
+        QPalette.ColorRole.Button: "#353535",
+        QPalette.ColorRole.ButtonText: "#e6e6e6",
+        QPalette.ColorRole.Highlight: "#3d7bd9",
+        QPalette.ColorRole.HighlightedText: "#ffffff",
+        QPalette.ColorRole.ToolTipBase: "#353535",
+        QPalette.ColorRole.ToolTipText: "#e6e6e6",
+        QPalette.ColorRole.PlaceholderText: "#8a8a8a",
+    }
+    for role, color in roles.items():
+        p.setColor(role, QColor(color))
+    app.setPalette(p)
