@@ -2,8 +2,9 @@
 
 Rules (after Krita AI Diffusion's live mode):
 - at most one job in flight; a change while one runs waits for it to finish;
-- after the last change, wait an adaptive debounce: short when generation is fast, up to
-  ``debounce`` when the last job was slow (so fast machines feel instant, slow ones do not queue);
+- after the last change, wait an adaptive debounce: none when generation is fast (the image
+  follows the pen job after job), up to ``debounce`` when the last job was slow (so a slow machine
+  does not spend a whole job on a half-drawn stroke);
 - while the user keeps drawing, force a refresh every ``max_wait`` so the image follows;
 - never run the same request twice in a row.
 """
@@ -22,6 +23,8 @@ class LiveScheduler(Generic[R]):
     """Longest wait after the last change, seconds."""
     max_wait: float = 2.0
     """Longest time a continuously changing canvas goes without a run, seconds."""
+    fast: float = 0.1
+    """Jobs quicker than this (seconds) run back to back with no debounce."""
 
     def __post_init__(self) -> None:
         self.pending: R | None = None
@@ -39,7 +42,10 @@ class LiveScheduler(Generic[R]):
             self.first_change = now
 
     def wait_time(self) -> float:
-        """The debounce adapts to the speed of generation: half the last job's time, capped."""
+        """The debounce adapts to the speed of generation: none for fast jobs, else half the last
+        job's time, capped at ``debounce``."""
+        if self.last_duration < self.fast:
+            return 0.0
         return min(self.debounce, 0.5 * self.last_duration)
 
     def poll(self, now: float) -> R | None:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from PySide6.QtCore import QCoreApplication, QEventLoop, QTimer
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication
 
 from .main_window import MainWindow
@@ -24,12 +25,18 @@ SELF_TEST_PROMPT = "a red circle left of a blue square"
 
 
 def _wait(condition: Callable[[], bool], timeout: float) -> bool:
+    """Run the event loop until ``condition()`` holds (True) or ``timeout`` seconds pass (False)."""
     deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
-        time.sleep(0.005)
+    tick = QTimer(interval=5)  # wakes the loop so the deadline is seen even with no other events
+    tick.start()
+    loop = QEventLoop()
+    try:
+        while not condition():
+            if time.monotonic() > deadline:
+                return False
+            loop.processEvents(QEventLoop.ProcessEventsFlag.WaitForMoreEvents)
+    finally:
+        tick.stop()
     return True
 
 
@@ -54,6 +61,8 @@ def self_test(window: MainWindow, out: Path, timeout: float) -> list[str]:
     elif window.last_result is None:
         failures.append(f"prompt generation failed: {window.error_label.text()}")
     timings["prompt_to_image_s"] = time.monotonic() - t0
+    if window.last_result is not None:
+        window.keep()  # the gallery strip then shows the prompt's image beside the sketch's
     window.tabs.setCurrentIndex(1)
     window.live.setChecked(True)
     n = window.canvas.resolution()
@@ -72,7 +81,12 @@ def self_test(window: MainWindow, out: Path, timeout: float) -> list[str]:
     window.tabs.setCurrentIndex(1)
     QCoreApplication.processEvents()
     out.parent.mkdir(parents=True, exist_ok=True)
-    if not window.grab().save(str(out)):
+    if QGuiApplication.platformName() == "xcb":  # a real screen: capture its pixels
+        geo = window.frameGeometry()
+        shot = window.screen().grabWindow(0, geo.x(), geo.y(), geo.width(), geo.height())
+    else:
+        shot = window.grab()
+    if not shot.save(str(out)):
         failures.append(f"could not write the screenshot {out}")
     print("self-test timings: " + ", ".join(f"{k} {v:.2f}" for k, v in timings.items()))
     return failures

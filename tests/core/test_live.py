@@ -25,32 +25,45 @@ def test_adaptive_debounce_after_a_slow_job():
     assert s.poll(1.16) == "b"
 
 
-def test_fast_jobs_get_a_short_debounce():
-    s = LiveScheduler[str](debounce=0.15, max_wait=2.0)
+def test_fast_jobs_follow_the_pen_without_debounce():
+    s = LiveScheduler[str](debounce=0.15, max_wait=2.0, fast=0.1)
     s.change("a", 0.0)
     s.poll(0.0)
-    s.finished(0.02)  # 20 ms jobs: wait 10 ms
+    s.finished(0.02)  # 20 ms jobs
     s.change("b", 0.03)
-    assert s.poll(0.035) is None
-    assert s.poll(0.04) == "b"
+    assert s.poll(0.03) == "b"
+
+
+def test_medium_jobs_get_half_their_time_as_debounce():
+    s = LiveScheduler[str](debounce=0.15, max_wait=2.0, fast=0.1)
+    s.change("a", 0.0)
+    s.poll(0.0)
+    s.finished(0.2)  # 200 ms jobs: wait min(0.15, 0.1)
+    s.change("b", 0.3)
+    assert s.poll(0.35) is None
+    assert s.poll(0.41) == "b"
 
 
 def test_forced_refresh_while_drawing_continuously():
+    """Slow jobs (0.3 s) and a stroke every 50 ms: never quiet, yet a run at least every max_wait."""
     s = LiveScheduler[int](debounce=0.15, max_wait=1.0)
     s.change(0, 0.0)
     s.poll(0.0)
-    s.finished(0.5)
+    s.finished(0.3)
     started = []
-    t = 0.5
-    for i in range(1, 60):  # a stroke event every 50 ms for 3 s: never quiet
+    t, running_until = 0.3, None
+    for i in range(1, 60):  # 3 s of drawing
         t += 0.05
+        if running_until is not None and t >= running_until:
+            s.finished(t)
+            running_until = None
         s.change(i, t)
         r = s.poll(t)
         if r is not None:
-            started.append((t, r))
-            s.finished(t + 0.01)
-    assert 2 <= len(started) <= 4  # about one per max_wait
-    assert started[0][0] - 0.5 <= 1.1
+            started.append(t)
+            running_until = t + 0.3
+    assert 2 <= len(started) <= 4
+    assert all(b - a <= 1.0 + 0.3 + 0.06 for a, b in zip([0.3, *started], started, strict=False))
 
 
 def test_no_run_when_nothing_changed():
@@ -77,7 +90,7 @@ def test_burst_of_50_changes_gives_few_runs_and_ends_on_the_last():
         r = s.poll(t)
         if r is not None:
             runs.append(r)
-            running_until = t + 0.08
+            running_until = t + 0.3
     while s.pending is not None or s.in_flight:
         t += 0.01
         if running_until is not None and t >= running_until:
@@ -86,5 +99,5 @@ def test_burst_of_50_changes_gives_few_runs_and_ends_on_the_last():
         r = s.poll(t)
         if r is not None:
             runs.append(r)
-            running_until = t + 0.08
+            running_until = t + 0.3
     assert len(runs) <= 5 and runs[-1] == 49
