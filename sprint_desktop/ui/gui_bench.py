@@ -13,6 +13,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 LAUNCHED = time.perf_counter()
 
@@ -64,16 +65,17 @@ def main(argv: list[str] | None = None) -> int:
     # Live canvas: a stroke every 16 ms (a 60 Hz pen) for 3 s.
     w.tabs.setCurrentIndex(1)
     w.live.setChecked(True)
-    shown_images, latencies = [0], []
+    shown_images = [0]
     stroke_times: dict[str, float] = {}
-    w.worker.finished.connect(
-        lambda rid, res: (
-            shown_images.__setitem__(0, shown_images[0] + 1),
-            latencies.append(
-                time.perf_counter() - stroke_times.get(res.request.control_digest, time.perf_counter())
-            ),
+    latencies: list[float] = []
+
+    def on_image(request_id: int, result: Any) -> None:
+        shown_images[0] += 1
+        latencies.append(
+            time.perf_counter() - stroke_times.get(result.request.control_digest, time.perf_counter())
         )
-    )
+
+    w.worker.finished.connect(on_image)
     n = w.canvas.resolution()
     t_end = time.perf_counter() + 3.0
     i = 0

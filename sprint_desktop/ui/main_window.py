@@ -97,8 +97,13 @@ class MainWindow(QMainWindow):
         self.scheduler: LiveScheduler[GenerateRequest] = LiveScheduler(
             debounce=self.settings.live_debounce_ms / 1000, max_wait=self.settings.live_max_wait_ms / 1000
         )
-        self._live_timer = QTimer(self, singleShot=True, timeout=self._pump_live)
-        self._type_timer = QTimer(self, singleShot=True, interval=400, timeout=self.generate)
+        self._live_timer = QTimer(self)
+        self._live_timer.setSingleShot(True)
+        self._live_timer.timeout.connect(self._pump_live)
+        self._type_timer = QTimer(self)
+        self._type_timer.setSingleShot(True)
+        self._type_timer.setInterval(400)
+        self._type_timer.timeout.connect(self.generate)
         self._build()
         self._build_actions()
         apply_theme(self.settings.theme)
@@ -138,7 +143,9 @@ class MainWindow(QMainWindow):
         self.as_you_type.setToolTip("Generate a short moment after you stop typing")
         form.addRow(self.as_you_type)
 
-        self.steps = QSlider(Qt.Orientation.Horizontal, minimum=1, maximum=4, pageStep=1)
+        self.steps = QSlider(Qt.Orientation.Horizontal)
+        self.steps.setRange(1, 4)
+        self.steps.setPageStep(1)
         self.steps.setTickPosition(QSlider.TickPosition.TicksBelow)
         self.steps.setAccessibleName("steps")
         self.steps.setToolTip("Sampling steps: 1 is fastest, 4 adds detail")
@@ -163,8 +170,9 @@ class MainWindow(QMainWindow):
         reuse.setToolTip("Use the seed of the image shown, and keep it")
         reuse.clicked.connect(self.reuse_seed)
         row = QHBoxLayout()
-        for w in (self.seed, self.seed_mode, new_seed, reuse):
-            row.addWidget(w)
+        seed_widgets: tuple[QWidget, ...] = (self.seed, self.seed_mode, new_seed, reuse)
+        for widget in seed_widgets:
+            row.addWidget(widget)
         form.addRow("Seed", row)
 
         self.guidance = QDoubleSpinBox(minimum=0.0, maximum=20.0, singleStep=0.5, decimals=1)
@@ -172,11 +180,11 @@ class MainWindow(QMainWindow):
         self.guidance.setToolTip("How closely the image follows the prompt")
         self.guidance.valueChanged.connect(self._on_params_changed)
         form.addRow("Guidance", self.guidance)
-        self.size = QComboBox()
-        self.size.setAccessibleName("size")
-        self.size.setToolTip("Image sizes this model supports")
-        self.size.currentIndexChanged.connect(self._on_params_changed)
-        form.addRow("Size", self.size)
+        self.size_combo = QComboBox()
+        self.size_combo.setAccessibleName("size")
+        self.size_combo.setToolTip("Image sizes this model supports")
+        self.size_combo.currentIndexChanged.connect(self._on_params_changed)
+        form.addRow("Size", self.size_combo)
 
         self.generate_button = QPushButton("Generate")
         self.generate_button.setDefault(True)
@@ -233,7 +241,7 @@ class MainWindow(QMainWindow):
             b.setToolTip(tip)
             b.clicked.connect(slot)
             buttons.append(b)
-        for w in (
+        tool_widgets: tuple[QWidget, ...] = (
             QLabel("Brush"),
             self.brush,
             self.eraser,
@@ -242,8 +250,9 @@ class MainWindow(QMainWindow):
             QLabel("Strength"),
             self.strength,
             buttons[4],
-        ):
-            tools.addWidget(w)
+        )
+        for widget in tool_widgets:
+            tools.addWidget(widget)
         tools.addStretch(1)
         layout.addLayout(tools)
         split = QSplitter()
@@ -388,18 +397,18 @@ class MainWindow(QMainWindow):
             pw, ph = max(m, round(aw * scale / m) * m), max(m, round(ah * scale / m) * m)
             if (pw, ph) not in presets:
                 presets.append((pw, ph))
-        self.size.blockSignals(True)
-        self.size.clear()
+        self.size_combo.blockSignals(True)
+        self.size_combo.clear()
         for pw, ph in presets:
-            self.size.addItem(f"{pw} × {ph}", (pw, ph))
+            self.size_combo.addItem(f"{pw} × {ph}", (pw, ph))
         saved = (self.settings.width, self.settings.height)
         index = next((i for i, p in enumerate(presets) if p == saved), 0)
-        self.size.setCurrentIndex(index)
-        self.size.blockSignals(False)
+        self.size_combo.setCurrentIndex(index)
+        self.size_combo.blockSignals(False)
 
     # ------------------------------------------------------------------------------ requests
     def current_request(self, sketch: np.ndarray | None = None) -> GenerateRequest:
-        width, height = self.size.currentData() or (None, None)
+        width, height = self.size_combo.currentData() or (None, None)
         return GenerateRequest(
             prompt=self.prompt.toPlainText().strip(),
             steps=self.steps.value(),
@@ -595,9 +604,9 @@ class MainWindow(QMainWindow):
         if isinstance(params.get("guidance"), (int, float)):
             self.guidance.setValue(float(params["guidance"]))
         size = (params.get("width"), params.get("height"))
-        for i in range(self.size.count()):
-            if self.size.itemData(i) == size:
-                self.size.setCurrentIndex(i)
+        for i in range(self.size_combo.count()):
+            if self.size_combo.itemData(i) == size:
+                self.size_combo.setCurrentIndex(i)
         self.statusBar().showMessage("parameters restored", 3000)
 
     def open_folder(self) -> None:
@@ -694,7 +703,7 @@ class MainWindow(QMainWindow):
 
     def save_settings(self) -> None:
         s = self.settings
-        width, height = self.size.currentData() or (0, 0)
+        width, height = self.size_combo.currentData() or (0, 0)
         self.settings = replace(
             s,
             steps=self.steps.value(),

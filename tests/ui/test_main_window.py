@@ -101,13 +101,13 @@ def test_burst_of_canvas_changes_gives_few_generations_and_shows_the_last(make_w
 
 def test_engine_error_shows_a_message_and_the_next_request_works(make_window, qtbot):
     w = make_window()
-    w.size.addItem("33 × 32", (33, 32))
-    w.size.setCurrentIndex(w.size.count() - 1)
+    w.size_combo.addItem("33 × 32", (33, 32))
+    w.size_combo.setCurrentIndex(w.size_combo.count() - 1)
     w.prompt.setPlainText("a red circle")
     w.generate()
     qtbot.waitUntil(w.error_label.isVisible, timeout=TIMEOUT)
     assert "multiple of 2" in w.error_label.text()
-    w.size.setCurrentIndex(0)
+    w.size_combo.setCurrentIndex(0)
     w.generate()
     qtbot.waitUntil(lambda: w.last_result is not None, timeout=TIMEOUT)
     assert not w.error_label.isVisible()
