@@ -118,6 +118,15 @@ def build_parser() -> argparse.ArgumentParser:
     vae.add_argument("--lr", type=float, default=1e-3)
     vae.add_argument("--seed", type=int, default=0)
     vae.add_argument("--eval-every", type=int, default=300)
+    teacher = dsub.add_parser("teacher", help="train the flow-matching teacher in the DC-AE latent")
+    teacher.add_argument("--vae", default="runs/vae/vae")
+    teacher.add_argument("--out", default="runs/teacher")
+    teacher.add_argument("--iters", type=int, default=4000)
+    teacher.add_argument("--batch", type=int, default=64)
+    teacher.add_argument("--lr", type=float, default=3e-4)
+    teacher.add_argument("--seed", type=int, default=0)
+    teacher.add_argument("--eval-every", type=int, default=500)
+    teacher.add_argument("--eval-images", type=int, default=96)
     return parser
 
 
@@ -313,6 +322,22 @@ def cmd_distill(args: argparse.Namespace) -> int:
             eval_every=args.eval_every,
         )
         print(f"trained VAE saved in {train(cfg)}")
+        return EXIT_OK
+    if args.part == "teacher":
+        from .distill.train_teacher import TeacherConfig
+        from .distill.train_teacher import train as train_teacher
+
+        tcfg = TeacherConfig(
+            vae=args.vae,
+            out=args.out,
+            iters=args.iters,
+            batch=args.batch,
+            lr=args.lr,
+            seed=args.seed,
+            eval_every=args.eval_every,
+            eval_images=args.eval_images,
+        )
+        print(f"teacher saved in {train_teacher(tcfg)}")
         return EXIT_OK
     raise SprintError(f"unknown distill part {args.part!r}")
 

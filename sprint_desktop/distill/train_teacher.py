@@ -1,0 +1,220 @@
+"""Train the Sprint-Shapes teacher: flow matching in the DC-AE latent, with classifier-free-guidance
+dropout (empty captions) and the text encoder trained jointly.
+
+Reads top to bottom: config -> frozen VAE -> tokenizer, text encoder, transformer -> loop
+(logit-normal flow time s, x_s = (1-s) x0 + s z, target v = z - x0, MSE) with EMA -> periodic
+evaluation (Euler sampling with CFG, judged by the compliance judge) -> checkpoint + config.
+Runs unchanged under `accelerate launch`; resumes from ``out/checkpoint.pt``.
+
+    sprint distill teacher --vae runs/vae/vae --out runs/teacher --iters 4000
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .components import MAX_CAPTION_TOKENS, make_text_encoder, make_tokenizer, make_transformer
+from .judge import compliance
+from .train_vae import to_tensor, to_uint8
+from .world import EMPTY_CAPTION_P, sample_batch
+
+
+@dataclass
+class TeacherConfig:
+    vae: str = "runs/vae/vae"
+    out: str = "runs/teacher"
+    iters: int = 4000
+    batch: int = 64
+    lr: float = 3e-4
+    warmup: int = 200
+    ema: float = 0.999
+    empty_p: float = EMPTY_CAPTION_P  # CFG dropout: captions replaced by ""
+    seed: int = 0
+    log_every: int = 50
+    eval_every: int = 500
+    eval_images: int = 96
+    eval_steps: int = 20
+    eval_guidance: float = 4.5
+
+
+def encode_text(
+    tokenizer: Any, text_encoder: Any, captions: list[str], device: Any
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Hidden states (B, L, D) and mask (B, L) for captions, as the engine computes them
+    (lower-case, <bos> first, right padding to MAX_CAPTION_TOKENS, no instruction prefix)."""
+    tokens = tokenizer(
+        [c.lower().strip() for c in captions],
+        padding="max_length",
+        max_length=MAX_CAPTION_TOKENS,
+        truncation=True,
+        return_tensors="pt",
+    )
+    ids, mask = tokens.input_ids.to(device), tokens.attention_mask.to(device)
+    return text_encoder(ids, attention_mask=mask)[0], mask
+
+
+def velocity(
+    transformer: Any, x: torch.Tensor, s: torch.Tensor, embeds: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """The teacher's flow velocity at flow time ``s`` (B,); guidance input 0 (the teacher has none)."""
+    guidance = torch.zeros_like(s)
+    return transformer(
+        x,
+        encoder_hidden_states=embeds,
+        encoder_attention_mask=mask,
+        guidance=guidance,
+        timestep=s,
+        return_dict=False,
+    )[0]
+
+
+@torch.no_grad()
+def euler_sample(
+    transformer: Any,
+    tokenizer: Any,
+    text_encoder: Any,
+    captions: list[str],
+    steps: int,
+    guidance: float,
+    seed: int,
+    shape: tuple[int, int, int] = (32, 8, 8),
+) -> torch.Tensor:
+    """Flow-matching Euler sampling from s=1 to 0 with classifier-free guidance; returns x0 (B, C, h, w)."""
+    device = next(transformer.parameters()).device
+    embeds, mask = encode_text(tokenizer, text_encoder, captions, device)
+    null, null_mask = encode_text(tokenizer, text_encoder, [""] * len(captions), device)
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn((len(captions), *shape), generator=g).to(device)
+    times = torch.linspace(1.0, 0.0, steps + 1)
+    for s, s_next in zip(times[:-1], times[1:], strict=True):
+        sb = torch.full((len(captions),), float(s), device=device)
+        v_c = velocity(transformer, x, sb, embeds, mask)
+        v_u = velocity(transformer, x, sb, null, null_mask)
+        v = v_u + guidance * (v_c - v_u)
+        x = x + (float(s_next) - float(s)) * v
+    return x
+
+
+@torch.no_grad()
+def evaluate(
+    transformer: Any, tokenizer: Any, text_encoder: Any, vae: Any, cfg: TeacherConfig, steps: int
+) -> dict[str, Any]:
+    """Compliance of teacher samples on fresh captions (seen and held-out pairs)."""
+    from .world import sample_scene
+
+    rng = np.random.default_rng(999)
+    half = cfg.eval_images // 2
+    captions = [sample_scene(rng, held_out=False).caption for _ in range(half)]
+    captions += [sample_scene(rng, held_out=True).caption for _ in range(cfg.eval_images - half)]
+    images = []
+    for i in range(0, len(captions), 32):
+        x0 = euler_sample(
+            transformer, tokenizer, text_encoder, captions[i : i + 32], steps, cfg.eval_guidance, seed=i
+        )
+        images.append(to_uint8(vae.decode(x0 / vae.config.scaling_factor).sample))
+    return compliance(list(np.concatenate(images)), captions)
+
+
+def train(cfg: TeacherConfig) -> Path:
+    from accelerate import Accelerator
+    from diffusers import AutoencoderDC
+
+    torch.set_flush_denormal(True)
+    accelerator = Accelerator()
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    device = accelerator.device
+
+    vae = AutoencoderDC.from_pretrained(cfg.vae).to(device).eval().requires_grad_(False)
+    tokenizer = make_tokenizer()
+    text_encoder = make_text_encoder(len(tokenizer), cfg.seed)
+    transformer = make_transformer(cfg.seed)
+    params = [*transformer.parameters(), *text_encoder.parameters()]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: min(1.0, (i + 1) / cfg.warmup))
+    ema_tf, ema_te = (
+        copy.deepcopy(transformer).requires_grad_(False),
+        copy.deepcopy(text_encoder).requires_grad_(False),
+    )
+    start = 0
+    ckpt = out / "checkpoint.pt"
+    if ckpt.exists():
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        transformer.load_state_dict(state["transformer"])
+        text_encoder.load_state_dict(state["text_encoder"])
+        ema_tf.load_state_dict(state["ema_transformer"])
+        ema_te.load_state_dict(state["ema_text_encoder"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        start = int(state["step"])
+        accelerator.print(f"resumed from step {start}")
+    rng = np.random.default_rng(cfg.seed + 7919 * start + accelerator.process_index)
+    transformer, text_encoder, opt = accelerator.prepare(transformer, text_encoder, opt)
+    ema_tf.to(device)
+    ema_te.to(device)
+    log = (out / "log.jsonl").open("a")
+    t0 = time.time()
+    for step in range(start, cfg.iters):
+        images, captions = sample_batch(rng, cfg.batch, held_out=False, empty_p=cfg.empty_p)
+        with torch.no_grad():
+            x0 = vae.encode(to_tensor(images).to(device)).latent * vae.config.scaling_factor
+        z = torch.randn_like(x0)
+        s = torch.sigmoid(torch.randn(x0.shape[0], device=device))  # logit-normal flow time
+        x_s = (1 - s.view(-1, 1, 1, 1)) * x0 + s.view(-1, 1, 1, 1) * z
+        embeds, mask = encode_text(tokenizer, text_encoder, captions, device)
+        v = velocity(transformer, x_s, s, embeds, mask)
+        loss = F.mse_loss(v.float(), (z - x0).float())
+        opt.zero_grad(set_to_none=True)
+        accelerator.backward(loss)
+        accelerator.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        with torch.no_grad():
+            for ema, model in ((ema_tf, transformer), (ema_te, text_encoder)):
+                for pe, pm in zip(
+                    ema.parameters(), accelerator.unwrap_model(model).parameters(), strict=True
+                ):
+                    pe.lerp_(pm, 1 - cfg.ema)
+        done = step + 1
+        if done % cfg.log_every == 0 or done == cfg.iters:
+            rec: dict[str, Any] = {
+                "step": done,
+                "loss": round(loss.item(), 5),
+                "s_per_it": round((time.time() - t0) / (done - start), 3),
+            }
+            if done % cfg.eval_every == 0 or done == cfg.iters:
+                scores = evaluate(ema_tf, tokenizer, ema_te, vae, cfg, cfg.eval_steps)
+                rec.update(
+                    {f"judge_{k}": round(v, 3) for k, v in scores.items() if k in ("all", "seen", "held_out")}
+                )
+                if accelerator.is_main_process:
+                    torch.save(
+                        {
+                            "transformer": accelerator.unwrap_model(transformer).state_dict(),
+                            "text_encoder": accelerator.unwrap_model(text_encoder).state_dict(),
+                            "ema_transformer": ema_tf.state_dict(),
+                            "ema_text_encoder": ema_te.state_dict(),
+                            "opt": opt.state_dict(),
+                            "sched": sched.state_dict(),
+                            "step": done,
+                        },
+                        ckpt,
+                    )
+            accelerator.print(json.dumps(rec))
+            log.write(json.dumps(rec) + "\n")
+            log.flush()
+    if accelerator.is_main_process:
+        ema_tf.save_pretrained(out / "transformer", safe_serialization=True)
+        ema_te.save_pretrained(out / "text_encoder", safe_serialization=True)
+        tokenizer.save_pretrained(out / "tokenizer")
+    return out
