@@ -76,3 +76,44 @@ def test_euler_sampler_is_seeded(vae_dir):
     b = euler_sample(tf, tok, te, ["a red circle"], steps=2, guidance=4.5, seed=3)
     assert a.shape == (1, 32, 8, 8)
     torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize(
+    "mode", ["hybrid", pytest.param("scm", marks=pytest.mark.slow), pytest.param("ladd", marks=pytest.mark.slow)]
+)
+def test_student_distillation_two_steps(vae_dir, tmp_path_factory, mode):
+    from sprint_desktop.distill.train_student import StudentConfig
+    from sprint_desktop.distill.train_student import train as train_student
+
+    teacher = tmp_path_factory.getbasetemp() / "teacher-for-students"
+    if not (teacher / "transformer").exists():
+        train_teacher(
+            TeacherConfig(
+                vae=str(vae_dir),
+                out=str(teacher),
+                iters=1,
+                batch=2,
+                eval_every=100,
+                eval_images=2,
+                log_every=1,
+                warmup=1,
+            )
+        )
+    out = train_student(
+        StudentConfig(
+            teacher=str(teacher),
+            vae=str(vae_dir),
+            out=str(tmp_path_factory.mktemp(mode)),
+            mode=mode,
+            iters=2,
+            batch=2,
+            eval_every=2,
+            eval_images=2,
+            log_every=1,
+        )
+    )
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2]
+    assert ("scm" in log[0]) == (mode != "ladd") and ("d" in log[0]) == (mode != "scm")
+    assert "judge_1step" in log[-1] and (out / "transformer" / "config.json").exists()
+    assert json.loads((out / "config.json").read_text())["mode"] == mode

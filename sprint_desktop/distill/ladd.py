@@ -1,0 +1,100 @@
+"""Latent adversarial diffusion distillation (LADD, Sauer et al. 2024) as used by SANA-Sprint:
+discriminator heads on a frozen teacher's intermediate features, hinge losses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.utils.parametrizations import spectral_norm
+
+from .scm import trigflow_output
+
+
+class DiscriminatorHead(nn.Module):
+    """Spectral-norm 1-D convolutions over the token sequence of one teacher block (StyleGAN-T style),
+    projected onto the pooled caption embedding for conditioning."""
+
+    def __init__(self, channels: int, cond_dim: int, hidden: int = 64) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            spectral_norm(nn.Conv1d(channels, hidden, 1)),
+            nn.LeakyReLU(0.2),
+            spectral_norm(nn.Conv1d(hidden, hidden, 3, padding=1)),
+            nn.LeakyReLU(0.2),
+        )
+        self.out = spectral_norm(nn.Conv1d(hidden, 1, 1))
+        self.cond = nn.Linear(cond_dim, hidden)
+
+    def forward(self, tokens: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        """tokens (B, N, C), cond (B, D) -> logits (B,)."""
+        h = self.body(tokens.float().transpose(1, 2))  # (B, hidden, N)
+        uncond = self.out(h).mean(dim=(1, 2))
+        projection = (h.mean(dim=2) * self.cond(cond.float())).sum(dim=1) / h.shape[1] ** 0.5
+        return uncond + projection
+
+
+class Discriminator(nn.Module):
+    """Heads on blocks ``layers`` of the frozen teacher; the teacher itself is not a submodule."""
+
+    def __init__(self, width: int, cond_dim: int, layers: tuple[int, ...]) -> None:
+        super().__init__()
+        self.layers = layers
+        self.heads = nn.ModuleList(DiscriminatorHead(width, cond_dim) for _ in layers)
+
+    def forward(
+        self,
+        teacher: Any,
+        x_t: torch.Tensor,
+        t: torch.Tensor,
+        embeds: torch.Tensor,
+        mask: torch.Tensor,
+        sigma_d: float,
+    ) -> torch.Tensor:
+        """Summed head logits (B,) for noisy latents ``x_t`` at TrigFlow times ``t``."""
+        features = teacher_features(teacher, x_t, t, embeds, mask, self.layers, sigma_d)
+        cond = pooled(embeds, mask)
+        return sum(head(f, cond) for head, f in zip(self.heads, features, strict=True))  # type: ignore[return-value]
+
+
+def pooled(embeds: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    m = mask.to(embeds.dtype).unsqueeze(-1)
+    return (embeds * m).sum(1) / m.sum(1).clamp(min=1)
+
+
+def teacher_features(
+    teacher: Any,
+    x_t: torch.Tensor,
+    t: torch.Tensor,
+    embeds: torch.Tensor,
+    mask: torch.Tensor,
+    layers: tuple[int, ...],
+    sigma_d: float,
+) -> list[torch.Tensor]:
+    """Outputs (B, N, C) of the teacher's blocks ``layers`` for ``x_t``; gradients flow to ``x_t``."""
+    captured: dict[int, torch.Tensor] = {}
+    hooks = [
+        teacher.transformer_blocks[i].register_forward_hook(
+            lambda mod, args, out, i=i: captured.__setitem__(
+                i, out.flatten(2).transpose(1, 2) if out.ndim == 4 else out
+            )
+        )
+        for i in layers
+    ]
+    try:
+        trigflow_output(teacher, x_t / sigma_d, t, embeds, mask, torch.zeros_like(t))
+    finally:
+        for h in hooks:
+            h.remove()
+    return [captured[i] for i in layers]
+
+
+def d_hinge_loss(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """Discriminator hinge loss: mean(relu(1 - D(real))) + mean(relu(1 + D(fake)))."""
+    return torch.relu(1 - real).mean() + torch.relu(1 + fake).mean()
+
+
+def g_hinge_loss(fake: torch.Tensor) -> torch.Tensor:
+    """Generator hinge loss: -mean(D(fake))."""
+    return -fake.mean()

@@ -1,0 +1,276 @@
+"""Distil the Sprint-Shapes teacher into a one-step, step-adaptive student: sCM + LADD (hybrid),
+or either alone for the ablations (SANA-Sprint, Sec. 3.2-3.3).
+
+Reads top to bottom: config -> frozen VAE, text encoder and teacher -> student (a copy of the
+teacher) + log-variance head + discriminator heads -> loop: generator step (sCM tangent loss with
+a forward-mode JVP, and/or the adversarial loss on re-noised one-step samples, weight 0.5),
+then a discriminator step (hinge, with misaligned caption pairs), 1:1 -> evaluation through our
+own engine at 1/2/4 steps -> checkpoint + config. Runs unchanged under `accelerate launch`.
+
+    sprint distill student --teacher runs/teacher --vae runs/vae/vae --mode hybrid --out runs/student
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..core.trigflow import SIGMA_D
+from .components import make_tokenizer
+from .ladd import Discriminator, d_hinge_loss, g_hinge_loss
+from .scm import (
+    GUIDANCE_EMBED_SCALE,
+    LogVarHead,
+    normalize_tangent,
+    sample_guidance,
+    scm_loss,
+    scm_tangent,
+    student_jvp,
+    teacher_dxdt,
+    time_proposal,
+    trigflow_output,
+)
+from .train_teacher import encode_text
+from .train_vae import to_tensor
+from .world import sample_batch
+
+MODES = ("scm", "ladd", "hybrid")
+
+
+@dataclass
+class StudentConfig:
+    teacher: str = "runs/teacher"
+    vae: str = "runs/vae/vae"
+    out: str = "runs/student"
+    mode: str = "hybrid"
+    iters: int = 600
+    batch: int = 32
+    lr: float = 5e-5
+    d_lr: float = 1e-4
+    tangent_warmup: int = 100
+    adv_weight: float = 0.5
+    largest_t_p: float = 0.5
+    g_p_mean: float = 0.2
+    g_p_std: float = 1.6
+    d_p_mean: float = -0.6
+    d_p_std: float = 1.0
+    disc_layers: tuple[int, ...] = (2, 5, 7)
+    misaligned_p: float = 0.25
+    seed: int = 0
+    log_every: int = 25
+    eval_every: int = 200
+    eval_images: int = 96
+
+
+def load_frozen(cfg: StudentConfig, device: Any) -> tuple[Any, Any, Any, Any]:
+    from diffusers import AutoencoderDC, SanaTransformer2DModel
+    from transformers import Gemma2Model
+
+    vae = AutoencoderDC.from_pretrained(cfg.vae).to(device).eval().requires_grad_(False)
+    text_encoder = (
+        Gemma2Model.from_pretrained(Path(cfg.teacher) / "text_encoder")
+        .to(device)
+        .eval()
+        .requires_grad_(False)
+    )
+    teacher = (
+        SanaTransformer2DModel.from_pretrained(Path(cfg.teacher) / "transformer")
+        .to(device)
+        .eval()
+        .requires_grad_(False)
+    )
+    return vae, text_encoder, teacher, make_tokenizer()
+
+
+def consistency_x0(
+    model: Any, x_t: torch.Tensor, t: torch.Tensor, embeds: Any, mask: Any, guidance: Any
+) -> torch.Tensor:
+    """f(x_t, t) = cos t x_t - sin t sigma_d F(x_t / sigma_d, t): the one-step clean latent."""
+    F = trigflow_output(model, x_t / SIGMA_D, t, embeds, mask, guidance)
+    c, s = torch.cos(t).view(-1, 1, 1, 1), torch.sin(t).view(-1, 1, 1, 1)
+    return c * x_t - s * SIGMA_D * F
+
+
+def build_engine(student: Any, vae: Any, text_encoder: Any, tokenizer: Any) -> Any:
+    """Our inference engine over these components, so evaluation is exactly what the app runs."""
+    from diffusers import SanaSprintPipeline, SCMScheduler
+
+    from ..engine.torch_backend import TorchEngine
+    from .components import MAX_CAPTION_TOKENS
+
+    pipe = SanaSprintPipeline(
+        tokenizer=tokenizer,
+        text_encoder=text_encoder,
+        vae=vae,
+        transformer=student,
+        scheduler=SCMScheduler(sigma_data=SIGMA_D),
+    )
+    return TorchEngine.from_pipeline(
+        pipe,
+        name="sprint-shapes",
+        device="cpu",
+        complex_human_instruction=False,
+        max_sequence_length=MAX_CAPTION_TOKENS,
+    )
+
+
+def evaluate_engine(
+    engine: Any, captions: list[str], steps: int, guidance: float = 4.5
+) -> tuple[dict[str, Any], float]:
+    """Compliance of ``engine`` images for ``captions`` at ``steps``, and median ms per image."""
+    from ..core.request import GenerateRequest
+    from .judge import compliance
+
+    images, ms = [], []
+    for i, caption in enumerate(captions):
+        r = engine.generate(GenerateRequest(caption, steps=steps, seed=i, guidance=guidance))
+        images.append(r.image)
+        ms.append(r.timings.total_ms)
+    return compliance(images, captions), float(np.median(ms))
+
+
+def eval_captions(n: int, seed: int = 999) -> list[str]:
+    from .world import sample_scene
+
+    rng = np.random.default_rng(seed)
+    half = n // 2
+    return [sample_scene(rng, held_out=False).caption for _ in range(half)] + [
+        sample_scene(rng, held_out=True).caption for _ in range(n - half)
+    ]
+
+
+def train(cfg: StudentConfig) -> Path:
+    from accelerate import Accelerator
+
+    if cfg.mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {cfg.mode!r}")
+    torch.set_flush_denormal(True)
+    accelerator = Accelerator()
+    device = accelerator.device
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    use_scm, use_adv = cfg.mode in ("scm", "hybrid"), cfg.mode in ("ladd", "hybrid")
+
+    vae, text_encoder, teacher, tokenizer = load_frozen(cfg, device)
+    student = copy.deepcopy(teacher).requires_grad_(True).train()
+    logvar = LogVarHead().to(device)
+    width = teacher.config.num_attention_heads * teacher.config.attention_head_dim
+    disc = Discriminator(width, text_encoder.config.hidden_size, tuple(cfg.disc_layers)).to(device)
+    opt_g = torch.optim.AdamW([*student.parameters(), *logvar.parameters()], lr=cfg.lr, weight_decay=0.0)
+    opt_d = torch.optim.AdamW(disc.parameters(), lr=cfg.d_lr, betas=(0.0, 0.99))
+    start = 0
+    ckpt = out / "checkpoint.pt"
+    if ckpt.exists():
+        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        student.load_state_dict(state["student"])
+        logvar.load_state_dict(state["logvar"])
+        disc.load_state_dict(state["disc"])
+        opt_g.load_state_dict(state["opt_g"])
+        opt_d.load_state_dict(state["opt_d"])
+        start = int(state["step"])
+        accelerator.print(f"resumed from step {start}")
+    student, logvar, disc, opt_g, opt_d = accelerator.prepare(student, logvar, disc, opt_g, opt_d)
+    rng = np.random.default_rng(cfg.seed + 7919 * start + accelerator.process_index)
+    gen = torch.Generator().manual_seed(cfg.seed + start)
+    log = (out / "log.jsonl").open("a")
+    t0 = time.time()
+    for step in range(start, cfg.iters):
+        # ---- data: real latents in TrigFlow units (x0 has std sigma_d), captions, guidance
+        images, captions = sample_batch(rng, cfg.batch, held_out=False, empty_p=0.0)
+        b = len(captions)
+        with torch.no_grad():
+            x0 = vae.encode(to_tensor(images).to(device)).latent * vae.config.scaling_factor * SIGMA_D
+            cond = encode_text(tokenizer, text_encoder, captions, device)
+            uncond = encode_text(tokenizer, text_encoder, [""] * b, device)
+        w = sample_guidance(b, gen).to(device)
+        g_embed = w * GUIDANCE_EMBED_SCALE
+        rec: dict[str, Any] = {"step": step + 1}
+
+        # ---- generator step
+        loss = torch.zeros((), device=device)
+        if use_scm:
+            t = time_proposal(b, cfg.g_p_mean, cfg.g_p_std, gen).to(device)
+            x_t = (
+                torch.cos(t).view(-1, 1, 1, 1) * x0
+                + torch.sin(t).view(-1, 1, 1, 1) * torch.randn_like(x0) * SIGMA_D
+            )
+            dxdt = teacher_dxdt(teacher, x_t, t, cond, uncond, w)
+            F_minus, dF = student_jvp(accelerator.unwrap_model(student), x_t, t, dxdt, *cond, g_embed)
+            g = normalize_tangent(
+                scm_tangent(F_minus, dF, dxdt, x_t, t, r=min(1.0, (step + 1) / cfg.tangent_warmup))
+            )
+            F_theta = trigflow_output(student, x_t / SIGMA_D, t, *cond, g_embed)
+            l_scm = scm_loss(F_theta, F_minus, g, logvar(t))
+            loss = loss + l_scm
+            rec["scm"] = round(l_scm.item(), 5)
+        if use_adv:
+            t_g = time_proposal(b, cfg.g_p_mean, cfg.g_p_std, gen).to(device)
+            largest = torch.rand(b, generator=gen).to(device) < cfg.largest_t_p
+            t_g = torch.where(largest, torch.full_like(t_g, math.pi / 2), t_g)
+            z = torch.randn_like(x0) * SIGMA_D
+            x_tg = torch.cos(t_g).view(-1, 1, 1, 1) * x0 + torch.sin(t_g).view(-1, 1, 1, 1) * z
+            x0_hat = consistency_x0(student, x_tg, t_g, *cond, g_embed)
+            t_d = time_proposal(b, cfg.d_p_mean, cfg.d_p_std, gen).to(device)
+            c_d, s_d = torch.cos(t_d).view(-1, 1, 1, 1), torch.sin(t_d).view(-1, 1, 1, 1)
+            fake_t = c_d * x0_hat + s_d * torch.randn_like(x0) * SIGMA_D
+            l_adv = g_hinge_loss(disc(teacher, fake_t, t_d, *cond, SIGMA_D))
+            loss = loss + (cfg.adv_weight if use_scm else 1.0) * l_adv
+            rec["g_adv"] = round(l_adv.item(), 5)
+        opt_g.zero_grad(set_to_none=True)
+        accelerator.backward(loss)
+        accelerator.clip_grad_norm_(student.parameters(), 1.0)
+        opt_g.step()
+
+        # ---- discriminator step (1:1), with misaligned (real image, wrong caption) pairs as fakes
+        if use_adv:
+            with torch.no_grad():
+                real_t = c_d * x0 + s_d * torch.randn_like(x0) * SIGMA_D
+                fake_t = fake_t.detach()
+            n_mis = max(1, int(cfg.misaligned_p * b))
+            perm = torch.roll(torch.arange(b), 1)[:n_mis]
+            mis_cond = (cond[0][perm], cond[1][perm])
+            d_real = disc(teacher, real_t, t_d, *cond, SIGMA_D)
+            d_fake = disc(teacher, fake_t, t_d, *cond, SIGMA_D)
+            d_mis = disc(teacher, real_t[:n_mis], t_d[:n_mis], *mis_cond, SIGMA_D)
+            l_d = d_hinge_loss(d_real, torch.cat([d_fake, d_mis]))
+            opt_d.zero_grad(set_to_none=True)
+            accelerator.backward(l_d)
+            opt_d.step()
+            rec["d"] = round(l_d.item(), 5)
+
+        done = step + 1
+        if done % cfg.log_every == 0 or done == cfg.iters:
+            rec["s_per_it"] = round((time.time() - t0) / (done - start), 3)
+            if done % cfg.eval_every == 0 or done == cfg.iters:
+                engine = build_engine(accelerator.unwrap_model(student).eval(), vae, text_encoder, tokenizer)
+                for n in (1, 2, 4):
+                    scores, _ = evaluate_engine(engine, eval_captions(cfg.eval_images), n)
+                    rec[f"judge_{n}step"] = round(scores["all"], 3)
+                student.train()
+                if accelerator.is_main_process:
+                    torch.save(
+                        {
+                            "student": accelerator.unwrap_model(student).state_dict(),
+                            "logvar": accelerator.unwrap_model(logvar).state_dict(),
+                            "disc": accelerator.unwrap_model(disc).state_dict(),
+                            "opt_g": opt_g.state_dict(),
+                            "opt_d": opt_d.state_dict(),
+                            "step": done,
+                        },
+                        ckpt,
+                    )
+            accelerator.print(json.dumps(rec))
+            log.write(json.dumps(rec) + "\n")
+            log.flush()
+    if accelerator.is_main_process:
+        accelerator.unwrap_model(student).save_pretrained(out / "transformer", safe_serialization=True)
+    return out
