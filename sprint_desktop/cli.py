@@ -127,6 +127,30 @@ def build_parser() -> argparse.ArgumentParser:
     teacher.add_argument("--seed", type=int, default=0)
     teacher.add_argument("--eval-every", type=int, default=500)
     teacher.add_argument("--eval-images", type=int, default=96)
+    student = dsub.add_parser("student", help="distil the teacher into the 1-4 step student (sCM + LADD)")
+    student.add_argument("--teacher", default="runs/teacher")
+    student.add_argument("--vae", default="runs/vae/vae")
+    student.add_argument("--out", default="runs/student")
+    student.add_argument("--mode", choices=["hybrid", "scm", "ladd"], default="hybrid")
+    student.add_argument("--iters", type=int, default=600)
+    student.add_argument("--batch", type=int, default=32)
+    student.add_argument("--lr", type=float, default=5e-5)
+    student.add_argument("--seed", type=int, default=0)
+    student.add_argument("--eval-every", type=int, default=200)
+    student.add_argument("--eval-images", type=int, default=96)
+    pack = dsub.add_parser("package", help="assemble models/sprint-shapes from trained parts")
+    pack.add_argument("--vae", default="runs/vae/vae")
+    pack.add_argument("--teacher", default="runs/teacher")
+    pack.add_argument("--student", default="runs/student/transformer")
+    pack.add_argument("--out", default="models/sprint-shapes")
+
+    ev = sub.add_parser("evaluate", help="the model card's table: compliance and CPU ms per image")
+    ev.add_argument("--model", help="a model folder, sampled by our engine")
+    ev.add_argument("--teacher", help="a teacher run folder (flow Euler sampling with CFG); needs --vae")
+    ev.add_argument("--vae", default="runs/vae/vae")
+    ev.add_argument("--steps", type=lambda s: [int(v) for v in s.split(",")], default=[1, 2, 4])
+    ev.add_argument("--images", type=int, default=200)
+    ev.add_argument("--json", type=Path, default=Path("bench-out/evaluate.json"))
     return parser
 
 
@@ -148,6 +172,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_bench(args, parser)
         if args.command == "distill":
             return cmd_distill(args)
+        if args.command == "evaluate":
+            return cmd_evaluate(args, parser)
     except InvalidRequestError as exc:
         print(f"sprint: invalid request: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -309,6 +335,20 @@ def cmd_bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return EXIT_OK
 
 
+def cmd_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    from .distill.evaluate import evaluate_model, evaluate_teacher, format_rows, write
+
+    if bool(args.model) == bool(args.teacher):
+        parser.error("give either --model PATH or --teacher RUN")
+    if args.teacher:
+        rows = evaluate_teacher(args.teacher, args.vae, args.steps, args.images)
+    else:
+        rows = evaluate_model(args.model, args.steps, args.images)
+    write(rows, args.json)
+    print(format_rows(rows))
+    return EXIT_OK
+
+
 def cmd_distill(args: argparse.Namespace) -> int:
     if args.part == "vae":
         from .distill.train_vae import VAEConfig, train
@@ -338,6 +378,29 @@ def cmd_distill(args: argparse.Namespace) -> int:
             eval_images=args.eval_images,
         )
         print(f"teacher saved in {train_teacher(tcfg)}")
+        return EXIT_OK
+    if args.part == "student":
+        from .distill.train_student import StudentConfig
+        from .distill.train_student import train as train_student
+
+        scfg = StudentConfig(
+            teacher=args.teacher,
+            vae=args.vae,
+            out=args.out,
+            mode=args.mode,
+            iters=args.iters,
+            batch=args.batch,
+            lr=args.lr,
+            seed=args.seed,
+            eval_every=args.eval_every,
+            eval_images=args.eval_images,
+        )
+        print(f"student saved in {train_student(scfg)}")
+        return EXIT_OK
+    if args.part == "package":
+        from .distill.package import package
+
+        print(f"model written to {package(args.vae, args.teacher, args.student, args.out)}")
         return EXIT_OK
     raise SprintError(f"unknown distill part {args.part!r}")
 

@@ -79,7 +79,8 @@ def test_euler_sampler_is_seeded(vae_dir):
 
 
 @pytest.mark.parametrize(
-    "mode", ["hybrid", pytest.param("scm", marks=pytest.mark.slow), pytest.param("ladd", marks=pytest.mark.slow)]
+    "mode",
+    ["hybrid", pytest.param("scm", marks=pytest.mark.slow), pytest.param("ladd", marks=pytest.mark.slow)],
 )
 def test_student_distillation_two_steps(vae_dir, tmp_path_factory, mode):
     from sprint_desktop.distill.train_student import StudentConfig
