@@ -78,6 +78,11 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--timesteps", type=parse_timesteps, help="custom TrigFlow times, e.g. 1.5708,1.0,0")
     gen.add_argument("--batch", type=int, default=1, help="images per prompt (seeds seed, seed+1, ...)")
 
+    exp = sub.add_parser("export-onnx", help="export the model to ONNX (cached under the user cache folder)")
+    exp.add_argument("--model", help="model folder (default: the embedded model)")
+    exp.add_argument("--precision", choices=["fp32", "fp16"], default="fp32")
+    exp.add_argument("--force", action="store_true", help="export again even if a complete export is cached")
+
     info = sub.add_parser("info", help="print the parameters stored in a PNG made by sprint")
     info.add_argument("image", type=Path)
 
@@ -156,6 +161,12 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", help="model folder in diffusers layout (default: the embedded model)")
+    p.add_argument(
+        "--backend",
+        choices=["torch", "onnx"],
+        default="torch",
+        help="PyTorch, or an ONNX Runtime export (made on first use; see export-onnx)",
+    )
     p.add_argument("--device", choices=["cpu", "cuda"], help="default: CUDA when available, else CPU")
     p.add_argument("--dtype", choices=["auto", "fp32", "fp16", "bf16"], default="auto")
 
@@ -168,6 +179,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_generate(args, parser)
         if args.command == "info":
             return cmd_info(args)
+        if args.command == "export-onnx":
+            return cmd_export(args)
         if args.command == "bench":
             return cmd_bench(args, parser)
         if args.command == "distill":
@@ -185,6 +198,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     parser.error(f"unknown command {args.command}")
     return EXIT_USAGE
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    import time
+
+    from .export.onnx_export import export_model
+
+    start = time.perf_counter()
+
+    def progress(component: str, i: int, total: int) -> None:
+        if component != "done":
+            print(f"[{i + 1}/{total}] exporting and checking {component}…", file=sys.stderr)
+
+    folder = export_model(
+        resolve_model(args.model), precision=args.precision, progress=progress, force=args.force
+    )
+    print(f"ONNX export ready in {folder} ({time.perf_counter() - start:.1f} s)")
+    return EXIT_OK
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -245,7 +276,8 @@ def cmd_generate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     from .core.metadata import save_png
     from .engine import create_engine
 
-    engine = create_engine(str(resolve_model(args.model)), device=args.device, dtype=args.dtype)
+    extra = {"dtype": args.dtype} if args.backend == "torch" else {}
+    engine = create_engine(str(resolve_model(args.model)), backend=args.backend, device=args.device, **extra)
     info = engine.load()
     print(f"model {info.name} on {info.device} ({info.dtype}), backend {info.backend}", file=sys.stderr)
 
@@ -315,6 +347,18 @@ def cmd_bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         parser.error(f"--arch {args.arch} builds random weights: add --random-weights to confirm")
     if args.repeats < 1 or args.warmup < 0:
         parser.error("--repeats must be >= 1 and --warmup >= 0")
+    if args.backend == "onnx":
+        from .engine.bench import run_backend_bench
+
+        if args.arch:
+            parser.error("--backend onnx benchmarks a model folder: give --model (or use the embedded model)")
+        report = run_backend_bench(
+            resolve_model(args.model), args.steps, args.repeats, args.warmup, args.size
+        )
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        print(report["table"])
+        return EXIT_OK
     model = None if args.arch else resolve_model(args.model)
     report = run_bench(
         model=model,

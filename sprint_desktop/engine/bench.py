@@ -171,3 +171,52 @@ def format_table(report: dict[str, Any]) -> str:
                 f"| {n} | stock SanaSprintPipeline | | | | {row['stock']['total_ms']:.2f} | 1.000x |"
             )
     return "\n".join(lines)
+
+
+def run_backend_bench(
+    model: Path, steps: list[int], repeats: int, warmup: int, size: tuple[int, int] | None
+) -> dict[str, Any]:
+    """ONNX Runtime against PyTorch on the same model, same machine, interleaved run by run."""
+    from ..export.onnx_export import export_model
+    from .onnx_backend import OnnxEngine
+
+    t0 = time.perf_counter()
+    export = export_model(model)
+    export_s = time.perf_counter() - t0
+    torch_engine = TorchEngine(model, device="cpu")
+    onnx_engine = OnnxEngine(export, device="cpu")
+    info = torch_engine.load()
+    onnx_engine.load()
+    width, height = size if size else (info.default_width, info.default_height)
+    results: dict[str, Any] = {}
+    k = 0
+    for n in steps:
+        totals: dict[str, list[float]] = {"torch": [], "onnx": []}
+        for i in range(warmup + repeats):
+            for name, engine in (("torch", torch_engine), ("onnx", onnx_engine)):
+                k += 1
+                r = engine.generate(GenerateRequest(_prompt(k), steps=n, seed=i, width=width, height=height))
+                if i >= warmup:
+                    totals[name].append(r.timings.total_ms / 1e3)
+        row: dict[str, Any] = {name: {"total_ms": _median_ms(v)} for name, v in totals.items()}
+        row["ratio_onnx_vs_torch"] = round(row["onnx"]["total_ms"] / row["torch"]["total_ms"], 3)
+        results[str(n)] = row
+    lines = [
+        f"model: {model}  size: {width}x{height}  CPU  median of {repeats} after {warmup} warm-up  "
+        f"(export {export_s:.1f} s, cached after the first)",
+        "",
+        "| steps | PyTorch ms | ONNX Runtime ms | ONNX / PyTorch |",
+        "|---|---|---|---|",
+    ]
+    for n_steps, row in results.items():
+        lines.append(
+            f"| {n_steps} | {row['torch']['total_ms']:.2f} | {row['onnx']['total_ms']:.2f} | {row['ratio_onnx_vs_torch']:.3f}x |"
+        )
+    return {
+        "model": str(model),
+        "size": [width, height],
+        "export_s": round(export_s, 2),
+        "results": results,
+        "machine": _machine(torch_engine),
+        "table": "\n".join(lines),
+    }

@@ -1,1 +1,1 @@
-"""Reserved for the export issue (see ARCHITECTURE.md)."""
+"""ONNX export of each pipeline component, golden checks against PyTorch, the exported-model cache."""

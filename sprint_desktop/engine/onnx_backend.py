@@ -1,0 +1,378 @@
+"""The ONNX Runtime backend: numpy + tokenizers + onnxruntime, no torch at run time.
+
+Same request contract, TrigFlow schedule and seeded numpy noise as the PyTorch backend (the pure
+functions of `core.trigflow` and `core.noise` are shared), so both give the same image to within
+float error. Providers are tried in the order TensorRT -> CUDA -> DirectML -> CPU and the one
+actually used is read back from the session, so a silent fall back to the CPU is reported.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..core.cancel import CancelToken
+from ..core.errors import GenerationCancelled, InvalidRequestError, ModelLoadError
+from ..core.noise import draw_noise
+from ..core.request import GenerateRequest, GenerateResult, Timings
+from ..core.trigflow import (
+    DEFAULT_INTERMEDIATE_T,
+    T_MAX,
+    flow_input_scale,
+    flow_time_from_trig,
+    renoise,
+    trigflow_from_flow_velocity,
+    trigflow_timesteps,
+    x0_from_trigflow,
+)
+from .base import Engine, ModelInfo, Progress, ProgressCallback
+from .text_cache import LRUCache
+
+PROVIDER_ORDER = (
+    "TensorrtExecutionProvider",
+    "CUDAExecutionProvider",
+    "DmlExecutionProvider",
+    "CPUExecutionProvider",
+)
+DEVICE_OF = {
+    "TensorrtExecutionProvider": "tensorrt",
+    "CUDAExecutionProvider": "cuda",
+    "DmlExecutionProvider": "directml",
+    "CPUExecutionProvider": "cpu",
+}
+
+
+def choose_providers(device: str | None, available: list[str]) -> list[str]:
+    """Providers to request, best first: all accelerated ones for auto/cuda, the CPU alone for cpu."""
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    wanted = [p for p in PROVIDER_ORDER if p in available]
+    return wanted or ["CPUExecutionProvider"]
+
+
+class OnnxEngine(Engine):
+    """SANA-Sprint on ONNX Runtime over an export folder made by `sprint export-onnx`."""
+
+    backend_name = "onnx"
+
+    def __init__(
+        self,
+        export_dir: str | Path,
+        device: str | None = None,
+        threads: int | None = None,
+        prompt_cache_size: int = 32,
+    ) -> None:
+        self.export_dir = Path(export_dir)
+        self._device_arg = device
+        self._threads = threads
+        self.prompt_cache: LRUCache[tuple[np.ndarray, np.ndarray, bool]] = LRUCache(prompt_cache_size)
+        self.control_cache: LRUCache[np.ndarray] = LRUCache(8)
+        self._info: ModelInfo | None = None
+        self.notices: list[str] = []
+        self._cancel_lock = threading.Lock()
+        self._current_cancel: CancelToken | None = None
+        self.text_encoder_calls = 0
+
+    # ------------------------------------------------------------------------------ loading
+    def load(self) -> ModelInfo:
+        if self._info is not None:
+            return self._info
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        manifest_path = self.export_dir / "manifest.json"
+        try:
+            manifest = json.loads(manifest_path.read_text())
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(
+                f"no usable ONNX export in {self.export_dir} ({exc}): run sprint export-onnx"
+            ) from None
+        self.manifest = manifest
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self._threads or (os.cpu_count() or 1)
+        options.log_severity_level = 3
+        # No busy-waiting between runs: a desktop app shares the CPU (and PyTorch in benchmarks).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        requested = choose_providers(self._device_arg, ort.get_available_providers())
+        if self._device_arg == "cuda" and "CUDAExecutionProvider" not in requested:
+            raise ModelLoadError(
+                "CUDA was requested but this onnxruntime has no CUDA provider (install onnxruntime-gpu)"
+            )
+        self.sessions: dict[str, Any] = {}
+        try:
+            for entry in manifest["files"]:
+                self.sessions[entry["component"]] = ort.InferenceSession(
+                    str(self.export_dir / entry["file"]), sess_options=options, providers=requested
+                )
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise ModelLoadError(f"could not open the ONNX export in {self.export_dir}: {exc}") from exc
+        used = self.sessions["transformer"].get_providers()[0]
+        if used != requested[0]:
+            self.notices.append(f"ONNX Runtime fell back from {requested[0]} to {used}")
+        self.device = DEVICE_OF.get(used, used)
+        tok_file = self.export_dir / "tokenizer.json"
+        self.tokenizer = Tokenizer.from_file(str(tok_file))
+        self.tokenizer.no_padding()
+        self.tokenizer.no_truncation()
+        self.pad_id = self._pad_id()
+        self.chi_lines: list[str] = list(manifest.get("chi_lines") or [])
+        self.max_sequence_length = int(manifest["max_sequence_length"])
+        self.sigma_d = float(manifest["sigma_d"])
+        self.guidance_scale = float(manifest["guidance_embeds_scale"])
+        self.vae_scale_factor = int(manifest["vae_scale_factor"])
+        self.scaling_factor = float(manifest["scaling_factor"])
+        if self.chi_lines:
+            self._chi_prompt = "\n".join(self.chi_lines)
+            self._chi_tokens = len(self.tokenizer.encode(self._chi_prompt).ids)
+        meta = manifest["info"]
+        self._info = ModelInfo(
+            name=str(manifest.get("model_name", self.export_dir.name)),
+            path=str(manifest.get("model", "")),
+            backend=self.backend_name,
+            device=self.device,
+            dtype=manifest.get("precision", "fp32"),
+            default_width=int(meta["default_width"]),
+            default_height=int(meta["default_height"]),
+            size_multiple=int(meta["size_multiple"]),
+            latent_channels=int(meta["latent_channels"]),
+            max_sequence_length=self.max_sequence_length,
+        )
+        return self._info
+
+    def _pad_id(self) -> int:
+        config = {}
+        cfg_path = self.export_dir / "tokenizer_config.json"
+        if cfg_path.is_file():
+            config = json.loads(cfg_path.read_text())
+        pad = config.get("pad_token", "<pad>")
+        pad = pad.get("content") if isinstance(pad, dict) else pad
+        pad_id = self.tokenizer.token_to_id(pad) if pad else None
+        return int(pad_id) if pad_id is not None else 0
+
+    @property
+    def info(self) -> ModelInfo:
+        return self.load()
+
+    def close(self) -> None:
+        self.sessions = {}
+        self._info = None
+        self.prompt_cache.clear()
+
+    def cancel(self) -> None:
+        with self._cancel_lock:
+            if self._current_cancel is not None:
+                self._current_cancel.cancel()
+
+    # ------------------------------------------------------------------------------ generation
+    def resolve(self, request: GenerateRequest) -> GenerateRequest:
+        info = self.load()
+        request = request.validate()
+        width, height = request.width or info.default_width, request.height or info.default_height
+        m = info.size_multiple
+        for label, value in (("width", width), ("height", height)):
+            if value % m:
+                lower, upper = max(m, value // m * m), (value // m + 1) * m
+                raise InvalidRequestError(
+                    f"{label} must be a multiple of {m} for this model, got {value} (try {lower} or {upper})"
+                )
+        return replace(
+            request, width=width, height=height, model=request.model or info.name, backend=self.backend_name
+        )
+
+    def latent_shape(self, request: GenerateRequest) -> tuple[int, int, int]:
+        assert request.width and request.height
+        return (
+            self.info.latent_channels,
+            request.height // self.vae_scale_factor,
+            request.width // self.vae_scale_factor,
+        )
+
+    def generate(
+        self,
+        request: GenerateRequest,
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+        request_id: int = 0,
+    ) -> GenerateResult:
+        request = self.resolve(request)
+        noise = np.stack(
+            [draw_noise(seed, self.latent_shape(request), request.steps) for seed in request.seeds], axis=1
+        )
+        cancel = cancel or CancelToken()
+        with self._cancel_lock:
+            self._current_cancel = cancel
+        try:
+            return self._run(request, noise, progress, cancel, request_id)
+        finally:
+            with self._cancel_lock:
+                self._current_cancel = None
+
+    def _run(
+        self,
+        request: GenerateRequest,
+        noise: np.ndarray,
+        progress: ProgressCallback | None,
+        cancel: CancelToken,
+        request_id: int,
+    ) -> GenerateResult:
+        def report(stage: str, step: int, total: int) -> None:
+            if progress is not None:
+                progress(Progress(request_id, stage, step, total))
+
+        def check() -> None:
+            if cancel.cancelled:
+                raise GenerationCancelled(f"request {request_id} was cancelled")
+
+        start = time.perf_counter()
+        check()
+        report("encode", 0, 1)
+        embeds, mask, hit, truncated = self.encode_prompt(request.prompt)
+        t_encode = time.perf_counter()
+        latents = self.denoise(request, embeds, mask, noise, report, check)
+        t_denoise = time.perf_counter()
+        check()
+        report("decode", 0, 1)
+        images = self.decode(latents)
+        t_decode = time.perf_counter()
+        warnings: tuple[str, ...] = tuple(self.notices)
+        if truncated:
+            warnings += (f"the prompt is longer than {self.max_sequence_length} tokens; its end was ignored",)
+        timings = Timings(
+            (t_encode - start) * 1e3,
+            (t_denoise - t_encode) * 1e3,
+            (t_decode - t_denoise) * 1e3,
+            (t_decode - start) * 1e3,
+        )
+        uint8 = tuple(np.ascontiguousarray((img * 255).round().astype(np.uint8)) for img in images)
+        return GenerateResult(uint8, request, timings, prompt_cache_hit=hit, warnings=warnings)
+
+    def _run_session(self, name: str, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        session = self.sessions[name]
+        typed = {}
+        for spec in session.get_inputs():
+            value = feeds[spec.name]
+            if spec.type == "tensor(float16)":
+                value = value.astype(np.float16)
+            elif spec.type == "tensor(float)":
+                value = value.astype(np.float32)
+            typed[spec.name] = value
+        return session.run(None, typed)[0].astype(np.float32)
+
+    def encode_prompt(self, prompt: str) -> tuple[np.ndarray, np.ndarray, bool, bool]:
+        """Same text processing as the PyTorch backend; (embeds (1, L, D), mask (1, L), hit, truncated)."""
+        self.load()
+        text = prompt.lower().strip()
+        key = (text, tuple(self.chi_lines), self.max_sequence_length)
+        cached = self.prompt_cache.get(key)
+        if cached is not None:
+            return cached[0], cached[1], True, cached[2]
+        if self.chi_lines:
+            text = self._chi_prompt + text
+            max_length = self._chi_tokens + self.max_sequence_length - 2
+        else:
+            max_length = self.max_sequence_length
+        ids = self.tokenizer.encode(text).ids
+        truncated = len(ids) > max_length
+        ids = ids[:max_length]
+        mask = np.zeros((1, max_length), np.int64)
+        mask[0, : len(ids)] = 1
+        padded = np.full((1, max_length), self.pad_id, np.int64)
+        padded[0, : len(ids)] = ids
+        self.text_encoder_calls += 1
+        hidden = self._run_session("text_encoder", {"input_ids": padded, "attention_mask": mask})
+        keep = [0, *range(max_length - self.max_sequence_length + 1, max_length)]
+        embeds, mask = hidden[:, keep], mask[:, keep]
+        self.prompt_cache.put(key, (embeds, mask, truncated))
+        return embeds, mask, False, truncated
+
+    def encode_control(self, request: GenerateRequest) -> np.ndarray:
+        assert request.control_image is not None and request.width and request.height
+        key = (request.control_digest, request.width, request.height)
+        cached = self.control_cache.get(key)
+        if cached is not None:
+            return cached
+        from PIL import Image
+
+        pil = Image.fromarray(np.asarray(request.control_image))
+        if pil.size != (request.width, request.height):
+            pil = pil.resize((request.width, request.height), Image.Resampling.LANCZOS)
+        pixels = np.asarray(pil, dtype=np.float32).transpose(2, 0, 1)[None] / 127.5 - 1
+        latent = self._run_session("vae_encoder", {"image": pixels})
+        x0 = latent * self.scaling_factor * self.sigma_d
+        self.control_cache.put(key, x0)
+        return x0
+
+    def denoise(
+        self,
+        request: GenerateRequest,
+        embeds: np.ndarray,
+        mask: np.ndarray,
+        noise: np.ndarray,
+        report: Any = None,
+        check: Any = None,
+    ) -> np.ndarray:
+        steps, batch, sigma_d = request.steps, request.batch_size, self.sigma_d
+        z = np.asarray(noise, dtype=np.float32)
+        start_x0 = None
+        if request.control_image is not None:
+            start_x0 = self.encode_control(request)
+            ts = (
+                list(request.timesteps)
+                if request.timesteps
+                else trigflow_timesteps(steps, None, t_max=float(request.strength) * T_MAX)
+            )
+        else:
+            ts = (
+                list(request.timesteps)
+                if request.timesteps
+                else trigflow_timesteps(steps, DEFAULT_INTERMEDIATE_T)
+            )
+        times = np.asarray(ts, dtype=np.float32)
+        embeds_b = np.repeat(embeds, batch, axis=0)
+        mask_b = np.repeat(mask, batch, axis=0)
+        guidance = np.full((batch,), np.float32(request.guidance), np.float32) * np.float32(
+            self.guidance_scale
+        )
+        x = (
+            z[0] * np.float32(sigma_d)
+            if start_x0 is None
+            else renoise(np.repeat(start_x0, batch, 0), z[0], times[0], sigma_d)
+        )
+        x0 = x
+        for i in range(steps):
+            if check is not None:
+                check()
+            if report is not None:
+                report("denoise", i, steps)
+            t = times[i]
+            s = flow_time_from_trig(np.full((batch,), t, np.float32)).astype(np.float32)
+            s4 = s.reshape(-1, 1, 1, 1)
+            x_flow = (x / np.float32(sigma_d)) * flow_input_scale(s4)
+            v = self._run_session(
+                "transformer",
+                {
+                    "hidden_states": x_flow,
+                    "encoder_hidden_states": embeds_b,
+                    "encoder_attention_mask": mask_b,
+                    "timestep": s,
+                    "guidance": guidance,
+                },
+            )
+            F = trigflow_from_flow_velocity(x_flow, v, s4).astype(np.float32)
+            x0 = x0_from_trigflow(x, F, t, sigma_d).astype(np.float32)
+            if i + 1 < steps:
+                x = renoise(x0, z[i + 1], times[i + 1], sigma_d).astype(np.float32)
+        if report is not None:
+            report("denoise", steps, steps)
+        return x0 / np.float32(sigma_d)
+
+    def decode(self, latents: np.ndarray) -> np.ndarray:
+        image = self._run_session("vae_decoder", {"latent": latents / np.float32(self.scaling_factor)})
+        return np.clip(image / 2 + 0.5, 0, 1).transpose(0, 2, 3, 1)

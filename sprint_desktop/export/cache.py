@@ -1,0 +1,80 @@
+"""The exported-model cache under the user cache directory: pure Python, no torch, so the ONNX
+Runtime backend can find an export on a machine without PyTorch.
+
+An export lives in ``<cache>/onnx/<model>-<precision>-<key>/`` with a ``manifest.json`` written
+last; an entry without a manifest, or with a file whose checksum differs, is partial or corrupt and
+is rebuilt by the exporter.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from ..core.paths import user_cache_dir
+
+
+def cache_root() -> Path:
+    return user_cache_dir() / "onnx"
+
+
+def model_fingerprint(model_path: Path) -> str:
+    """Configs by content, weights by size and modification time (hashing GBs would take minutes)."""
+    h = hashlib.sha256()
+    for path in sorted(model_path.rglob("*")):
+        if not path.is_file():
+            continue
+        rel = path.relative_to(model_path).as_posix()
+        if path.suffix == ".safetensors":
+            stat = path.stat()
+            h.update(f"{rel}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+        elif path.suffix in (".json", ".txt", ".model"):
+            h.update(rel.encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_manifest(folder: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads((folder / "manifest.json").read_text())
+        return data if isinstance(data, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def is_complete(folder: Path) -> bool:
+    """A finished export: a manifest whose every file exists with the recorded checksum."""
+    data = read_manifest(folder)
+    if data is None:
+        return False
+    try:
+        return all(
+            (folder / f["file"]).is_file() and file_sha256(folder / f["file"]) == f["sha256"]
+            for f in data["files"]
+        )
+    except (OSError, KeyError, TypeError):
+        return False
+
+
+def find_export(model_path: Path, precision: str = "fp32", root: Path | None = None) -> Path | None:
+    """The newest complete export of ``model_path`` as it is now, or None."""
+    root = root or cache_root()
+    if not root.is_dir():
+        return None
+    fingerprint = model_fingerprint(model_path)
+    candidates = []
+    for folder in root.glob(f"{model_path.name}-{precision}-*"):
+        data = read_manifest(folder)
+        if data and data.get("fingerprint") == fingerprint and is_complete(folder):
+            candidates.append((folder.stat().st_mtime, folder))
+    return max(candidates)[1] if candidates else None
