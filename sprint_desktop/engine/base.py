@@ -41,6 +41,27 @@ class ModelInfo:
     """How a control image is used: "controlnet" when the model has one, else "img2img"."""
 
 
+def resolve_request(request: GenerateRequest, info: ModelInfo) -> GenerateRequest:
+    """Validate ``request`` for this model (size multiples) and fill in the model's defaults."""
+    from dataclasses import replace
+
+    from ..core.errors import InvalidRequestError
+
+    request = request.validate()
+    width = request.width or info.default_width
+    height = request.height or info.default_height
+    m = info.size_multiple
+    for label, value in (("width", width), ("height", height)):
+        if value % m:
+            lower, upper = max(m, value // m * m), (value // m + 1) * m
+            raise InvalidRequestError(
+                f"{label} must be a multiple of {m} for this model, got {value} (try {lower} or {upper})"
+            )
+    return replace(
+        request, width=width, height=height, model=request.model or info.name, backend=info.backend
+    )
+
+
 class Engine(abc.ABC):
     """Load once, generate many; every method but `cancel` is called from one thread."""
 

@@ -12,14 +12,13 @@ import json
 import os
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..core.cancel import CancelToken
-from ..core.errors import GenerationCancelled, InvalidRequestError, ModelLoadError
+from ..core.errors import GenerationCancelled, ModelLoadError
 from ..core.noise import draw_noise
 from ..core.request import GenerateRequest, GenerateResult, Timings
 from ..core.trigflow import (
@@ -32,7 +31,7 @@ from ..core.trigflow import (
     trigflow_timesteps,
     x0_from_trigflow,
 )
-from .base import Engine, ModelInfo, Progress, ProgressCallback
+from .base import Engine, ModelInfo, Progress, ProgressCallback, resolve_request
 from .text_cache import LRUCache
 
 PROVIDER_ORDER = (
@@ -172,19 +171,8 @@ class OnnxEngine(Engine):
 
     # ------------------------------------------------------------------------------ generation
     def resolve(self, request: GenerateRequest) -> GenerateRequest:
-        info = self.load()
-        request = request.validate()
-        width, height = request.width or info.default_width, request.height or info.default_height
-        m = info.size_multiple
-        for label, value in (("width", width), ("height", height)):
-            if value % m:
-                lower, upper = max(m, value // m * m), (value // m + 1) * m
-                raise InvalidRequestError(
-                    f"{label} must be a multiple of {m} for this model, got {value} (try {lower} or {upper})"
-                )
-        return replace(
-            request, width=width, height=height, model=request.model or info.name, backend=self.backend_name
-        )
+        """Validate ``request`` against this model and fill in the model's defaults."""
+        return resolve_request(request, self.load())
 
     def latent_shape(self, request: GenerateRequest) -> tuple[int, int, int]:
         assert request.width and request.height

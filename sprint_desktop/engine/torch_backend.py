@@ -14,7 +14,6 @@ import inspect
 import logging
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +35,7 @@ from ..core.trigflow import (
     trigflow_timesteps,
     x0_from_trigflow,
 )
-from .base import Engine, ModelInfo, Progress, ProgressCallback
+from .base import Engine, ModelInfo, Progress, ProgressCallback, resolve_request
 from .model_folder import check_weights_match, inspect_model_folder, read_json_object, safetensors_keys
 from .text_cache import LRUCache
 
@@ -248,20 +247,7 @@ class TorchEngine(Engine):
     # ------------------------------------------------------------------------------- generation
     def resolve(self, request: GenerateRequest) -> GenerateRequest:
         """Validate ``request`` against this model and fill in the model's defaults."""
-        info = self.load()
-        request = request.validate()
-        width = request.width or info.default_width
-        height = request.height or info.default_height
-        m = info.size_multiple
-        for label, value in (("width", width), ("height", height)):
-            if value % m:
-                lower, upper = max(m, value // m * m), (value // m + 1) * m
-                raise InvalidRequestError(
-                    f"{label} must be a multiple of {m} for this model, got {value} (try {lower} or {upper})"
-                )
-        return replace(
-            request, width=width, height=height, model=request.model or info.name, backend=self.backend_name
-        )
+        return resolve_request(request, self.load())
 
     def generate(
         self,

@@ -229,3 +229,16 @@ def test_settings_file_is_versioned_json(make_window, tmp_path):
     w.close()
     data = json.loads((tmp_path / "config" / "settings.json").read_text())
     assert data["version"] == 1 and "window_geometry" in data["settings"]
+
+
+def test_onnx_backend_from_the_settings(make_window, qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    w = make_window()
+    w.settings.backend = "onnx"
+    w.load_model()
+    qtbot.waitUntil(lambda: w.info is not None and w.info.backend == "onnx", timeout=120_000)
+    w.prompt.setPlainText("a red circle")
+    w.last_result = None
+    w.generate()
+    qtbot.waitUntil(lambda: w.last_result is not None, timeout=TIMEOUT)
+    assert w.last_result.request.backend == "onnx" and "onnx" in w.model_label.text()
