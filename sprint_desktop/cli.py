@@ -77,6 +77,17 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--guidance", type=float, default=4.5, help="embedded guidance scale (default 4.5)")
     gen.add_argument("--timesteps", type=parse_timesteps, help="custom TrigFlow times, e.g. 1.5708,1.0,0")
     gen.add_argument("--batch", type=int, default=1, help="images per prompt (seeds seed, seed+1, ...)")
+    gen.add_argument("--control", type=Path, help="a sketch (or a picture: its edges are used) to follow")
+    gen.add_argument(
+        "--control-dir", type=Path, help="with --prompts-file: DIR/0000.png is line 0's sketch, ..."
+    )
+    gen.add_argument("--control-scale", type=float, default=1.0, help="ControlNet strength, 0-2 (default 1)")
+    gen.add_argument(
+        "--strength",
+        type=float,
+        default=0.8,
+        help="without a ControlNet: how far from the sketch to start, 0-1 (default 0.8)",
+    )
 
     exp = sub.add_parser("export-onnx", help="export the model to ONNX (cached under the user cache folder)")
     exp.add_argument("--model", help="model folder (default: the embedded model)")
@@ -255,7 +266,22 @@ def cmd_generate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     width, height = args.size if args.size else (None, None)
     seed = args.seed if args.seed is not None else secrets.randbelow(2**32)
 
-    def request_for(prompt: str, seed: int) -> GenerateRequest:
+    from .core.sketch import load_control_image
+
+    if args.control_dir is not None and args.prompts_file is None:
+        parser.error("--control-dir goes with --prompts-file (use --control for one prompt)")
+    if args.control is not None and args.prompts_file is not None:
+        parser.error("use --control-dir with --prompts-file")
+
+    def control_for(line_no: int) -> Any:
+        if args.control is not None:
+            return load_control_image(str(args.control))
+        if args.control_dir is not None:
+            path = args.control_dir / f"{line_no:04d}.png"
+            return load_control_image(str(path)) if path.exists() else None
+        return None
+
+    def request_for(prompt: str, seed: int, line_no: int = 0) -> GenerateRequest:
         return GenerateRequest(
             prompt=prompt,
             steps=args.steps,
@@ -265,13 +291,16 @@ def cmd_generate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
             guidance=args.guidance,
             timesteps=args.timesteps,
             batch_size=args.batch,
+            control_image=control_for(line_no),
+            control_scale=args.control_scale,
+            strength=args.strength,
         ).validate()
 
     # Validate what we can before loading the model: a typo should not cost a model load.
     jobs: list[tuple[int, str]] = (
         [(0, args.prompt)] if args.prompt is not None else _read_prompts(args.prompts_file)
     )
-    request_for(jobs[0][1], seed)
+    request_for(jobs[0][1], seed, jobs[0][0])
 
     from .core.metadata import save_png
     from .engine import create_engine
@@ -301,7 +330,7 @@ def cmd_generate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
             target = out_dir / f"{line_no:04d}.png"
             record: dict[str, Any] = {"line": line_no, "prompt": prompt, "seed": seed}
             try:
-                result = engine.generate(request_for(prompt, seed))
+                result = engine.generate(request_for(prompt, seed, line_no))
             except InvalidRequestError as exc:
                 failures += 1
                 print(f"sprint: line {line_no + 1}: invalid request: {exc}", file=sys.stderr)

@@ -241,3 +241,83 @@ def test_unwritable_output(tiny_model_dir, tmp_path, capsys):
     code = main(["generate", "a red circle", "--model", str(tiny_model_dir), "-o", str(blocker / "x.png")])
     assert code == 1
     assert "cannot write" in capsys.readouterr().err
+
+
+def test_generate_with_a_sketch(tiny_model_dir, tmp_path):
+    sketch = np.full((64, 64, 3), 255, np.uint8)
+    sketch[10:50, 10] = sketch[10:50, 49] = sketch[10, 10:50] = sketch[49, 10:50] = 0
+    Image.fromarray(sketch).save(tmp_path / "s.png")
+    out = tmp_path / "c.png"
+    assert (
+        main(
+            [
+                "generate",
+                "a red square",
+                "--model",
+                str(tiny_model_dir),
+                "--control",
+                str(tmp_path / "s.png"),
+                "--seed",
+                "1",
+                "-o",
+                str(out),
+            ]
+        )
+        == 0
+    )
+    params = read_png_params(out)
+    assert "control_digest" in params and params["strength"] == 0.8
+
+
+def test_prompts_file_with_a_control_dir(tiny_model_dir, tmp_path):
+    (tmp_path / "p.txt").write_text("a red circle\na blue square\n")
+    (tmp_path / "sk").mkdir()
+    sketch = np.full((32, 32, 3), 255, np.uint8)
+    sketch[8:24, 8] = 0
+    Image.fromarray(sketch).save(tmp_path / "sk" / "0001.png")
+    assert (
+        main(
+            [
+                "generate",
+                "--prompts-file",
+                str(tmp_path / "p.txt"),
+                "--out-dir",
+                str(tmp_path / "o"),
+                "--control-dir",
+                str(tmp_path / "sk"),
+                "--model",
+                str(tiny_model_dir),
+                "--seed",
+                "2",
+            ]
+        )
+        == 0
+    )
+    assert "control_digest" not in read_png_params(tmp_path / "o" / "0000.png")
+    assert "control_digest" in read_png_params(tmp_path / "o" / "0001.png")
+
+
+@pytest.mark.parametrize("kind", ["missing", "not-an-image", "huge"])
+def test_bad_control_images(tiny_model_dir, tmp_path, capsys, kind):
+    path = tmp_path / "c.png"
+    if kind == "not-an-image":
+        path.write_text("hello")
+    elif kind == "huge":
+        Image.new("RGB", (9000, 10)).save(path)
+    code = main(
+        [
+            "generate",
+            "a red square",
+            "--model",
+            str(tiny_model_dir),
+            "--control",
+            str(path),
+            "-o",
+            str(tmp_path / "x.png"),
+        ]
+    )
+    assert code == 2
+    err = capsys.readouterr().err
+    assert {"missing": "not found", "not-an-image": "not a readable image", "huge": "the limit is 8192"}[
+        kind
+    ] in err

@@ -21,3 +21,47 @@ def edges_to_sketch(image: np.ndarray, threshold: float = 0.25) -> np.ndarray:
     if peak > 1e-6:
         out[mag >= threshold * peak] = 0
     return np.repeat(out[..., None], 3, axis=2)
+
+
+MAX_CONTROL_PIXELS = 16_000_000
+MAX_CONTROL_SIDE = 8192
+
+
+def looks_like_sketch(image: np.ndarray) -> bool:
+    """Dark strokes on white: nearly grey everywhere and mostly near-white."""
+    arr = np.asarray(image, dtype=np.int16)[..., :3]
+    chroma = (arr.max(axis=2) - arr.min(axis=2)).mean()
+    white = (arr.min(axis=2) > 200).mean()
+    return bool(chroma < 12 and white > 0.6)
+
+
+def prepare_control(image: np.ndarray) -> np.ndarray:
+    """A sketch for the engine: hand-drawn sketches as they are, other pictures through the edge
+    extractor (the app's import does the same)."""
+    arr = np.asarray(image, dtype=np.uint8)
+    if arr.ndim == 2:
+        arr = np.repeat(arr[..., None], 3, axis=2)
+    arr = arr[..., :3]
+    return np.ascontiguousarray(arr) if looks_like_sketch(arr) else edges_to_sketch(arr)
+
+
+def load_control_image(path: str) -> np.ndarray:
+    """Read a control picture with clear errors for a missing file, a non-image and a huge image."""
+    from PIL import Image, UnidentifiedImageError
+
+    from .errors import InvalidRequestError
+
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+            if w * h > MAX_CONTROL_PIXELS or max(w, h) > MAX_CONTROL_SIDE:
+                raise InvalidRequestError(
+                    f"control image {path} is {w}x{h}; the limit is {MAX_CONTROL_SIDE} px a side and "
+                    f"{MAX_CONTROL_PIXELS // 1_000_000} megapixels"
+                )
+            arr = np.asarray(im.convert("RGB"))
+    except FileNotFoundError:
+        raise InvalidRequestError(f"control image not found: {path}") from None
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
+        raise InvalidRequestError(f"control image {path} is not a readable image ({exc})") from None
+    return prepare_control(arr)

@@ -67,7 +67,7 @@ def inspect_model_folder(path: str | Path) -> ModelFolder:
         if not folder.is_dir():
             raise ModelLoadError(f"component folder missing: {folder}")
     for name in WEIGHTED_COMPONENTS:
-        _check_weights(root / name)
+        check_component_weights(root / name)
     tok = root / "tokenizer"
     if not any((tok / f).is_file() for f in TOKENIZER_FILES):
         raise ModelLoadError(
@@ -87,7 +87,7 @@ def read_json_object(path: Path) -> dict:
     return data
 
 
-def _check_weights(folder: Path) -> None:
+def check_component_weights(folder: Path) -> None:
     if not (folder / "config.json").is_file():
         raise ModelLoadError(f"config.json missing in {folder}")
     safetensors = sorted(folder.glob("*.safetensors"))

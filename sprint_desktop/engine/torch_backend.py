@@ -120,6 +120,7 @@ class TorchEngine(Engine):
         self.prompt_cache: LRUCache[tuple[torch.Tensor, torch.Tensor, bool]] = LRUCache(prompt_cache_size)
         self.control_cache: LRUCache[torch.Tensor] = LRUCache(8)
         self.pipeline: Any = None
+        self.controlnet: Any = None
         self._info: ModelInfo | None = None
         self._cancel_lock = threading.Lock()
         self._current_cancel: CancelToken | None = None
@@ -158,6 +159,7 @@ class TorchEngine(Engine):
             for name in ("transformer", "text_encoder", "vae"):
                 module = getattr(pipeline, name)
                 check_weights_match(name, safetensors_keys(folder.path / name), set(module.state_dict()))
+            self.controlnet = self._load_controlnet(folder.path / "controlnet", dtypes["transformer"])
             self._setup(pipeline, settings, device=device, dtypes=dtypes)
         except ModelLoadError:
             raise
@@ -167,6 +169,21 @@ class TorchEngine(Engine):
             raise ModelLoadError(f"could not load the model in {folder.path}: {exc}") from exc
         assert self._info is not None
         return self._info
+
+    @staticmethod
+    def _load_controlnet(folder: Path, dtype: torch.dtype) -> Any:
+        """The model's Sprint ControlNet if it ships one (``controlnet/``), checked key by key."""
+        if not (folder / "config.json").is_file():
+            return None
+        from .controlnet import SprintControlNetModel
+        from .model_folder import check_component_weights
+
+        check_component_weights(folder)
+        controlnet = SprintControlNetModel.from_pretrained(
+            folder, use_safetensors=True, local_files_only=True
+        )
+        check_weights_match("controlnet", safetensors_keys(folder), set(controlnet.state_dict()))
+        return controlnet.to(dtype=dtype)
 
     def _setup(
         self,
@@ -185,6 +202,9 @@ class TorchEngine(Engine):
         pipeline.set_progress_bar_config(disable=True)
         self.pipeline = pipeline
         self.device = device
+        self.controlnet = getattr(self, "controlnet", None)
+        if self.controlnet is not None:
+            self.controlnet.to(device=device).eval().requires_grad_(False)
         self.dtypes = dtypes
         self.tokenizer = pipeline.tokenizer
         self.text_encoder = pipeline.text_encoder
@@ -226,6 +246,7 @@ class TorchEngine(Engine):
             size_multiple=multiple,
             latent_channels=int(self.transformer.config.in_channels),
             max_sequence_length=self.max_sequence_length,
+            control_mode="controlnet" if self.controlnet is not None else "img2img",
         )
 
     @property
@@ -439,7 +460,20 @@ class TorchEngine(Engine):
             raise InvalidRequestError(f"noise must have shape {expected}, got {tuple(z.shape)}")
         sigma_d = self.sigma_d
         start_x0 = None
-        if request.control_image is not None:
+        control = None
+        if request.control_image is not None and self.controlnet is not None:
+            # ControlNet: the sketch latent conditions every step; the schedule is the plain one.
+            control = (
+                (self.encode_control(request) / sigma_d)
+                .expand(batch, -1, -1, -1)
+                .to(self.dtypes["transformer"])
+            )
+            ts = (
+                list(request.timesteps)
+                if request.timesteps
+                else trigflow_timesteps(steps, DEFAULT_INTERMEDIATE_T)
+            )
+        elif request.control_image is not None:
             # No ControlNet yet: sketch-guided image-to-image. Start from the sketch's latent
             # re-noised to t_start = strength * t_max, then follow an even schedule down to 0.
             start_x0 = self.encode_control(request)
@@ -476,12 +510,24 @@ class TorchEngine(Engine):
             s = flow_time_from_trig(t.expand(batch))  # flow time fed to the flow-trained transformer
             s4 = s.view(-1, 1, 1, 1)
             x_flow = (x / sigma_d) * flow_input_scale(s4)
+            residuals = None
+            if control is not None:
+                residuals = self.controlnet(
+                    x_flow.to(tdtype),
+                    embeds,
+                    s,
+                    control,
+                    guidance=guidance,
+                    encoder_attention_mask=mask,
+                    conditioning_scale=float(request.control_scale),
+                )
             v = self.transformer(
                 x_flow.to(tdtype),
                 encoder_hidden_states=embeds,
                 encoder_attention_mask=mask,
                 guidance=guidance,
                 timestep=s,
+                controlnet_block_samples=residuals,
                 return_dict=False,
             )[0]
             F = trigflow_from_flow_velocity(x_flow, v, s4).float()

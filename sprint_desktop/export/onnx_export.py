@@ -109,6 +109,10 @@ def export_model(
     if precision not in ("fp32", "fp16"):
         raise SprintError(f"precision must be fp32 or fp16, got {precision!r}")
     folder = inspect_model_folder(model_path).path
+    if (folder / "controlnet" / "config.json").is_file():
+        raise SprintError(
+            "this model ships a ControlNet, which the ONNX export does not cover yet: use --backend torch"
+        )
     target = export_dir_for(folder, precision, cache_root)
     if not force and is_complete(target):
         return target

@@ -76,3 +76,18 @@ def test_edges_to_sketch():
     assert dark[8, 16] or dark[7, 16]  # the square's top edge
     assert not dark[16, 16] and not dark[0, 0]
     assert (edges_to_sketch(np.full((8, 8, 3), 128, np.uint8)) == 255).all()
+
+
+def test_prepare_control_keeps_sketches_and_extracts_edges_from_pictures():
+    from sprint_desktop.core.sketch import looks_like_sketch, prepare_control
+
+    sketch = np.full((32, 32, 3), 255, np.uint8)
+    sketch[8:24, 8] = 10
+    assert looks_like_sketch(sketch)
+    np.testing.assert_array_equal(prepare_control(sketch), sketch)
+    photo = np.zeros((32, 32, 3), np.uint8)
+    photo[..., 0] = 200
+    photo[8:24, 8:24] = (20, 40, 220)
+    assert not looks_like_sketch(photo)
+    edges = prepare_control(photo)
+    assert looks_like_sketch(edges) and (edges == 0).any()
