@@ -154,6 +154,18 @@ def build_parser() -> argparse.ArgumentParser:
     student.add_argument("--seed", type=int, default=0)
     student.add_argument("--eval-every", type=int, default=200)
     student.add_argument("--eval-images", type=int, default=96)
+    cn = dsub.add_parser("controlnet", help="train a Sprint ControlNet on a frozen one-step model")
+    cn.add_argument("--model", default="models/sprint-shapes", help="the base SANA-Sprint model folder")
+    cn.add_argument("--out", default="runs/controlnet")
+    cn.add_argument(
+        "--data", default="world", help="'world' (Sprint-Shapes) or a folder of x.png + x.txt pairs"
+    )
+    cn.add_argument("--num-layers", type=int, default=0, help="blocks copied from the base model (0: half)")
+    cn.add_argument("--iters", type=int, default=1000)
+    cn.add_argument("--batch", type=int, default=16)
+    cn.add_argument("--lr", type=float, default=1e-4)
+    cn.add_argument("--eval-every", type=int, default=250)
+    cn.add_argument("--eval-images", type=int, default=64)
     pack = dsub.add_parser("package", help="assemble models/sprint-shapes from trained parts")
     pack.add_argument("--vae", default="runs/vae/vae")
     pack.add_argument("--teacher", default="runs/teacher")
@@ -469,6 +481,23 @@ def cmd_distill(args: argparse.Namespace) -> int:
             eval_images=args.eval_images,
         )
         print(f"student saved in {train_student(scfg)}")
+        return EXIT_OK
+    if args.part == "controlnet":
+        from .distill.train_controlnet import ControlNetConfig
+        from .distill.train_controlnet import train as train_cn
+
+        ccfg = ControlNetConfig(
+            model=args.model,
+            out=args.out,
+            data=args.data,
+            num_layers=args.num_layers,
+            iters=args.iters,
+            batch=args.batch,
+            lr=args.lr,
+            eval_every=args.eval_every,
+            eval_images=args.eval_images,
+        )
+        print(f"ControlNet saved in {train_cn(ccfg)}")
         return EXIT_OK
     if args.part == "package":
         from .distill.package import package

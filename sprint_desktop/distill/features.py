@@ -167,8 +167,14 @@ def scene_region(scene: Scene | tuple[Shape, ...], size: int = 64) -> np.ndarray
 def sketch_iou(sketch: np.ndarray, image: np.ndarray, scene: Scene | None = None) -> float:
     """Sketch alignment: IoU of the generated shapes with the region the sketch implies, taken from
     the scene the sketch was drawn from when known (evaluation), else filled from its strokes."""
-    region = scene_region(scene, sketch.shape[0]) if scene is not None else sketch_fill(sketch)
-    return region_iou(region, image)
+    size = np.asarray(image).shape[0]
+    if scene is not None:
+        return region_iou(scene_region(scene, size), image)
+    if sketch.shape[0] != size:
+        from PIL import Image
+
+        sketch = np.asarray(Image.fromarray(np.asarray(sketch, np.uint8)).resize((size, size), Image.Resampling.BOX))
+    return region_iou(sketch_fill(sketch), image)
 
 
 if __name__ == "__main__" and "--train" in sys.argv:
