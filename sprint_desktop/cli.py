@@ -120,6 +120,11 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--warmup", type=int, default=2, help="untimed runs per case first")
     bench.add_argument("--no-stock", action="store_true", help="skip the stock pipeline comparison")
     bench.add_argument(
+        "--control",
+        action="store_true",
+        help="also time generation with a ControlNet and a new sketch per image",
+    )
+    bench.add_argument(
         "--text-encoder-layers",
         type=int,
         help="shrink Gemma-2 in a published --arch (for machines without the memory)",
@@ -412,6 +417,7 @@ def cmd_bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         warmup=args.warmup,
         stock=not args.no_stock,
         text_encoder_layers=args.text_encoder_layers,
+        control=args.control,
     )
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

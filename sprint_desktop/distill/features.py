@@ -173,7 +173,9 @@ def sketch_iou(sketch: np.ndarray, image: np.ndarray, scene: Scene | None = None
     if sketch.shape[0] != size:
         from PIL import Image
 
-        sketch = np.asarray(Image.fromarray(np.asarray(sketch, np.uint8)).resize((size, size), Image.Resampling.BOX))
+        sketch = np.asarray(
+            Image.fromarray(np.asarray(sketch, np.uint8)).resize((size, size), Image.Resampling.BOX)
+        )
     return region_iou(sketch_fill(sketch), image)
 
 

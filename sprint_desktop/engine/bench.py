@@ -61,7 +61,10 @@ def run_bench(
     warmup: int,
     stock: bool = True,
     text_encoder_layers: int | None = None,
+    control: bool = False,
 ) -> dict[str, Any]:
+    import numpy as np
+
     t0 = time.perf_counter()
     if arch is None:
         assert model is not None
@@ -78,6 +81,14 @@ def run_bench(
         )
     load_s = time.perf_counter() - t0
     info = engine.info
+    if control and engine.controlnet is None:
+        # Timing only: a ControlNet of the usual shape (half the blocks) copied from this model.
+        from .controlnet import SprintControlNetModel
+
+        engine.controlnet = SprintControlNetModel.from_transformer(
+            engine.transformer, max(1, engine.transformer.config.num_layers // 2)
+        ).to(engine.device, engine.dtypes["transformer"])
+        label += " + ControlNet (copied, untrained: timing only)"
     width, height = size if size else (info.default_width, info.default_height)
     pipe = engine.pipeline
     k = 0
@@ -90,16 +101,24 @@ def run_bench(
             "ours_new": {s: [] for s in stage_names},
             "ours_cached": {s: [] for s in stage_names},
         }
+        if control:
+            samples["ours_control"] = {s: [] for s in stage_names}
         stock_totals: list[float] = []
         fixed = _prompt(10_000 + n)
         for i in range(warmup + repeats):
             timed = i >= warmup
-            for case in ("ours_new", "ours_cached"):
+            for case in samples:
                 k += 1
                 prompt = _prompt(k) if case == "ours_new" else fixed
-                r = engine.generate(GenerateRequest(prompt, steps=n, seed=i, width=width, height=height))
+                sketch = None
+                if case == "ours_control":  # a new sketch every run, as while drawing
+                    sketch = np.full((height, width, 3), 255, np.uint8)
+                    sketch[height // 4 : 3 * height // 4, (k % (width // 2)) + width // 4] = 0
+                r = engine.generate(
+                    GenerateRequest(prompt, steps=n, seed=i, width=width, height=height, control_image=sketch)
+                )
                 if timed:
-                    assert r.prompt_cache_hit == (case == "ours_cached")
+                    assert r.prompt_cache_hit == (case != "ours_new")
                     for stage in stage_names:
                         samples[case][stage].append(getattr(r.timings, f"{stage}_ms") / 1e3)
             if stock:
@@ -125,6 +144,10 @@ def run_bench(
         row: dict[str, Any] = {
             case: {f"{s}_ms": _median_ms(v) for s, v in stages.items()} for case, stages in samples.items()
         }
+        if control:
+            row["ratio_control_vs_cached"] = round(
+                row["ours_control"]["total_ms"] / row["ours_cached"]["total_ms"], 3
+            )
         if stock:
             row["stock"] = {"total_ms": _median_ms(stock_totals)}
             row["ratio_new_vs_stock"] = round(row["ours_new"]["total_ms"] / row["stock"]["total_ms"], 3)
@@ -159,12 +182,18 @@ def format_table(report: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for n, row in report["results"].items():
-        for case in ("ours_new", "ours_cached"):
+        for case in ("ours_new", "ours_cached", "ours_control"):
+            if case not in row:
+                continue
             c = row[case]
             ratio = row.get(f"ratio_{case.split('_')[1]}_vs_stock")
             lines.append(
                 f"| {n} | {case} | {c['encode_ms']:.2f} | {c['denoise_ms']:.2f} | {c['decode_ms']:.2f} | "
                 f"{c['total_ms']:.2f} | {'' if ratio is None else f'{ratio:.3f}x'} |"
+            )
+        if "ratio_control_vs_cached" in row:
+            lines.append(
+                f"| {n} | ControlNet / same prompt without | | | | | {row['ratio_control_vs_cached']:.3f}x |"
             )
         if "stock" in row:
             lines.append(

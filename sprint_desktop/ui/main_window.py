@@ -228,6 +228,12 @@ class MainWindow(QMainWindow):
         )
         self.strength.setAccessibleName("strength")
         self.strength.valueChanged.connect(self._on_canvas_changed)
+        self.control_scale = QDoubleSpinBox(minimum=0.0, maximum=2.0, singleStep=0.1, decimals=2)
+        self.control_scale.setValue(1.0)
+        self.control_scale.setToolTip("How strongly the ControlNet follows the sketch")
+        self.control_scale.setAccessibleName("control scale")
+        self.control_scale.valueChanged.connect(self._on_canvas_changed)
+        self.control_scale_label = QLabel("Control")
         self.mode_label = QLabel()
         buttons = []
         for label, slot, tip in (
@@ -249,6 +255,8 @@ class MainWindow(QMainWindow):
             self.live,
             QLabel("Strength"),
             self.strength,
+            self.control_scale_label,
+            self.control_scale,
             buttons[4],
         )
         for widget in tool_widgets:
@@ -376,6 +384,10 @@ class MainWindow(QMainWindow):
         self.clear_error()
         self._fill_sizes(info)
         self.canvas.set_resolution(max(info.default_width, info.default_height))
+        controlnet = info.control_mode == "controlnet"
+        for widget in (self.control_scale, self.control_scale_label):
+            widget.setVisible(controlnet)
+        self.strength.setEnabled(not controlnet)
         self.mode_label.setText(
             "Sketch mode: ControlNet"
             if info.control_mode == "controlnet"
@@ -418,6 +430,7 @@ class MainWindow(QMainWindow):
             guidance=round(self.guidance.value(), 3),
             control_image=sketch,
             strength=round(self.strength.value(), 3),
+            control_scale=round(self.control_scale.value(), 3),
             model=self.info.name if self.info else "",
             backend=self.settings.backend,
         )
