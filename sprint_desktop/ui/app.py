@@ -16,9 +16,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from PySide6.QtCore import QCoreApplication, QEventLoop, QTimer
-from PySide6.QtGui import QGuiApplication
+from PySide6.QtGui import QGuiApplication, QIcon
 from PySide6.QtWidgets import QApplication
 
+from ..core.paths import project_root
 from .main_window import MainWindow
 
 SELF_TEST_PROMPT = "a red circle left of a blue square"
@@ -105,6 +106,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     launched = time.monotonic()
     app = QApplication.instance() or QApplication([sys.argv[0], *qt_args])
     app.setApplicationName("Sprint Desktop")
+    app.setDesktopFileName("sprint-desktop")
+    icon = project_root() / "resources" / "icons" / "sprint-desktop.svg"
+    if icon.is_file():
+        app.setWindowIcon(QIcon(str(icon)))
     window = MainWindow(model=args.model)
     window.show()
     print(f"window shown after {time.monotonic() - launched:.2f} s", file=sys.stderr)
