@@ -104,7 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args, qt_args = parser.parse_known_args(list(argv) if argv is not None else sys.argv[1:])
     launched = time.monotonic()
-    app = QApplication.instance() or QApplication([sys.argv[0], *qt_args])
+    existing = QApplication.instance()
+    app = existing if isinstance(existing, QApplication) else QApplication([sys.argv[0], *qt_args])
     app.setApplicationName("Sprint Desktop")
     app.setDesktopFileName("sprint-desktop")
     icon = project_root() / "resources" / "icons" / "sprint-desktop.svg"
