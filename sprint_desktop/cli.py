@@ -89,6 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="without a ControlNet: how far from the sketch to start, 0-1 (default 0.8)",
     )
 
+    models = sub.add_parser("models", help="list the known models and their state on this machine")
+    group = models.add_mutually_exclusive_group()
+    group.add_argument("--verify", metavar="NAME", help="re-check every file of an installed model")
+    group.add_argument("--remove", metavar="NAME", help="delete a downloaded model")
+
     exp = sub.add_parser("export-onnx", help="export the model to ONNX (cached under the user cache folder)")
     exp.add_argument("--model", help="model folder (default: the embedded model)")
     exp.add_argument("--precision", choices=["fp32", "fp16"], default="fp32")
@@ -209,6 +214,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_info(args)
         if args.command == "export-onnx":
             return cmd_export(args)
+        if args.command == "models":
+            return cmd_models(args)
         if args.command == "bench":
             return cmd_bench(args, parser)
         if args.command == "distill":
@@ -226,6 +233,33 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     parser.error(f"unknown command {args.command}")
     return EXIT_USAGE
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .store.catalog import find_entry, load_catalog, remove, state_of
+
+    if args.remove:
+        print(f"removed {remove(find_entry(args.remove))}")
+        return EXIT_OK
+    if args.verify:
+        state = state_of(find_entry(args.verify))
+        if state.state != "installed":
+            raise SprintError(
+                f"{args.verify} is {state.state}" + (f": {state.problem}" if state.problem else "")
+            )
+        print(
+            f"{args.verify}: all files present and intact ({state.size_bytes / 2**20:.1f} MB) in {state.folder}"
+        )
+        return EXIT_OK
+    print(f"{'name':<18} {'state':<10} {'on disk':>10} {'download':>9}  title")
+    for entry in load_catalog():
+        s = state_of(entry)
+        print(
+            f"{entry.name:<18} {s.state:<10} {s.size_bytes / 2**20:>8.1f}MB {entry.download_gb:>7.2f}GB  {entry.title}"
+        )
+        if s.problem:
+            print(f"{'':<18} {s.problem}")
+    return EXIT_OK
 
 
 def cmd_export(args: argparse.Namespace) -> int:

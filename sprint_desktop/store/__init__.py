@@ -1,1 +1,1 @@
-"""Reserved for the store issue (see ARCHITECTURE.md)."""
+"""The local model store: the catalog of known models, where they live, and their state on disk."""

@@ -1,0 +1,122 @@
+"""The model catalog (``models/catalog.toml``) and the state of each model on this machine.
+
+States: ``installed`` (a complete, valid folder), ``partial`` (some components missing, as after an
+interrupted download), ``corrupt`` (files present but damaged: truncated weights, bad JSON, pickle
+weights), ``missing`` (nothing there). Pure Python: the GUI and the CLI both use it.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..core.errors import ModelLoadError, SprintError
+from ..core.paths import project_root, user_data_dir
+from ..engine.model_folder import REQUIRED_COMPONENTS, inspect_model_folder
+
+NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    name: str
+    title: str
+    kind: str  # "embedded" | "hub"
+    resolution: int
+    download_gb: float
+    min_vram_gb: float
+    license: str
+    license_url: str
+    controlnet: bool
+    components: tuple[str, ...]
+    repo_id: str | None = None
+    revision: str = "main"
+    path: str | None = None
+
+
+@dataclass(frozen=True)
+class ModelState:
+    entry: CatalogEntry
+    folder: Path
+    state: str
+    size_bytes: int
+    problem: str | None = None
+
+
+def catalog_path() -> Path:
+    return project_root() / "models" / "catalog.toml"
+
+
+def store_root() -> Path:
+    return user_data_dir() / "models"
+
+
+def load_catalog(path: Path | None = None) -> list[CatalogEntry]:
+    path = path or catalog_path()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise SprintError(f"cannot read the model catalog {path}: {exc}") from None
+    entries = []
+    for raw in data.get("model", []):
+        entry = CatalogEntry(**{**raw, "components": tuple(raw.get("components", REQUIRED_COMPONENTS))})
+        if not NAME_RE.match(entry.name):
+            raise SprintError(f"catalog: invalid model name {entry.name!r}")
+        if entry.kind == "hub" and not (entry.repo_id and REPO_RE.match(entry.repo_id)):
+            raise SprintError(f"catalog: invalid repo id {entry.repo_id!r} for {entry.name}")
+        entries.append(entry)
+    names = [e.name for e in entries]
+    if len(set(names)) != len(names):
+        raise SprintError("catalog: duplicate model names")
+    return entries
+
+
+def find_entry(name: str, catalog: list[CatalogEntry] | None = None) -> CatalogEntry:
+    for entry in catalog or load_catalog():
+        if entry.name == name:
+            return entry
+    known = ", ".join(e.name for e in catalog or load_catalog())
+    raise SprintError(f"unknown model {name!r}; known models: {known}")
+
+
+def model_folder(entry: CatalogEntry, root: Path | None = None) -> Path:
+    if entry.kind == "embedded" and entry.path:
+        return project_root() / entry.path
+    return (root or store_root()) / entry.name
+
+
+def folder_size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else 0
+
+
+def state_of(entry: CatalogEntry, root: Path | None = None) -> ModelState:
+    folder = model_folder(entry, root)
+    size = folder_size(folder)
+    if not folder.exists() or size == 0:
+        return ModelState(entry, folder, "missing", 0)
+    absent = [c for c in entry.components if not (folder / c).is_dir()]
+    if not (folder / "model_index.json").is_file() or absent:
+        what = ", ".join(absent) if absent else "model_index.json"
+        return ModelState(entry, folder, "partial", size, f"missing: {what}")
+    try:
+        inspect_model_folder(folder)
+    except ModelLoadError as exc:
+        state = "partial" if "no weights" in str(exc) or "missing" in str(exc) else "corrupt"
+        return ModelState(entry, folder, state, size, str(exc))
+    return ModelState(entry, folder, "installed", size)
+
+
+def remove(entry: CatalogEntry, root: Path | None = None) -> Path:
+    if entry.kind == "embedded":
+        raise SprintError(f"{entry.name} is the embedded model and cannot be removed")
+    folder = model_folder(entry, root)
+    base = (root or store_root()).resolve()
+    if base not in folder.resolve().parents:
+        raise SprintError(f"refusing to delete {folder}: it is outside the model store {base}")
+    if folder.exists():
+        shutil.rmtree(folder)
+    return folder
