@@ -46,6 +46,12 @@ class TeacherConfig:
     eval_guidance: float = 4.5
 
 
+def ema_decay(step: int, target: float) -> float:
+    """EMA decay with warm-up, min(target, (1 + step) / (10 + step)): early averages are not
+    dominated by the random initial weights."""
+    return min(target, (1 + step) / (10 + step))
+
+
 def encode_text(
     tokenizer: Any, text_encoder: Any, captions: list[str], device: Any
 ) -> tuple[torch.Tensor, torch.Tensor]:

@@ -118,3 +118,11 @@ def test_student_distillation_two_steps(vae_dir, tmp_path_factory, mode):
     assert ("scm" in log[0]) == (mode != "ladd") and ("d" in log[0]) == (mode != "scm")
     assert "judge_1step" in log[-1] and (out / "transformer" / "config.json").exists()
     assert json.loads((out / "config.json").read_text())["mode"] == mode
+
+
+def test_ema_decay_warms_up():
+    from sprint_desktop.distill.train_teacher import ema_decay
+
+    assert ema_decay(0, 0.999) == pytest.approx(0.1)
+    assert ema_decay(90, 0.999) == pytest.approx(0.91)
+    assert ema_decay(100_000, 0.999) == 0.999
