@@ -94,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--verify", metavar="NAME", help="re-check every file of an installed model")
     group.add_argument("--remove", metavar="NAME", help="delete a downloaded model")
 
+    dl = sub.add_parser("download", help="download a catalog model for offline use (resumes, verifies)")
+    dl.add_argument("name", help="a model name from `sprint models`")
+    dl.add_argument("--endpoint", help="hub address (default: huggingface_hub's, or HF_ENDPOINT)")
+    dl.add_argument("--timeout", type=float, default=30.0, help="seconds without an answer before giving up")
+
     exp = sub.add_parser("export-onnx", help="export the model to ONNX (cached under the user cache folder)")
     exp.add_argument("--model", help="model folder (default: the embedded model)")
     exp.add_argument("--precision", choices=["fp32", "fp16"], default="fp32")
@@ -216,6 +221,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_export(args)
         if args.command == "models":
             return cmd_models(args)
+        if args.command == "download":
+            return cmd_download(args)
         if args.command == "bench":
             return cmd_bench(args, parser)
         if args.command == "distill":
@@ -233,6 +240,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     parser.error(f"unknown command {args.command}")
     return EXIT_USAGE
+
+
+def cmd_download(args: argparse.Namespace) -> int:
+    import time
+
+    from .store.catalog import find_entry
+    from .store.download import download
+
+    start = time.monotonic()
+    last = [0.0]
+
+    def progress(done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - last[0] < 0.5 and done < total:
+            return
+        last[0] = now
+        speed = done / max(now - start, 1e-6)
+        left = (total - done) / speed if speed > 0 else float("inf")
+        print(
+            f"\r{done / 2**20:8.1f} / {total / 2**20:.1f} MB  {speed / 2**20:6.1f} MB/s  {left:5.0f} s left",
+            end="",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    folder = download(find_entry(args.name), endpoint=args.endpoint, progress=progress, timeout=args.timeout)
+    print(f"\n{args.name} is ready for offline use in {folder}")
+    return EXIT_OK
 
 
 def cmd_models(args: argparse.Namespace) -> int:

@@ -1,0 +1,172 @@
+"""A small Hugging Face Hub stand-in on 127.0.0.1 for download tests: repo info, file metadata
+(HEAD) and downloads with Range, plus switches to stall, cut a transfer short, corrupt a file or
+answer 401 as for a gated model."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+class FakeHub:
+    def __init__(self, repo_id: str, folder: Path) -> None:
+        self.repo_id = repo_id
+        self.files = {
+            p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+        }
+        self.gated = False
+        self.stall_seconds = 0.0
+        self.cut_after: dict[str, int] = {}  # file -> bytes sent before the connection is dropped (once)
+        self.corrupt: set[str] = set()
+        self.requests: list[tuple[str, str, str | None]] = []  # (method, path, Range header)
+        hub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _route(self, head: bool) -> None:
+                path = unquote(urlparse(self.path).path)
+                hub.requests.append((self.command, path, self.headers.get("Range")))
+                if hub.gated:
+                    self.send_response(401)
+                    self.send_header("X-Error-Code", "GatedRepo")
+                    self.send_header("X-Error-Message", "Access to this model is restricted.")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                if hub.stall_seconds:
+                    time.sleep(hub.stall_seconds)
+                tree_prefix = f"/api/models/{hub.repo_id}/tree/"
+                if path.startswith(tree_prefix):
+                    body = json.dumps(
+                        [
+                            {
+                                "type": "file",
+                                "path": name,
+                                "size": len(data),
+                                "oid": hashlib.sha1(data).hexdigest(),
+                                **(
+                                    {
+                                        "lfs": {
+                                            "oid": hashlib.sha256(data).hexdigest(),
+                                            "size": len(data),
+                                            "pointerSize": 130,
+                                        }
+                                    }
+                                    if name.endswith(".safetensors")
+                                    else {}
+                                ),
+                            }
+                            for name, data in hub.files.items()
+                        ]
+                    ).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    if not head:
+                        self.wfile.write(body)
+                    return
+                info_prefix = f"/api/models/{hub.repo_id}/revision/"
+                resolve_prefix = f"/{hub.repo_id}/resolve/"
+                if path.startswith(info_prefix):
+                    body = json.dumps(
+                        {
+                            "id": hub.repo_id,
+                            "sha": COMMIT,
+                            "private": False,
+                            "siblings": [
+                                {
+                                    "rfilename": name,
+                                    "size": len(data),
+                                    **(
+                                        {
+                                            "lfs": {
+                                                "sha256": hashlib.sha256(data).hexdigest(),
+                                                "size": len(data),
+                                                "pointerSize": 130,
+                                            }
+                                        }
+                                        if name.endswith(".safetensors")
+                                        else {}
+                                    ),
+                                }
+                                for name, data in hub.files.items()
+                            ],
+                        }
+                    ).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    if not head:
+                        self.wfile.write(body)
+                    return
+                if path.startswith(resolve_prefix):
+                    name = path[len(resolve_prefix) :].split("/", 1)[1]
+                    data = hub.files.get(name)
+                    if data is None:
+                        self.send_response(404)
+                        self.send_header("X-Error-Code", "EntryNotFound")
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return
+                    sha = hashlib.sha256(data).hexdigest()
+                    if name in hub.corrupt:
+                        data = bytes(b ^ 0xFF for b in data)
+                    start = 0
+                    rng = self.headers.get("Range")
+                    if rng and rng.startswith("bytes="):
+                        start = int(rng[6:].split("-")[0])
+                    self.send_response(206 if start else 200)
+                    self.send_header("X-Repo-Commit", COMMIT)
+                    etag = sha if name.endswith(".safetensors") else hashlib.sha1(data).hexdigest()
+                    self.send_header("ETag", f'"{etag}"')
+                    if name.endswith(".safetensors"):
+                        self.send_header("X-Linked-Etag", f'"{sha}"')
+                        self.send_header("X-Linked-Size", str(len(data)))
+                    self.send_header("Accept-Ranges", "bytes")
+                    self.send_header("Content-Length", str(len(data) - start))
+                    if start:
+                        self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                    self.end_headers()
+                    if head:
+                        return
+                    payload = data[start:]
+                    cut = hub.cut_after.pop(name, None)
+                    if cut is not None:
+                        self.wfile.write(payload[:cut])
+                        self.wfile.flush()
+                        self.connection.shutdown(2)
+                        return
+                    self.wfile.write(payload)
+                    return
+                self.send_response(404)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def do_GET(self) -> None:  # noqa: N802
+                self._route(head=False)
+
+            def do_HEAD(self) -> None:  # noqa: N802
+                self._route(head=True)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> FakeHub:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -1,0 +1,155 @@
+"""Downloads through a real huggingface_hub client from a hub stand-in on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from sprint_desktop.core.errors import SprintError
+from sprint_desktop.core.request import GenerateRequest
+from sprint_desktop.engine.torch_backend import TorchEngine
+from sprint_desktop.store.catalog import CatalogEntry, state_of
+from sprint_desktop.store.download import download
+
+from .fake_hub import FakeHub
+
+WEIGHTS = "transformer/diffusion_pytorch_model.safetensors"
+
+
+@pytest.fixture
+def entry():
+    return CatalogEntry(
+        name="tiny",
+        title="Tiny Sprint",
+        kind="hub",
+        resolution=32,
+        download_gb=0.01,
+        min_vram_gb=0,
+        license="Apache-2.0",
+        license_url="https://example.invalid/licence",
+        controlnet=False,
+        components=("tokenizer", "text_encoder", "transformer", "vae", "scheduler"),
+        repo_id="org/tiny",
+        revision="main",
+    )
+
+
+@pytest.fixture(autouse=True)
+def online(monkeypatch):
+    """The suite runs with HF_HUB_OFFLINE=1; these tests talk to the loopback hub only."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+
+
+@pytest.fixture
+def hub(tiny_model_dir):
+    with FakeHub("org/tiny", tiny_model_dir) as h:
+        yield h
+
+
+def test_full_download_with_progress_then_offline_use(entry, hub, tmp_path, monkeypatch):
+    events = []
+    folder = download(entry, root=tmp_path, endpoint=hub.url, progress=lambda d, t: events.append((d, t)))
+    assert state_of(entry, tmp_path).state == "installed"
+    assert events and events[-1][0] == events[-1][1] > 100_000
+    hub.server.shutdown()  # the hub is gone: loading must not need it
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    r = TorchEngine(folder, device="cpu").generate(GenerateRequest("a red circle", steps=1, seed=1))
+    assert r.image.shape == (32, 32, 3)
+
+
+def test_interrupted_download_resumes(entry, hub, tmp_path, monkeypatch):
+    """The connection drops after 5,000 bytes; the download continues from what it has (a Range
+    request), it does not start over. Small chunks, so the part already received is on disk."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "DOWNLOAD_CHUNK_SIZE", 1024)
+    hub.cut_after[WEIGHTS] = 5_000
+    try:
+        download(entry, root=tmp_path, endpoint=hub.url)
+    except SprintError as exc:  # the client may also retry by itself within the same call
+        assert "run it again to resume" in str(exc)
+        download(entry, root=tmp_path, endpoint=hub.url)
+    assert state_of(entry, tmp_path).state == "installed"
+    ranges = [r for m, p, r in hub.requests if p.endswith(WEIGHTS) and m == "GET" and r]
+    assert any(int(r.split("=")[1].split("-")[0]) >= 4_096 for r in ranges)  # continued, not restarted
+
+
+def test_corrupted_file_is_caught_by_the_checksum(entry, hub, tmp_path):
+    hub.corrupt.add(WEIGHTS)
+    with pytest.raises(SprintError, match="failed their checksum"):
+        download(entry, root=tmp_path, endpoint=hub.url)
+    assert not (tmp_path / "tiny" / WEIGHTS).exists()
+    assert state_of(entry, tmp_path).state in ("partial", "corrupt")
+    hub.corrupt.clear()
+    download(entry, root=tmp_path, endpoint=hub.url)
+    assert state_of(entry, tmp_path).state == "installed"
+
+
+def test_gated_model_needs_a_token(entry, hub, tmp_path):
+    hub.gated = True
+    with pytest.raises(SprintError, match="gated: accept its licence"):
+        download(entry, root=tmp_path, endpoint=hub.url)
+
+
+def test_stalled_server_times_out_with_a_clear_error(entry, hub, tmp_path):
+    hub.stall_seconds = 3.0
+    with pytest.raises(SprintError, match="stopped|could not be reached"):
+        download(entry, root=tmp_path, endpoint=hub.url, timeout=0.5)
+
+
+def test_not_enough_disk_space_is_refused_before_downloading(entry, hub, tmp_path):
+    with pytest.raises(SprintError, match="not enough disk space"):
+        download(entry, root=tmp_path, endpoint=hub.url, free_bytes=lambda path: 1000)
+    assert not any(p.endswith(WEIGHTS) for _, p, _ in hub.requests)
+
+
+def test_no_network_is_explained(entry, tmp_path):
+    with pytest.raises(SprintError, match="stopped|could not be reached"):
+        download(entry, root=tmp_path, endpoint="http://127.0.0.1:9", timeout=1.0)
+
+
+def test_offline_mode_is_explained(entry, tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(SprintError, match="offline mode is on"):
+        download(entry, root=tmp_path, endpoint="http://127.0.0.1:9")
+
+
+def test_embedded_model_is_not_downloaded(tmp_path):
+    from sprint_desktop.store.catalog import find_entry
+
+    with pytest.raises(SprintError, match="ships with the app"):
+        download(find_entry("sprint-shapes"), root=tmp_path)
+
+
+def test_downloaded_pixels_match_the_source(entry, hub, tmp_path, tiny_engine):
+    folder = download(entry, root=tmp_path, endpoint=hub.url)
+    req = GenerateRequest("two blue squares", steps=2, seed=5)
+    np.testing.assert_array_equal(
+        TorchEngine(folder, device="cpu").generate(req).image, tiny_engine.generate(req).image
+    )
+    assert os.path.isdir(folder)
+
+
+def test_cli_download_shows_progress(hub, tmp_path, monkeypatch, capsys):
+    from sprint_desktop.cli import main
+    from sprint_desktop.store import catalog
+
+    cat = tmp_path / "catalog.toml"
+    cat.write_text(
+        '[[model]]\nname = "tiny"\ntitle = "Tiny"\nkind = "hub"\nrepo_id = "org/tiny"\nresolution = 32\n'
+        'download_gb = 0.01\nmin_vram_gb = 0\nlicense = "x"\nlicense_url = "x"\ncontrolnet = false\n'
+    )
+    monkeypatch.setattr(catalog, "catalog_path", lambda: cat)
+    monkeypatch.setattr(catalog, "store_root", lambda: tmp_path / "store")
+    assert main(["download", "tiny", "--endpoint", hub.url]) == 0
+    out = capsys.readouterr()
+    assert "MB/s" in out.err and "ready for offline use" in out.out
+    assert main(["models", "--verify", "tiny"]) == 0
