@@ -51,6 +51,10 @@ class Gallery:
         try:
             self._db = self._open()
         except sqlite3.DatabaseError as exc:
+            # Only a damaged file is set aside; a locked or unreadable one is reported as it is.
+            text = str(exc).lower()
+            if "not a database" not in text and "malformed" not in text:
+                raise SprintError(f"cannot open the gallery index {self.db_path}: {exc}") from None
             backup = self.db_path.with_name(f"gallery.sqlite3.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
             os.replace(self.db_path, backup)
             self._db = self._open()
@@ -59,8 +63,12 @@ class Gallery:
 
     def _open(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.db_path)
-        db.executescript(SCHEMA)
-        db.execute("SELECT count(*) FROM images").fetchone()
+        try:
+            db.executescript(SCHEMA)
+            db.execute("SELECT count(*) FROM images").fetchone()
+        except sqlite3.DatabaseError:
+            db.close()  # release the file before it is moved aside (Windows)
+            raise
         return db
 
     def close(self) -> None:
@@ -82,11 +90,16 @@ class Gallery:
         return self._index(path, created, params)
 
     def _index(self, path: Path, created: float, params: dict[str, Any]) -> GalleryItem:
-        cur = self._db.execute(
-            "INSERT OR REPLACE INTO images(file, created, prompt, params) VALUES (?, ?, ?, ?)",
-            (path.name, created, str(params.get("prompt", "")), json.dumps(params)),
-        )
-        self._db.commit()
+        try:
+            cur = self._db.execute(
+                "INSERT OR REPLACE INTO images(file, created, prompt, params) VALUES (?, ?, ?, ?)",
+                (path.name, created, str(params.get("prompt", "")), json.dumps(params)),
+            )
+            self._db.commit()
+        except sqlite3.Error as exc:
+            raise SprintError(
+                f"{path.name} was saved but could not be added to the gallery index: {exc}"
+            ) from None
         return GalleryItem(int(cur.lastrowid or 0), path, created, str(params.get("prompt", "")), params)
 
     def items(self, limit: int = 500) -> list[GalleryItem]:
@@ -111,7 +124,10 @@ class Gallery:
         row = self._db.execute("SELECT file FROM images WHERE id = ?", (item_id,)).fetchone()
         if row is None:
             return
-        (self.folder / row[0]).unlink(missing_ok=True)
+        try:
+            (self.folder / row[0]).unlink(missing_ok=True)
+        except OSError as exc:
+            raise SprintError(f"cannot delete {row[0]}: {exc}") from None
         self._db.execute("DELETE FROM images WHERE id = ?", (item_id,))
         self._db.commit()
 

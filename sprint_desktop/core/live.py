@@ -63,13 +63,21 @@ class LiveScheduler(Generic[R]):
         self.first_change = None
         self.in_flight = True
         self.last_run = request
+        self._running = request
         self._started = now
         return request
 
-    def finished(self, now: float) -> None:
-        """The job in flight ended (result, error or cancel)."""
+    def finished(self, now: float, completed: bool = True) -> None:
+        """The job in flight ended; ``completed=False`` for an error or a cancel, so that the same
+        request may run again (its image was never shown)."""
         self.in_flight = False
-        self.last_duration = max(0.0, now - getattr(self, "_started", now))
+        if completed:
+            self.last_duration = max(0.0, now - getattr(self, "_started", now))
+            return
+        self.last_run = None
+        if self.pending is None:  # nothing newer: the interrupted request runs again
+            self.pending = getattr(self, "_running", None)
+            self.last_change = now - self.debounce
 
     def next_check(self, now: float) -> float | None:
         """Seconds until `poll` may return a request (for a single-shot timer), or None if idle."""

@@ -118,13 +118,13 @@ class GenerateRequest:
             raise InvalidRequestError(f"strength must be above 0 and at most 1, got {self.strength!r}")
         if not _is_int(self.batch_size) or not 1 <= self.batch_size <= MAX_BATCH:
             raise InvalidRequestError(f"batch_size must be 1-{MAX_BATCH}, got {self.batch_size!r}")
-        if self.seed + self.batch_size - 1 > MAX_SEED:
+        if int(self.seed) + int(self.batch_size) - 1 > MAX_SEED:
             raise InvalidRequestError("seed + batch_size - 1 overflows 2^63-1")
         return self
 
     @property
     def seeds(self) -> list[int]:
-        return [self.seed + i for i in range(self.batch_size)]
+        return [int(self.seed) + i for i in range(int(self.batch_size))]
 
     def to_metadata(self) -> dict[str, Any]:
         """The parameters written into a PNG (everything but the control pixels)."""

@@ -92,9 +92,13 @@ def load_settings(path: Path) -> tuple[Settings, str | None]:
         if not isinstance(raw, dict):
             raise ValueError("not a JSON object")
         version = raw.get("version", 0)
-        if not isinstance(version, int) or version > SETTINGS_VERSION:
+        if not isinstance(version, int):
             raise ValueError(f"unknown settings version {version!r}")
-        return _coerce(raw.get("settings", {})), None
+        values = raw.get("settings", {})
+        if not isinstance(values, dict):
+            raise ValueError("the settings are not a JSON object")
+        # A newer app's file: keep every setting this version knows (unknown ones are ignored).
+        return _coerce(values), None
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         backup = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
         try:

@@ -163,6 +163,8 @@ class OnnxEngine(Engine):
         self.sessions = {}
         self._info = None
         self.prompt_cache.clear()
+        self.control_cache.clear()
+        self.notices.clear()
 
     def cancel(self) -> None:
         with self._cancel_lock:

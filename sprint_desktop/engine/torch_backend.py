@@ -254,8 +254,10 @@ class TorchEngine(Engine):
         return self.load()
 
     def close(self) -> None:
-        self.pipeline = self.text_encoder = self.transformer = self.vae = None
+        self.pipeline = self.text_encoder = self.transformer = self.vae = self.controlnet = None
         self.prompt_cache.clear()
+        self.control_cache.clear()
+        self._prefix_states.clear()
         self._info = None
         if torch.cuda.is_available():
             torch.cuda.empty_cache()

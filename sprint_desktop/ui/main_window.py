@@ -92,6 +92,7 @@ class MainWindow(QMainWindow):
         self.last_result: Any = None
         self.live_result: Any = None
         self.latest_prompt_id = 0
+        self.prompt_pending = False
         self.live_id = 0
         self.dropped_results = 0
         self.scheduler: LiveScheduler[GenerateRequest] = LiveScheduler(
@@ -159,6 +160,7 @@ class MainWindow(QMainWindow):
 
         self.seed = QSpinBox(minimum=0, maximum=MAX_SEED)
         self.seed.setAccessibleName("seed")
+        self.seed.valueChanged.connect(self._on_params_changed)
         self.seed_mode = QComboBox()
         self.seed_mode.addItems(["random", "fixed"])
         self.seed_mode.setToolTip("random: a new seed for every image; fixed: keep this seed")
@@ -349,8 +351,18 @@ class MainWindow(QMainWindow):
             return Gallery(folder)
         except (OSError, SprintError) as exc:
             fallback = self.data_dir / "gallery"
-            self.show_error(f"Cannot use the output folder {folder} ({exc}); using {fallback}.")
-            return Gallery(fallback)
+            if folder != fallback:
+                self.show_error(f"Cannot use the output folder {folder} ({exc}); using {fallback}.")
+                try:
+                    return Gallery(fallback)
+                except (OSError, SprintError) as again:
+                    exc = again
+            # Last resort: a private temporary folder, so the app still starts; say so.
+            import tempfile
+
+            temp = Path(tempfile.mkdtemp(prefix="sprint-gallery-"))
+            self.show_error(f"The gallery folder cannot be used ({exc}); kept images go to {temp} for now.")
+            return Gallery(temp)
 
     # ------------------------------------------------------------------------------ the model
     def model_path(self) -> str | None:
@@ -451,6 +463,7 @@ class MainWindow(QMainWindow):
             return None
         self.clear_error()
         self._remember_prompt(request.prompt)
+        self.prompt_pending = True
         self.latest_prompt_id = self.worker.submit(request)
         self.statusBar().showMessage("generating…")
         return self.latest_prompt_id
@@ -458,6 +471,7 @@ class MainWindow(QMainWindow):
     def _on_prompt_changed(self) -> None:
         if self.as_you_type.isChecked() and self.info is not None:
             self._type_timer.start()
+        self._on_params_changed()
 
     def _on_params_changed(self) -> None:
         if self.tabs.currentIndex() == 1:
@@ -478,18 +492,29 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("done", 2000)
             for w in result.warnings:
                 self.show_error(w)
+            self._prompt_done()
         else:
             self.dropped_results += 1  # stale: a newer request was sent after it
 
     def _on_failed(self, request_id: int, message: str) -> None:
-        if request_id == self.live_id:
-            self._live_done()
         self.statusBar().clearMessage()
         self.show_error(message)
+        if request_id == self.live_id:
+            self._live_done(completed=False)
+        elif request_id == self.latest_prompt_id:
+            self._prompt_done()
 
     def _on_cancelled(self, request_id: int) -> None:
         if request_id == self.live_id:
-            self._live_done()
+            self._live_done(completed=False)
+        elif request_id == self.latest_prompt_id:
+            self.statusBar().clearMessage()
+            self._prompt_done()
+
+    def _prompt_done(self) -> None:
+        """The prompt's request ended: the live canvas, held back meanwhile, may run again."""
+        self.prompt_pending = False
+        self._pump_live()
 
     def _on_progress(self, request_id: int, stage: str, step: int, total: int) -> None:
         if request_id == self.latest_prompt_id and stage == "denoise":
@@ -510,6 +535,8 @@ class MainWindow(QMainWindow):
         self._pump_live()
 
     def _pump_live(self) -> None:
+        if self.prompt_pending:
+            return  # an explicit Generate goes first; the canvas resumes when it ends
         now = time.monotonic()
         request = self.scheduler.poll(now)
         if request is not None:
@@ -519,8 +546,8 @@ class MainWindow(QMainWindow):
         if wait is not None:
             self._live_timer.start(int(wait * 1000) + 1)
 
-    def _live_done(self) -> None:
-        self.scheduler.finished(time.monotonic())
+    def _live_done(self, completed: bool = True) -> None:
+        self.scheduler.finished(time.monotonic(), completed)
         self.live_id = 0
         self._pump_live()
 
@@ -602,7 +629,10 @@ class MainWindow(QMainWindow):
         menu.popup(self.strip.mapToGlobal(pos))
 
     def delete_item(self, item: GalleryItem) -> None:
-        self.gallery.delete(item.id)
+        try:
+            self.gallery.delete(item.id)
+        except SprintError as exc:
+            self.show_error(str(exc))
         self.refresh_gallery()
 
     def restore_params(self, params: dict[str, Any]) -> None:

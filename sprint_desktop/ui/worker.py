@@ -57,19 +57,23 @@ class EngineWorker(QObject):
     def load(self, model_path: str, backend: str = "torch", device: str | None = None) -> None:
         with self._cond:
             self._load = LoadJob(model_path, backend, None if device in (None, "auto") else device)
-            self._pending = None
+            dropped, self._pending = self._pending, None
             if self._cancel is not None:
                 self._cancel.cancel()
             self._cond.notify()
+        if dropped is not None:
+            self.cancelled.emit(dropped[0])
 
     def submit(self, request: GenerateRequest) -> int:
         """Queue ``request`` (replacing any queued one, cancelling the one running); return its id."""
         request_id = next(self._ids)
         with self._cond:
-            self._pending = (request_id, request)
+            dropped, self._pending = self._pending, (request_id, request)
             if self._cancel is not None:
                 self._cancel.cancel()
             self._cond.notify()
+        if dropped is not None:
+            self.cancelled.emit(dropped[0])  # every request ends with exactly one signal
         return request_id
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -118,12 +122,17 @@ class EngineWorker(QObject):
 
             engine = create_engine(job.model_path, backend=job.backend, device=job.device)
             info = engine.load()
+            if self._stop:  # the window closed while loading: nobody is listening any more
+                engine.close()
+                return
         except SprintError as exc:
-            self.load_failed.emit(str(exc))
+            if not self._stop:
+                self.load_failed.emit(str(exc))
             return
         except Exception as exc:  # noqa: BLE001 - the thread boundary: report anything, keep running
             log.error("loading %s failed:\n%s", job.model_path, traceback.format_exc())
-            self.load_failed.emit(f"Could not load the model: {type(exc).__name__}: {exc}")
+            if not self._stop:
+                self.load_failed.emit(f"Could not load the model: {type(exc).__name__}: {exc}")
             return
         self.engine = engine
         self.loaded.emit(info)

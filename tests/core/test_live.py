@@ -101,3 +101,14 @@ def test_burst_of_50_changes_gives_few_runs_and_ends_on_the_last():
             runs.append(r)
             running_until = t + 0.3
     assert len(runs) <= 5 and runs[-1] == 49
+
+
+def test_a_cancelled_job_runs_again_unless_something_newer_came():
+    s = LiveScheduler[str](debounce=0.1, max_wait=2.0)
+    s.change("a", 0.0)
+    assert s.poll(0.0) == "a"
+    s.finished(0.05, completed=False)  # cancelled: its image was never shown
+    assert s.poll(0.05) == "a"
+    s.change("b", 0.06)
+    s.finished(0.07, completed=False)
+    assert s.poll(0.5) == "b"  # the newer request wins over the cancelled one

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from sprint_desktop.core.gallery import Gallery
 from sprint_desktop.core.settings import Settings, load_settings, save_settings
@@ -91,3 +92,33 @@ def test_prepare_control_keeps_sketches_and_extracts_edges_from_pictures():
     assert not looks_like_sketch(photo)
     edges = prepare_control(photo)
     assert looks_like_sketch(edges) and (edges == 0).any()
+
+
+def test_settings_that_are_not_an_object_are_replaced(tmp_path):
+    path = tmp_path / "settings.json"
+    path.write_text(json.dumps({"version": 1, "settings": []}))
+    loaded, notice = load_settings(path)
+    assert loaded == Settings() and "could not be read" in notice
+
+
+def test_a_newer_apps_settings_keep_what_this_version_knows(tmp_path):
+    path = tmp_path / "settings.json"
+    path.write_text(
+        json.dumps({"version": 99, "settings": {"theme": "dark", "steps": 4, "new_feature": True}})
+    )
+    loaded, notice = load_settings(path)
+    assert notice is None and (loaded.theme, loaded.steps) == ("dark", 4)
+    assert path.exists()  # not moved aside
+
+
+def test_gallery_save_failure_keeps_the_png_and_says_so(tmp_path):
+    import sqlite3
+
+    from sprint_desktop.core.errors import SprintError
+
+    g = Gallery(tmp_path / "g")
+    g._db.close()
+    g._db = sqlite3.connect(":memory:")  # an index without the table: inserting fails
+    with pytest.raises(SprintError, match="saved but could not be added"):
+        g.add(np.zeros((4, 4, 3), np.uint8), {"prompt": "x", "seed": 1})
+    assert list((tmp_path / "g").glob("*.png"))

@@ -242,3 +242,39 @@ def test_onnx_backend_from_the_settings(make_window, qtbot, tmp_path, monkeypatc
     w.generate()
     qtbot.waitUntil(lambda: w.last_result is not None, timeout=TIMEOUT)
     assert w.last_result.request.backend == "onnx" and "onnx" in w.model_label.text()
+
+
+def test_every_submitted_request_ends_with_one_signal(qtbot):
+    """A request replaced while it waits is reported cancelled (the live canvas relies on it)."""
+    from sprint_desktop.core.request import GenerateRequest
+    from sprint_desktop.ui.worker import EngineWorker
+
+    worker = EngineWorker()
+    cancelled = []
+    worker.cancelled.connect(cancelled.append)
+    try:
+        # No model is loaded, so the thread answers each job with `failed`; submitting three at
+        # once replaces the waiting ones.
+        with worker._cond:  # hold the thread so the first two are still waiting
+            a = worker.submit(GenerateRequest("a"))
+            b = worker.submit(GenerateRequest("b"))
+        c = worker.submit(GenerateRequest("c"))
+        qtbot.waitUntil(lambda: a in cancelled and b in cancelled, timeout=5000)
+        assert c not in cancelled
+    finally:
+        worker.stop()
+
+
+def test_generate_is_not_cancelled_by_the_live_canvas(make_window, qtbot):
+    w = make_window()
+    w.prompt.setPlainText("a red circle")
+    w.tabs.setCurrentIndex(1)
+    w.live.setChecked(True)
+    w.canvas.stroke([QPointF(4, 4), QPointF(20, 20)])  # a live job starts
+    w.last_result = None
+    w.generate()  # the user presses Enter while it runs
+    for i in range(5):  # and keeps drawing
+        w.canvas.stroke([QPointF(5 + i, 5), QPointF(5 + i, 25)])
+    qtbot.waitUntil(lambda: w.last_result is not None, timeout=TIMEOUT)
+    qtbot.waitUntil(lambda: not w.scheduler.in_flight and w.scheduler.pending is None, timeout=TIMEOUT)
+    assert w.live_result is not None
