@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..core.cancel import CancelToken
 from ..core.errors import SprintError
 from .catalog import CatalogEntry, model_folder
 
@@ -24,6 +25,10 @@ ALLOW_PATTERNS = [
     "tokenizer/*",
 ]
 ProgressFn = Callable[[int, int], None]  # (bytes done, bytes total)
+
+
+class DownloadCancelled(SprintError):
+    """The user stopped the download; what was received is kept and the next run resumes."""
 
 
 def _free_bytes(path: Path) -> int:
@@ -41,6 +46,7 @@ def download(
     progress: ProgressFn | None = None,
     timeout: float = 30.0,
     free_bytes: Callable[[Path], int] = _free_bytes,
+    cancel: CancelToken | None = None,
 ) -> Path:
     """Download ``entry`` into the model store (resuming a partial download); return its folder."""
     from huggingface_hub import HfApi, constants, snapshot_download
@@ -80,9 +86,14 @@ def download(
             endpoint=endpoint,
             token=token,
             etag_timeout=timeout,
-            tqdm_class=_progress_tqdm(progress, total),
+            tqdm_class=_progress_tqdm(progress, total, cancel),
             max_workers=2,
         )
+    except DownloadCancelled:
+        raise DownloadCancelled(
+            f"the download of {entry.title} was stopped; finished files are kept, so the next download "
+            "continues from them (resume)"
+        ) from None
     except GatedRepoError:
         raise SprintError(
             f"{entry.title} is gated: accept its licence at {entry.license_url} and log in "
@@ -108,6 +119,10 @@ def download(
     except Exception as exc:  # httpx/httpcore errors for no network, timeouts and dropped connections
         if isinstance(exc, SprintError):
             raise
+        if cancel is not None and cancel.cancelled:
+            raise DownloadCancelled(
+                f"the download of {entry.title} was stopped; run it again to resume"
+            ) from None
         raise SprintError(
             f"the download of {entry.title} stopped ({type(exc).__name__}: {exc}); run it again to resume"
         ) from None
@@ -141,7 +156,7 @@ def verify(folder: Path, checksums: dict[str, str]) -> None:
         )
 
 
-def _progress_tqdm(progress: ProgressFn | None, total: int) -> Any:
+def _progress_tqdm(progress: ProgressFn | None, total: int, cancel: CancelToken | None = None) -> Any:
     from tqdm.auto import tqdm
 
     state = {"done": 0}
@@ -152,6 +167,8 @@ def _progress_tqdm(progress: ProgressFn | None, total: int) -> Any:
             super().__init__(*args, **kwargs)
 
         def update(self, n: float | None = 1) -> bool | None:
+            if cancel is not None and cancel.cancelled:
+                raise DownloadCancelled("the download was stopped")
             if progress is not None and n and getattr(self, "unit", "B") == "B":
                 state["done"] += int(n)
                 progress(min(state["done"], total), total)

@@ -319,6 +319,7 @@ class MainWindow(QMainWindow):
         action(menu, "Keep in gallery", "Ctrl+K", self.keep)
         action(menu, "Save image as…", QKeySequence.StandardKey.Save, self.save_as)
         action(menu, "Open gallery folder", "Ctrl+Shift+O", self.open_folder)
+        action(menu, "Models…", "Ctrl+Shift+M", self.open_models)
         action(menu, "Settings…", "Ctrl+,", self.open_settings)
         menu.addSeparator()
         action(menu, "Quit", QKeySequence.StandardKey.Quit, self.close)
@@ -712,6 +713,20 @@ class MainWindow(QMainWindow):
     def toggle_theme(self) -> None:
         self.settings.theme = "dark" if self.settings.theme == "light" else "light"
         apply_theme(self.settings.theme)
+
+    def open_models(self) -> None:
+        from .models_dialog import ModelManagerDialog
+
+        dialog = ModelManagerDialog(self)
+        dialog.model_chosen.connect(self.use_model)
+        dialog.show()
+
+    def use_model(self, folder: str) -> None:
+        """Switch to the model in ``folder`` and remember it."""
+        self.settings.model = folder
+        self.model_override = None
+        self.load_model()
+        self.save_settings()
 
     def open_settings(self) -> None:
         from .settings_dialog import SettingsDialog

@@ -25,6 +25,7 @@ class FakeHub:
         self.stall_seconds = 0.0
         self.cut_after: dict[str, int] = {}  # file -> bytes sent before the connection is dropped (once)
         self.corrupt: set[str] = set()
+        self.bytes_per_second = 0  # 0: as fast as possible
         self.requests: list[tuple[str, str, str | None]] = []  # (method, path, Range header)
         hub = self
 
@@ -147,7 +148,13 @@ class FakeHub:
                         self.wfile.flush()
                         self.connection.shutdown(2)
                         return
-                    self.wfile.write(payload)
+                    if hub.bytes_per_second:
+                        for i in range(0, len(payload), 1024):
+                            self.wfile.write(payload[i : i + 1024])
+                            self.wfile.flush()
+                            time.sleep(1024 / hub.bytes_per_second)
+                    else:
+                        self.wfile.write(payload)
                     return
                 self.send_response(404)
                 self.send_header("Content-Length", "0")

@@ -1,0 +1,76 @@
+"""File ▸ Models against a loopback hub: download with progress, stop and resume, use, remove."""
+
+from __future__ import annotations
+
+import pytest
+from PySide6.QtCore import Qt
+
+from sprint_desktop.store import catalog
+
+from ..store.fake_hub import FakeHub
+
+TIMEOUT = 60_000
+
+
+@pytest.fixture
+def hub_catalog(tmp_path, monkeypatch, tiny_model_dir):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    cat = tmp_path / "catalog.toml"
+    cat.write_text(
+        '[[model]]\nname = "tiny"\ntitle = "Tiny"\nkind = "hub"\nrepo_id = "org/tiny"\nresolution = 32\n'
+        'download_gb = 0.01\nmin_vram_gb = 0\nlicense = "Apache-2.0"\nlicense_url = "x"\ncontrolnet = false\n'
+    )
+    monkeypatch.setattr(catalog, "catalog_path", lambda: cat)
+    monkeypatch.setattr(catalog, "store_root", lambda: tmp_path / "store")
+    with FakeHub("org/tiny", tiny_model_dir) as hub:
+        yield hub
+
+
+def test_download_progress_use_and_remove(qtbot, hub_catalog, tmp_path):
+    from sprint_desktop.ui.models_dialog import ModelManagerDialog
+
+    dialog = ModelManagerDialog(endpoint=hub_catalog.url)
+    qtbot.addWidget(dialog)
+    assert dialog.table.item(0, 1).text() == "missing"
+    chosen = []
+    dialog.model_chosen.connect(chosen.append)
+    dialog.use_selected()
+    assert "download it first" in dialog.status.text() and not chosen
+    qtbot.mouseClick(dialog.download_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "Ready for offline use" in dialog.status.text(), timeout=TIMEOUT)
+    assert dialog.progress.value() == dialog.progress.maximum() > 0
+    assert dialog.table.item(0, 1).text() == "installed"
+    dialog.use_selected()
+    assert chosen == [str(tmp_path / "store" / "tiny")]
+    dialog.remove_selected()
+    assert dialog.table.item(0, 1).text() == "missing"
+
+
+def test_stop_keeps_finished_files_and_the_next_download_skips_them(qtbot, hub_catalog, monkeypatch):
+    """huggingface_hub 2.x resumes byte-wise only within one download (its retries); across runs
+    it keeps every finished file, so a stopped download continues from the files it has."""
+    from huggingface_hub import constants
+
+    from sprint_desktop.ui.models_dialog import ModelManagerDialog
+
+    monkeypatch.setattr(constants, "DOWNLOAD_CHUNK_SIZE", 1024)
+    hub_catalog.bytes_per_second = 40_000  # about 6 s for the whole model
+    dialog = ModelManagerDialog(endpoint=hub_catalog.url)
+    qtbot.addWidget(dialog)
+    dialog.signals.progress.connect(lambda done, total: done > total * 0.6 and dialog.stop_download())
+    dialog.start_download()
+    qtbot.waitUntil(lambda: dialog.stop_button.isEnabled() is False, timeout=TIMEOUT)
+    assert "stopped" in dialog.status.text() and "resume" in dialog.status.text()
+    dialog.signals.progress.disconnect()
+    dialog.signals.progress.connect(dialog._on_progress)
+    hub_catalog.bytes_per_second = 0
+    dialog.start_download()
+    qtbot.waitUntil(lambda: "Ready for offline use" in dialog.status.text(), timeout=TIMEOUT)
+    assert dialog.table.item(0, 1).text() == "installed"
+    gets: dict[str, int] = {}
+    for method, path, _ in hub_catalog.requests:
+        if method == "GET" and path.endswith(".safetensors"):
+            gets[path] = gets.get(path, 0) + 1
+    assert len(gets) == 3 and min(gets.values()) == 1  # a file finished before the stop was not fetched again
