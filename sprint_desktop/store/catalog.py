@@ -51,8 +51,38 @@ def catalog_path() -> Path:
     return project_root() / "models" / "catalog.toml"
 
 
+STORE_ENV = "SPRINT_MODEL_STORE"
+
+
 def store_root() -> Path:
-    return user_data_dir() / "models"
+    """Where downloaded models go: ``$SPRINT_MODEL_STORE``, else the user data folder."""
+    import os
+
+    env = os.environ.get(STORE_ENV)
+    return Path(env).expanduser() if env else user_data_dir() / "models"
+
+
+def hf_cache_folder(entry: CatalogEntry) -> Path | None:
+    """A complete snapshot of ``entry`` already in the Hugging Face cache (reused, not copied)."""
+    if entry.kind != "hub" or not entry.repo_id:
+        return None
+    try:
+        from huggingface_hub import snapshot_download
+
+        from .download import ALLOW_PATTERNS
+
+        path = Path(
+            snapshot_download(
+                entry.repo_id, revision=entry.revision, local_files_only=True, allow_patterns=ALLOW_PATTERNS
+            )
+        )
+    except Exception:  # noqa: BLE001 - not in the cache (or no huggingface_hub): simply not there
+        return None
+    try:
+        inspect_model_folder(path)
+    except ModelLoadError:
+        return None
+    return path
 
 
 def load_catalog(path: Path | None = None) -> list[CatalogEntry]:
@@ -97,6 +127,9 @@ def state_of(entry: CatalogEntry, root: Path | None = None) -> ModelState:
     folder = model_folder(entry, root)
     size = folder_size(folder)
     if not folder.exists() or size == 0:
+        cached = hf_cache_folder(entry)
+        if cached is not None:
+            return ModelState(entry, cached, "installed", folder_size(cached), "in the Hugging Face cache")
         return ModelState(entry, folder, "missing", 0)
     absent = [c for c in entry.components if not (folder / c).is_dir()]
     if not (folder / "model_index.json").is_file() or absent:

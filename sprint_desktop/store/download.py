@@ -69,6 +69,9 @@ def download(
     try:
         info = api.model_info(entry.repo_id, revision=entry.revision, files_metadata=True, timeout=timeout)
         wanted = {s.rfilename: s for s in info.siblings or [] if _wanted(s.rfilename)}
+        unsafe = [n for n in wanted if n.startswith(("/", "\\")) or ".." in Path(n).parts]
+        if unsafe:
+            raise SprintError(f"the hub listed unsafe file names for {entry.repo_id}: {unsafe[:3]}")
         total = sum(int(s.size or 0) for s in wanted.values())
         have = sum((folder / n).stat().st_size for n in wanted if (folder / n).is_file())
         need = total - have

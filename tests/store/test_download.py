@@ -153,3 +153,20 @@ def test_cli_download_shows_progress(hub, tmp_path, monkeypatch, capsys):
     out = capsys.readouterr()
     assert "MB/s" in out.err and "ready for offline use" in out.out
     assert main(["models", "--verify", "tiny"]) == 0
+
+
+def test_a_model_in_the_hugging_face_cache_is_reused(entry, hub, tmp_path, monkeypatch):
+    from huggingface_hub import constants, snapshot_download
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf-cache"))
+    snapshot_download("org/tiny", endpoint=hub.url, cache_dir=str(tmp_path / "hf-cache"))
+    state = state_of(entry, tmp_path / "store")
+    assert state.state == "installed" and state.problem == "in the Hugging Face cache"
+    assert str(state.folder).startswith(str(tmp_path / "hf-cache"))
+
+
+def test_the_store_folder_is_configurable(monkeypatch, tmp_path):
+    from sprint_desktop.store import catalog
+
+    monkeypatch.setenv("SPRINT_MODEL_STORE", str(tmp_path / "elsewhere"))
+    assert catalog.store_root() == tmp_path / "elsewhere"
