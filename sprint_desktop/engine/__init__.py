@@ -8,8 +8,13 @@ from .base import Engine, ModelInfo, Progress, ProgressCallback
 __all__ = ["Engine", "ModelInfo", "Progress", "ProgressCallback", "create_engine"]
 
 
-def create_engine(model_path: str, backend: str = "torch", device: str | None = None, **kwargs) -> Engine:
-    """Create (not yet load) the engine for ``backend`` over the model folder ``model_path``."""
+def create_engine(
+    model_path: str, backend: str = "torch", device: str | None = None, export_progress=None, **kwargs
+) -> Engine:
+    """Create (not yet load) the engine for ``backend`` over the model folder ``model_path``.
+
+    With ``backend="onnx"`` and no cached export yet, the model is exported first;
+    ``export_progress(component, index, total)`` reports it."""
     from ..core.errors import SprintError
 
     if backend == "torch":
@@ -33,6 +38,6 @@ def create_engine(model_path: str, backend: str = "torch", device: str | None = 
                     f"no ONNX export of {folder} yet, and exporting needs PyTorch: run "
                     f"'sprint export-onnx --model {folder}' on a machine with it"
                 ) from None
-            export = export_model(Path(folder))
+            export = export_model(Path(folder), progress=export_progress)
         return OnnxEngine(export, device=device)
     raise SprintError(f"unknown backend {backend!r}: choose torch or onnx")

@@ -115,6 +115,7 @@ class MainWindow(QMainWindow):
         self.worker.loading.connect(self._on_loading)
         self.worker.loaded.connect(self._on_loaded)
         self.worker.load_failed.connect(self._on_load_failed)
+        self.worker.load_progress.connect(self._on_load_progress)
         self.worker.finished.connect(self._on_finished)
         self.worker.failed.connect(self._on_failed)
         self.worker.cancelled.connect(self._on_cancelled)
@@ -408,6 +409,10 @@ class MainWindow(QMainWindow):
         )
         if self.prompt.toPlainText().strip():
             self.generate()
+
+    def _on_load_progress(self, message: str) -> None:
+        self.model_label.setText(message)
+        self.view.set_placeholder(f"Loading model… {message}")
 
     def _on_load_failed(self, message: str) -> None:
         self.model_label.setText("no model loaded")

@@ -33,6 +33,7 @@ class LoadJob:
 
 class EngineWorker(QObject):
     loading = Signal(str)  # model path
+    load_progress = Signal(str)  # a readable step of a long load (e.g. the ONNX export)
     loaded = Signal(object)  # ModelInfo
     load_failed = Signal(str)
     started = Signal(int)  # request id
@@ -120,7 +121,13 @@ class EngineWorker(QObject):
                 self.engine = None
             from ..engine import create_engine  # torch is imported here, in this thread
 
-            engine = create_engine(job.model_path, backend=job.backend, device=job.device)
+            def export_progress(component: str, index: int, total: int) -> None:
+                if component != "done":
+                    self.load_progress.emit(f"exporting to ONNX: {component} ({index + 1} of {total})…")
+
+            engine = create_engine(
+                job.model_path, backend=job.backend, device=job.device, export_progress=export_progress
+            )
             info = engine.load()
             if self._stop:  # the window closed while loading: nobody is listening any more
                 engine.close()

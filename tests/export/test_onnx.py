@@ -184,3 +184,19 @@ def test_cli_generate_with_onnx_backend(tiny_model_dir, tmp_path, monkeypatch):
         == 0
     )
     assert read_png_params(out)["backend"] == "onnx"
+
+
+def test_fp16_export_matches_pytorch_within_2e2(tiny_model_dir, tiny_engine, tmp_path):
+    """fp16 is exported from the half-precision model (PyTorch's fp32 islands survive)."""
+    export16 = export_model(tiny_model_dir, precision="fp16", cache_root=tmp_path)
+    onnx = OnnxEngine(export16, device="cpu")
+    assert onnx.info.dtype == "fp16"
+    for steps in (1, 4):
+        req = tiny_engine.resolve(GenerateRequest("a red circle left of a blue square", steps=steps, seed=3))
+        noise = np.stack([draw_noise(s, tiny_engine.latent_shape(req), steps) for s in req.seeds], axis=1)
+        with torch.inference_mode():
+            ref = tiny_engine.decode(
+                tiny_engine.denoise(req, *tiny_engine.encode_prompt(req.prompt)[:2], noise)
+            )
+        out = onnx.decode(onnx.denoise(onnx.resolve(req), *onnx.encode_prompt(req.prompt)[:2], noise))
+        assert np.abs(out - ref).max() < 2e-2

@@ -234,6 +234,8 @@ def test_settings_file_is_versioned_json(make_window, tmp_path):
 def test_onnx_backend_from_the_settings(make_window, qtbot, tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     w = make_window()
+    messages = []
+    w.worker.load_progress.connect(messages.append)
     w.settings.backend = "onnx"
     w.load_model()
     qtbot.waitUntil(lambda: w.info is not None and w.info.backend == "onnx", timeout=120_000)
@@ -242,6 +244,7 @@ def test_onnx_backend_from_the_settings(make_window, qtbot, tmp_path, monkeypatc
     w.generate()
     qtbot.waitUntil(lambda: w.last_result is not None, timeout=TIMEOUT)
     assert w.last_result.request.backend == "onnx" and "onnx" in w.model_label.text()
+    assert any("exporting to ONNX: transformer" in m for m in messages)  # the export was shown
 
 
 def test_every_submitted_request_ends_with_one_signal(qtbot):
