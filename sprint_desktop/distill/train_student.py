@@ -100,23 +100,28 @@ def consistency_x0(
 
 
 def build_engine(student: Any, vae: Any, text_encoder: Any, tokenizer: Any) -> Any:
-    """Our inference engine over these components, so evaluation is exactly what the app runs."""
+    """Our inference engine over these components, so evaluation is exactly what the app runs.
+
+    The engine gets a copy of the student: setting up an engine puts modules in eval mode without
+    gradients, which must not happen to the model being trained."""
     from diffusers import SanaSprintPipeline, SCMScheduler
 
     from ..engine.torch_backend import TorchEngine
     from .components import MAX_CAPTION_TOKENS
 
+    device = str(next(student.parameters()).device)
     pipe = SanaSprintPipeline(
         tokenizer=tokenizer,
         text_encoder=text_encoder,
         vae=vae,
-        transformer=student,
+        transformer=copy.deepcopy(student),
         scheduler=SCMScheduler(sigma_data=SIGMA_D),
     )
     return TorchEngine.from_pipeline(
         pipe,
         name="sprint-shapes",
-        device="cpu",
+        device=device,
+        dtype="fp32",
         complex_human_instruction=False,
         max_sequence_length=MAX_CAPTION_TOKENS,
     )
@@ -251,11 +256,10 @@ def train(cfg: StudentConfig) -> Path:
         if done % cfg.log_every == 0 or done == cfg.iters:
             rec["s_per_it"] = round((time.time() - t0) / (done - start), 3)
             if done % cfg.eval_every == 0 or done == cfg.iters:
-                engine = build_engine(accelerator.unwrap_model(student).eval(), vae, text_encoder, tokenizer)
+                engine = build_engine(accelerator.unwrap_model(student), vae, text_encoder, tokenizer)
                 for n in (1, 2, 4):
                     scores, _ = evaluate_engine(engine, eval_captions(cfg.eval_images), n)
                     rec[f"judge_{n}step"] = round(scores["all"], 3)
-                student.train()
                 if accelerator.is_main_process:
                     torch.save(
                         {

@@ -126,3 +126,20 @@ def test_ema_decay_warms_up():
     assert ema_decay(0, 0.999) == pytest.approx(0.1)
     assert ema_decay(90, 0.999) == pytest.approx(0.91)
     assert ema_decay(100_000, 0.999) == 0.999
+
+
+def test_evaluation_engine_does_not_freeze_the_student():
+    """Building the evaluation engine must leave the model being trained trainable."""
+    from sprint_desktop.distill.components import (
+        make_text_encoder,
+        make_tokenizer,
+        make_transformer,
+        make_vae,
+    )
+    from sprint_desktop.distill.train_student import build_engine
+
+    tok = make_tokenizer()
+    student = make_transformer().train()
+    build_engine(student, make_vae(), make_text_encoder(len(tok)), tok)
+    assert student.training and all(p.requires_grad for p in student.parameters())
+    assert next(student.parameters()).dtype == torch.float32
