@@ -186,6 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     pack.add_argument("--teacher", default="runs/teacher")
     pack.add_argument("--student", default="runs/student/transformer")
     pack.add_argument("--out", default="models/sprint-shapes")
+    pack.add_argument("--controlnet", help="a trained ControlNet folder to ship with the model")
 
     ev = sub.add_parser("evaluate", help="the model card's table: compliance and CPU ms per image")
     ev.add_argument("--model", help="a model folder, sampled by our engine")
@@ -577,7 +578,7 @@ def cmd_distill(args: argparse.Namespace) -> int:
     if args.part == "package":
         from .distill.package import package
 
-        print(f"model written to {package(args.vae, args.teacher, args.student, args.out)}")
+        print(f"model written to {package(args.vae, args.teacher, args.student, args.out, args.controlnet)}")
         return EXIT_OK
     raise SprintError(f"unknown distill part {args.part!r}")
 

@@ -14,9 +14,13 @@ from .world import IMAGE_SIZE
 MAX_MODEL_MB = 50
 
 
-def package(vae: str, teacher: str, student: str, out: str) -> Path:
+def package(vae: str, teacher: str, student: str, out: str, controlnet: str | None = None) -> Path:
     """Write the pipeline (tokenizer and text encoder from the teacher run, the student
-    transformer, the VAE, an SCM scheduler) to ``out``; return the folder."""
+    transformer, the VAE, an SCM scheduler, optionally a ControlNet) to ``out``; return the folder.
+
+    The transformer and the ControlNet are stored in fp16 (half the size; the engine loads them in
+    fp32 on the CPU), which keeps the model and its ControlNet under the 50 MB budget."""
+    import torch
     from diffusers import AutoencoderDC, SanaSprintPipeline, SanaTransformer2DModel, SCMScheduler
     from transformers import Gemma2Model, PreTrainedTokenizerFast
 
@@ -28,7 +32,14 @@ def package(vae: str, teacher: str, student: str, out: str) -> Path:
         scheduler=SCMScheduler(sigma_data=SIGMA_D),
     )
     folder = Path(out)
+    pipe.transformer.to(torch.float16)
     pipe.save_pretrained(folder, safe_serialization=True)
+    if controlnet:
+        from ..engine.controlnet import SprintControlNetModel
+
+        SprintControlNetModel.from_pretrained(controlnet).to(torch.float16).save_pretrained(
+            folder / "controlnet", safe_serialization=True
+        )
     settings = {
         "name": "Sprint-Shapes",
         "complex_human_instruction": False,

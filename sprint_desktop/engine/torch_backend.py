@@ -179,11 +179,14 @@ class TorchEngine(Engine):
         from .model_folder import check_component_weights
 
         check_component_weights(folder)
+        import diffusers
+
+        dtype_kw = "dtype" if _version_tuple(diffusers.__version__) >= (0, 40) else "torch_dtype"
         controlnet = SprintControlNetModel.from_pretrained(
-            folder, use_safetensors=True, local_files_only=True
+            folder, use_safetensors=True, local_files_only=True, **{dtype_kw: dtype}
         )
         check_weights_match("controlnet", safetensors_keys(folder), set(controlnet.state_dict()))
-        return controlnet.to(dtype=dtype)
+        return controlnet
 
     def _setup(
         self,

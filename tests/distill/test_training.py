@@ -143,3 +143,55 @@ def test_evaluation_engine_does_not_freeze_the_student():
     build_engine(student, make_vae(), make_text_encoder(len(tok)), tok)
     assert student.training and all(p.requires_grad for p in student.parameters())
     assert next(student.parameters()).dtype == torch.float32
+
+
+def test_package_makes_a_model_our_engine_and_stock_diffusers_load(vae_dir, tmp_path_factory):
+    from diffusers import SanaSprintPipeline
+
+    from sprint_desktop.core.request import GenerateRequest
+    from sprint_desktop.distill.package import package
+    from sprint_desktop.engine.controlnet import SprintControlNetModel
+    from sprint_desktop.engine.torch_backend import TorchEngine
+
+    teacher = tmp_path_factory.getbasetemp() / "teacher-for-students"
+    if not (teacher / "transformer").exists():
+        train_teacher(
+            TeacherConfig(
+                vae=str(vae_dir),
+                out=str(teacher),
+                iters=1,
+                batch=2,
+                eval_every=100,
+                eval_images=2,
+                log_every=1,
+                warmup=1,
+            )
+        )
+    from diffusers import SanaTransformer2DModel
+
+    cn_dir = tmp_path_factory.mktemp("cn")
+    SprintControlNetModel.from_transformer(
+        SanaTransformer2DModel.from_pretrained(teacher / "transformer"), 4
+    ).save_pretrained(cn_dir)
+    out = package(
+        str(vae_dir),
+        str(teacher),
+        str(teacher / "transformer"),
+        str(tmp_path_factory.mktemp("m") / "sprint-shapes"),
+        controlnet=str(cn_dir),
+    )
+    size_mb = sum(p.stat().st_size for p in out.rglob("*") if p.is_file()) / 2**20
+    assert size_mb < 50
+    assert json.loads((out / "sprint_desktop.json").read_text())["complex_human_instruction"] is False
+    engine = TorchEngine(out, device="cpu")
+    assert engine.info.control_mode == "controlnet" and (
+        engine.info.default_width,
+        engine.info.default_height,
+    ) == (64, 64)
+    assert engine.generate(GenerateRequest("a red circle left of a blue square", steps=1)).image.shape == (
+        64,
+        64,
+        3,
+    )
+    stock = SanaSprintPipeline.from_pretrained(out, local_files_only=True)
+    assert stock.transformer.config.guidance_embeds
