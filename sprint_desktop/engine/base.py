@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import abc
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
 
 from ..core.cancel import CancelToken
-from ..core.request import GenerateRequest, GenerateResult
+from ..core.errors import GenerationCancelled
+from ..core.request import GenerateRequest, GenerateResult, Timings
 
 
 @dataclass(frozen=True)
@@ -91,3 +96,75 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def info(self) -> ModelInfo:
         """The loaded model's description (loads it if needed)."""
+
+    # ---- the stages every backend implements, and the one sequence that times them -------------
+    max_sequence_length: int
+    notices: list[str]
+
+    def encode_prompt(self, prompt: str) -> tuple[Any, Any, bool, bool]:
+        """(embeds (1, L, D), mask (1, L), cache hit, truncated)."""
+        raise NotImplementedError
+
+    def denoise(
+        self,
+        request: GenerateRequest,
+        embeds: Any,
+        mask: Any,
+        noise: Any,
+        report: Any = None,
+        check: Any = None,
+    ) -> Any:
+        """1-4 TrigFlow steps; the clean latent ``(B, C, h, w)``."""
+        raise NotImplementedError
+
+    def decode(self, latents: Any) -> np.ndarray:
+        """Float images in [0, 1], ``(B, H, W, 3)``."""
+        raise NotImplementedError
+
+    def _sync(self) -> None:  # noqa: B027 - a hook with a default, not an abstract method
+        """Wait for queued device work (so stage timings are honest); a no-op on the CPU."""
+        return None
+
+    def _run(
+        self,
+        request: GenerateRequest,
+        noise: Any,
+        progress: ProgressCallback | None,
+        cancel: CancelToken,
+        request_id: int,
+    ) -> GenerateResult:
+        """encode -> denoise -> decode, with progress, cancellation between steps and stage timings."""
+
+        def report(stage: str, step: int, total: int) -> None:
+            if progress is not None:
+                progress(Progress(request_id, stage, step, total))
+
+        def check() -> None:
+            if cancel.cancelled:
+                raise GenerationCancelled(f"request {request_id} was cancelled")
+
+        start = time.perf_counter()
+        check()
+        report("encode", 0, 1)
+        embeds, mask, hit, truncated = self.encode_prompt(request.prompt)
+        self._sync()
+        t_encode = time.perf_counter()
+        latents = self.denoise(request, embeds, mask, noise, report, check)
+        self._sync()
+        t_denoise = time.perf_counter()
+        check()
+        report("decode", 0, 1)
+        images = self.decode(latents)
+        t_decode = time.perf_counter()
+        warnings = tuple(getattr(self, "notices", ()))
+        if truncated:
+            warnings += (f"the prompt is longer than {self.max_sequence_length} tokens; its end was ignored",)
+        timings = Timings(
+            encode_ms=(t_encode - start) * 1e3,
+            denoise_ms=(t_denoise - t_encode) * 1e3,
+            decode_ms=(t_decode - t_denoise) * 1e3,
+            total_ms=(t_decode - start) * 1e3,
+        )
+        # [0, 1] float -> uint8 with the same rounding as diffusers' numpy_to_pil.
+        uint8 = tuple(np.ascontiguousarray((img * 255).round().astype(np.uint8)) for img in images)
+        return GenerateResult(uint8, request, timings, prompt_cache_hit=hit, warnings=warnings)

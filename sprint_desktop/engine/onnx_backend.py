@@ -11,16 +11,15 @@ from __future__ import annotations
 import json
 import os
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ..core.cancel import CancelToken
-from ..core.errors import GenerationCancelled, ModelLoadError
+from ..core.errors import ModelLoadError
 from ..core.noise import draw_noise
-from ..core.request import GenerateRequest, GenerateResult, Timings
+from ..core.request import GenerateRequest, GenerateResult
 from ..core.trigflow import (
     DEFAULT_INTERMEDIATE_T,
     T_MAX,
@@ -31,7 +30,7 @@ from ..core.trigflow import (
     trigflow_timesteps,
     x0_from_trigflow,
 )
-from .base import Engine, ModelInfo, Progress, ProgressCallback, resolve_request
+from .base import Engine, ModelInfo, ProgressCallback, resolve_request
 from .text_cache import LRUCache
 
 PROVIDER_ORDER = (
@@ -203,45 +202,6 @@ class OnnxEngine(Engine):
         finally:
             with self._cancel_lock:
                 self._current_cancel = None
-
-    def _run(
-        self,
-        request: GenerateRequest,
-        noise: np.ndarray,
-        progress: ProgressCallback | None,
-        cancel: CancelToken,
-        request_id: int,
-    ) -> GenerateResult:
-        def report(stage: str, step: int, total: int) -> None:
-            if progress is not None:
-                progress(Progress(request_id, stage, step, total))
-
-        def check() -> None:
-            if cancel.cancelled:
-                raise GenerationCancelled(f"request {request_id} was cancelled")
-
-        start = time.perf_counter()
-        check()
-        report("encode", 0, 1)
-        embeds, mask, hit, truncated = self.encode_prompt(request.prompt)
-        t_encode = time.perf_counter()
-        latents = self.denoise(request, embeds, mask, noise, report, check)
-        t_denoise = time.perf_counter()
-        check()
-        report("decode", 0, 1)
-        images = self.decode(latents)
-        t_decode = time.perf_counter()
-        warnings: tuple[str, ...] = tuple(self.notices)
-        if truncated:
-            warnings += (f"the prompt is longer than {self.max_sequence_length} tokens; its end was ignored",)
-        timings = Timings(
-            (t_encode - start) * 1e3,
-            (t_denoise - t_encode) * 1e3,
-            (t_decode - t_denoise) * 1e3,
-            (t_decode - start) * 1e3,
-        )
-        uint8 = tuple(np.ascontiguousarray((img * 255).round().astype(np.uint8)) for img in images)
-        return GenerateResult(uint8, request, timings, prompt_cache_hit=hit, warnings=warnings)
 
     def _run_session(self, name: str, feeds: dict[str, np.ndarray]) -> np.ndarray:
         session = self.sessions[name]

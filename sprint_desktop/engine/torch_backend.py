@@ -13,7 +13,6 @@ import copy
 import inspect
 import logging
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +20,9 @@ import numpy as np
 import torch
 
 from ..core.cancel import CancelToken
-from ..core.errors import GenerationCancelled, InvalidRequestError, ModelLoadError, SprintError
+from ..core.errors import InvalidRequestError, ModelLoadError, SprintError
 from ..core.noise import draw_noise
-from ..core.request import GenerateRequest, GenerateResult, Timings
+from ..core.request import GenerateRequest, GenerateResult
 from ..core.trigflow import (
     DEFAULT_INTERMEDIATE_T,
     SIGMA_D,
@@ -35,7 +34,7 @@ from ..core.trigflow import (
     trigflow_timesteps,
     x0_from_trigflow,
 )
-from .base import Engine, ModelInfo, Progress, ProgressCallback, resolve_request
+from .base import Engine, ModelInfo, ProgressCallback, resolve_request
 from .model_folder import check_weights_match, inspect_model_folder, read_json_object, safetensors_keys
 from .text_cache import LRUCache
 
@@ -322,50 +321,6 @@ class TorchEngine(Engine):
             with self._cancel_lock:
                 self._current_cancel = None
 
-    def _run(
-        self,
-        request: GenerateRequest,
-        noise: np.ndarray | torch.Tensor,
-        progress: ProgressCallback | None,
-        cancel: CancelToken,
-        request_id: int,
-    ) -> GenerateResult:
-        def report(stage: str, step: int, total: int) -> None:
-            if progress is not None:
-                progress(Progress(request_id, stage, step, total))
-
-        def check() -> None:
-            if cancel.cancelled:
-                raise GenerationCancelled(f"request {request_id} was cancelled")
-
-        start = time.perf_counter()
-        check()
-        report("encode", 0, 1)
-        embeds, mask, hit, truncated = self.encode_prompt(request.prompt)
-        self._sync()
-        t_encode = time.perf_counter()
-
-        latents = self.denoise(request, embeds, mask, noise, report, check)
-        self._sync()
-        t_denoise = time.perf_counter()
-
-        check()
-        report("decode", 0, 1)
-        images = self.decode(latents)
-        t_decode = time.perf_counter()
-
-        warnings: tuple[str, ...] = ()
-        if truncated:
-            warnings = (f"the prompt is longer than {self.max_sequence_length} tokens; its end was ignored",)
-        timings = Timings(
-            encode_ms=(t_encode - start) * 1e3,
-            denoise_ms=(t_denoise - t_encode) * 1e3,
-            decode_ms=(t_decode - t_denoise) * 1e3,
-            total_ms=(t_decode - start) * 1e3,
-        )
-        uint8 = tuple(_to_uint8(img) for img in images)
-        return GenerateResult(uint8, request, timings, prompt_cache_hit=hit, warnings=warnings)
-
     def _sync(self) -> None:
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
@@ -568,11 +523,6 @@ class TorchEngine(Engine):
         image = self.vae.decode(latents.to(self.dtypes["vae"]) / scaling, return_dict=False)[0]
         image = (image.float() / 2 + 0.5).clamp(0, 1)
         return image.permute(0, 2, 3, 1).cpu().numpy()
-
-
-def _to_uint8(image: np.ndarray) -> np.ndarray:
-    """[0, 1] float -> uint8 with the same rounding as diffusers' ``numpy_to_pil``."""
-    return np.ascontiguousarray((image * 255).round().astype(np.uint8))
 
 
 def _version_tuple(version: str) -> tuple[int, ...]:
