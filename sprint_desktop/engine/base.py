@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ import numpy as np
 
 from ..core.cancel import CancelToken
 from ..core.errors import GenerationCancelled
+from ..core.noise import draw_noise
 from ..core.request import GenerateRequest, GenerateResult, Timings
 
 
@@ -68,13 +70,50 @@ def resolve_request(request: GenerateRequest, info: ModelInfo) -> GenerateReques
 
 
 class Engine(abc.ABC):
-    """Load once, generate many; every method but `cancel` is called from one thread."""
+    """Load once, generate many; every method but `cancel` is called from one thread.
+
+    Backends implement loading and the three stages (`encode_prompt`, `denoise`, `decode`); the
+    request handling, seeded noise, cancellation and timing below are shared."""
+
+    backend_name = ""
+    vae_scale_factor: int
+
+    def __init__(self) -> None:
+        self._cancel_lock = threading.Lock()
+        self._current_cancel: CancelToken | None = None
+        self.notices: list[str] = []
 
     @abc.abstractmethod
     def load(self) -> ModelInfo:
         """Load the model (idempotent); raise `ModelLoadError` with a readable message on failure."""
 
     @abc.abstractmethod
+    def close(self) -> None:
+        """Free the model and its memory."""
+
+    @property
+    def info(self) -> ModelInfo:
+        """The loaded model's description (loads it if needed)."""
+        return self.load()
+
+    def cancel(self) -> None:
+        """Cancel the request in flight, if any (safe to call from any thread)."""
+        with self._cancel_lock:
+            if self._current_cancel is not None:
+                self._current_cancel.cancel()
+
+    def resolve(self, request: GenerateRequest) -> GenerateRequest:
+        """Validate ``request`` against this model and fill in the model's defaults."""
+        return resolve_request(request, self.load())
+
+    def latent_shape(self, request: GenerateRequest) -> tuple[int, int, int]:
+        assert request.width is not None and request.height is not None
+        return (
+            self.info.latent_channels,
+            request.height // self.vae_scale_factor,
+            request.width // self.vae_scale_factor,
+        )
+
     def generate(
         self,
         request: GenerateRequest,
@@ -83,19 +122,41 @@ class Engine(abc.ABC):
         request_id: int = 0,
     ) -> GenerateResult:
         """Generate ``request``; raise `InvalidRequestError` or `GenerationCancelled`."""
+        request = self.resolve(request)
+        shape = self.latent_shape(request)
+        noise = np.stack([draw_noise(seed, shape, request.steps) for seed in request.seeds], axis=1)
+        return self.generate_with_noise(request, noise, progress, cancel, request_id)
 
-    @abc.abstractmethod
-    def cancel(self) -> None:
-        """Cancel the request in flight, if any (safe to call from any thread)."""
+    def generate_with_noise(
+        self,
+        request: GenerateRequest,
+        noise: Any,
+        progress: ProgressCallback | None = None,
+        cancel: CancelToken | None = None,
+        request_id: int = 0,
+    ) -> GenerateResult:
+        """Generate with explicit unit noise of shape ``(steps, batch, C, h, w)``: ``[0]`` is the
+        starting latent, ``[i]`` re-noises before step ``i``. `generate` draws it from the seed."""
+        request = self.resolve(request)
+        cancel = cancel or CancelToken()
+        with self._cancel_lock:
+            self._current_cancel = cancel
+        try:
+            return self._run_guarded(request, noise, progress, cancel, request_id)
+        finally:
+            with self._cancel_lock:
+                self._current_cancel = None
 
-    @abc.abstractmethod
-    def close(self) -> None:
-        """Free the model and its memory."""
-
-    @property
-    @abc.abstractmethod
-    def info(self) -> ModelInfo:
-        """The loaded model's description (loads it if needed)."""
+    def _run_guarded(
+        self,
+        request: GenerateRequest,
+        noise: Any,
+        progress: ProgressCallback | None,
+        cancel: CancelToken,
+        request_id: int,
+    ) -> GenerateResult:
+        """`_run` inside whatever the backend needs around it (a no-grad mode, error translation)."""
+        return self._run(request, noise, progress, cancel, request_id)
 
     # ---- the stages every backend implements, and the one sequence that times them -------------
     max_sequence_length: int

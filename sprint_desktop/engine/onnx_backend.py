@@ -10,16 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ..core.cancel import CancelToken
 from ..core.errors import ModelLoadError
-from ..core.noise import draw_noise
-from ..core.request import GenerateRequest, GenerateResult
+from ..core.request import GenerateRequest
 from ..core.trigflow import (
     DEFAULT_INTERMEDIATE_T,
     T_MAX,
@@ -30,7 +27,7 @@ from ..core.trigflow import (
     trigflow_timesteps,
     x0_from_trigflow,
 )
-from .base import Engine, ModelInfo, ProgressCallback, resolve_request
+from .base import Engine, ModelInfo
 from .text_cache import LRUCache
 
 PROVIDER_ORDER = (
@@ -67,15 +64,13 @@ class OnnxEngine(Engine):
         threads: int | None = None,
         prompt_cache_size: int = 32,
     ) -> None:
+        super().__init__()
         self.export_dir = Path(export_dir)
         self._device_arg = device
         self._threads = threads
         self.prompt_cache: LRUCache[tuple[np.ndarray, np.ndarray, bool]] = LRUCache(prompt_cache_size)
         self.control_cache: LRUCache[np.ndarray] = LRUCache(8)
         self._info: ModelInfo | None = None
-        self.notices: list[str] = []
-        self._cancel_lock = threading.Lock()
-        self._current_cancel: CancelToken | None = None
         self.text_encoder_calls = 0
 
     # ------------------------------------------------------------------------------ loading
@@ -154,54 +149,12 @@ class OnnxEngine(Engine):
         pad_id = self.tokenizer.token_to_id(pad) if pad else None
         return int(pad_id) if pad_id is not None else 0
 
-    @property
-    def info(self) -> ModelInfo:
-        return self.load()
-
     def close(self) -> None:
         self.sessions = {}
         self._info = None
         self.prompt_cache.clear()
         self.control_cache.clear()
         self.notices.clear()
-
-    def cancel(self) -> None:
-        with self._cancel_lock:
-            if self._current_cancel is not None:
-                self._current_cancel.cancel()
-
-    # ------------------------------------------------------------------------------ generation
-    def resolve(self, request: GenerateRequest) -> GenerateRequest:
-        """Validate ``request`` against this model and fill in the model's defaults."""
-        return resolve_request(request, self.load())
-
-    def latent_shape(self, request: GenerateRequest) -> tuple[int, int, int]:
-        assert request.width and request.height
-        return (
-            self.info.latent_channels,
-            request.height // self.vae_scale_factor,
-            request.width // self.vae_scale_factor,
-        )
-
-    def generate(
-        self,
-        request: GenerateRequest,
-        progress: ProgressCallback | None = None,
-        cancel: CancelToken | None = None,
-        request_id: int = 0,
-    ) -> GenerateResult:
-        request = self.resolve(request)
-        noise = np.stack(
-            [draw_noise(seed, self.latent_shape(request), request.steps) for seed in request.seeds], axis=1
-        )
-        cancel = cancel or CancelToken()
-        with self._cancel_lock:
-            self._current_cancel = cancel
-        try:
-            return self._run(request, noise, progress, cancel, request_id)
-        finally:
-            with self._cancel_lock:
-                self._current_cancel = None
 
     def _run_session(self, name: str, feeds: dict[str, np.ndarray]) -> np.ndarray:
         session = self.sessions[name]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 import inspect
 import logging
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,6 @@ import torch
 
 from ..core.cancel import CancelToken
 from ..core.errors import InvalidRequestError, ModelLoadError, SprintError
-from ..core.noise import draw_noise
 from ..core.request import GenerateRequest, GenerateResult
 from ..core.trigflow import (
     DEFAULT_INTERMEDIATE_T,
@@ -34,7 +32,7 @@ from ..core.trigflow import (
     trigflow_timesteps,
     x0_from_trigflow,
 )
-from .base import Engine, ModelInfo, ProgressCallback, resolve_request
+from .base import Engine, ModelInfo, ProgressCallback
 from .model_folder import check_weights_match, inspect_model_folder, read_json_object, safetensors_keys
 from .text_cache import LRUCache
 
@@ -109,6 +107,7 @@ class TorchEngine(Engine):
         max_sequence_length: int | None = None,
         prefix_cache: bool = True,
     ) -> None:
+        super().__init__()
         self.model_path = Path(model_path)
         self.prefix_cache_enabled = prefix_cache
         self._prefix_states: dict[int, tuple[torch.Tensor, Any]] = {}
@@ -121,8 +120,6 @@ class TorchEngine(Engine):
         self.pipeline: Any = None
         self.controlnet: Any = None
         self._info: ModelInfo | None = None
-        self._cancel_lock = threading.Lock()
-        self._current_cancel: CancelToken | None = None
         self.text_encoder_calls = 0
 
     # ----------------------------------------------------------------------------------- loading
@@ -251,10 +248,6 @@ class TorchEngine(Engine):
             control_mode="controlnet" if self.controlnet is not None else "img2img",
         )
 
-    @property
-    def info(self) -> ModelInfo:
-        return self.load()
-
     def close(self) -> None:
         self.pipeline = self.text_encoder = self.transformer = self.vae = self.controlnet = None
         self.prompt_cache.clear()
@@ -264,51 +257,14 @@ class TorchEngine(Engine):
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
 
-    def cancel(self) -> None:
-        with self._cancel_lock:
-            if self._current_cancel is not None:
-                self._current_cancel.cancel()
-
-    # ------------------------------------------------------------------------------- generation
-    def resolve(self, request: GenerateRequest) -> GenerateRequest:
-        """Validate ``request`` against this model and fill in the model's defaults."""
-        return resolve_request(request, self.load())
-
-    def generate(
+    def _run_guarded(
         self,
         request: GenerateRequest,
-        progress: ProgressCallback | None = None,
-        cancel: CancelToken | None = None,
-        request_id: int = 0,
+        noise: Any,
+        progress: ProgressCallback | None,
+        cancel: CancelToken,
+        request_id: int,
     ) -> GenerateResult:
-        request = self.resolve(request)
-        shape = self.latent_shape(request)
-        noise = np.stack([draw_noise(seed, shape, request.steps) for seed in request.seeds], axis=1)
-        return self.generate_with_noise(request, noise, progress, cancel, request_id)
-
-    def latent_shape(self, request: GenerateRequest) -> tuple[int, int, int]:
-        info = self.info
-        assert request.width is not None and request.height is not None
-        return (
-            info.latent_channels,
-            request.height // self.vae_scale_factor,
-            request.width // self.vae_scale_factor,
-        )
-
-    def generate_with_noise(
-        self,
-        request: GenerateRequest,
-        noise: np.ndarray | torch.Tensor,
-        progress: ProgressCallback | None = None,
-        cancel: CancelToken | None = None,
-        request_id: int = 0,
-    ) -> GenerateResult:
-        """Generate with explicit unit noise of shape ``(steps, batch, C, h, w)``: ``[0]`` is the
-        starting latent, ``[i]`` re-noises before step ``i``. `generate` draws it from the seed."""
-        request = self.resolve(request)
-        cancel = cancel or CancelToken()
-        with self._cancel_lock:
-            self._current_cancel = cancel
         try:
             with torch.inference_mode():
                 return self._run(request, noise, progress, cancel, request_id)
@@ -317,9 +273,6 @@ class TorchEngine(Engine):
                 f"out of memory on {self.device} at {request.width}x{request.height} with "
                 f"{request.batch_size} image(s): try a smaller size or fewer images"
             ) from None
-        finally:
-            with self._cancel_lock:
-                self._current_cancel = None
 
     def _sync(self) -> None:
         if self.device.type == "cuda":
