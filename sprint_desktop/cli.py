@@ -510,70 +510,27 @@ def cmd_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     return EXIT_OK
 
 
+# Each training part: its module in sprint_desktop.distill and its config dataclass. The parser's
+# option names are the config's field names, so the config is filled from the namespace.
+TRAINERS = {
+    "vae": ("train_vae", "VAEConfig"),
+    "teacher": ("train_teacher", "TeacherConfig"),
+    "student": ("train_student", "StudentConfig"),
+    "controlnet": ("train_controlnet", "ControlNetConfig"),
+}
+
+
 def cmd_distill(args: argparse.Namespace) -> int:
-    if args.part == "vae":
-        from .distill.train_vae import VAEConfig, train
+    if args.part in TRAINERS:
+        import dataclasses
+        import importlib
 
-        cfg = VAEConfig(
-            out=args.out,
-            iters=args.iters,
-            batch=args.batch,
-            lr=args.lr,
-            seed=args.seed,
-            eval_every=args.eval_every,
-        )
-        print(f"trained VAE saved in {train(cfg)}")
-        return EXIT_OK
-    if args.part == "teacher":
-        from .distill.train_teacher import TeacherConfig
-        from .distill.train_teacher import train as train_teacher
-
-        tcfg = TeacherConfig(
-            vae=args.vae,
-            out=args.out,
-            iters=args.iters,
-            batch=args.batch,
-            lr=args.lr,
-            seed=args.seed,
-            eval_every=args.eval_every,
-            eval_images=args.eval_images,
-        )
-        print(f"teacher saved in {train_teacher(tcfg)}")
-        return EXIT_OK
-    if args.part == "student":
-        from .distill.train_student import StudentConfig
-        from .distill.train_student import train as train_student
-
-        scfg = StudentConfig(
-            teacher=args.teacher,
-            vae=args.vae,
-            out=args.out,
-            mode=args.mode,
-            iters=args.iters,
-            batch=args.batch,
-            lr=args.lr,
-            seed=args.seed,
-            eval_every=args.eval_every,
-            eval_images=args.eval_images,
-        )
-        print(f"student saved in {train_student(scfg)}")
-        return EXIT_OK
-    if args.part == "controlnet":
-        from .distill.train_controlnet import ControlNetConfig
-        from .distill.train_controlnet import train as train_cn
-
-        ccfg = ControlNetConfig(
-            model=args.model,
-            out=args.out,
-            data=args.data,
-            num_layers=args.num_layers,
-            iters=args.iters,
-            batch=args.batch,
-            lr=args.lr,
-            eval_every=args.eval_every,
-            eval_images=args.eval_images,
-        )
-        print(f"ControlNet saved in {train_cn(ccfg)}")
+        module_name, config_name = TRAINERS[args.part]
+        module = importlib.import_module(f"{__package__}.distill.{module_name}")
+        config_cls = getattr(module, config_name)
+        fields = {f.name for f in dataclasses.fields(config_cls)}
+        config = config_cls(**{k: v for k, v in vars(args).items() if k in fields and v is not None})
+        print(f"{args.part} saved in {module.train(config)}")
         return EXIT_OK
     if args.part == "package":
         from .distill.package import package

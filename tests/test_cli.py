@@ -321,3 +321,29 @@ def test_bad_control_images(tiny_model_dir, tmp_path, capsys, kind):
     assert {"missing": "not found", "not-an-image": "not a readable image", "huge": "the limit is 8192"}[
         kind
     ] in err
+
+
+def test_distill_options_reach_the_training_config(tmp_path):
+    out = tmp_path / "vae"
+    assert (
+        main(
+            [
+                "distill",
+                "vae",
+                "--out",
+                str(out),
+                "--iters",
+                "1",
+                "--batch",
+                "2",
+                "--eval-every",
+                "1",
+                "--lr",
+                "0.002",
+            ]
+        )
+        == 0
+    )
+    config = json.loads((out / "config.json").read_text())
+    assert (config["iters"], config["batch"], config["lr"], config["eval_every"]) == (1, 2, 0.002, 1)
+    assert (out / "vae" / "config.json").exists()
