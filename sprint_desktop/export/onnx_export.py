@@ -114,7 +114,7 @@ def export_model(
             "this model ships a ControlNet, which the ONNX export does not cover yet: use --backend torch"
         )
     target = export_dir_for(folder, precision, cache_root)
-    if not force and is_complete(target):
+    if not force and is_complete(target, verify_checksums=True):
         return target
     if target.exists():
         shutil.rmtree(target)  # partial or corrupt: rebuild
@@ -138,7 +138,15 @@ def export_model(
             "precision": precision,
             "opset": OPSET,
             "torch": torch.__version__,
-            "files": [{"component": c, "file": f, "sha256": file_sha256(work / f)} for c, f in steps],
+            "files": [
+                {
+                    "component": c,
+                    "file": f,
+                    "size": (work / f).stat().st_size,
+                    "sha256": file_sha256(work / f),
+                }
+                for c, f in steps
+            ],
             "chi_lines": engine.chi_lines,
             "max_sequence_length": engine.max_sequence_length,
             "sigma_d": engine.sigma_d,
