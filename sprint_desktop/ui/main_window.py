@@ -532,9 +532,12 @@ class MainWindow(QMainWindow):
             self._on_canvas_changed()
 
     def _on_canvas_changed(self) -> None:
-        if not self.live.isChecked() or self.info is None or self.canvas.is_blank():
+        if not self.live.isChecked() or self.info is None:
             return
-        request = self.current_request(self.canvas.to_array())
+        sketch = self.canvas.to_array()  # once per change: it is hashed into the request as well
+        if (sketch == 255).all():
+            return
+        request = self.current_request(sketch)
         if not request.prompt:
             return
         self.scheduler.change(request, time.monotonic())

@@ -33,6 +33,14 @@ class FakeHub:
             def log_message(self, *args: object) -> None:
                 pass
 
+            def _send_json(self, body: bytes, head: bool) -> None:
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if not head:
+                    self.wfile.write(body)
+
             def _route(self, head: bool) -> None:
                 path = unquote(urlparse(self.path).path)
                 hub.requests.append((self.command, path, self.headers.get("Range")))
@@ -69,12 +77,7 @@ class FakeHub:
                             for name, data in hub.files.items()
                         ]
                     ).encode()
-                    self.send_response(200)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    if not head:
-                        self.wfile.write(body)
+                    self._send_json(body, head)
                     return
                 info_prefix = f"/api/models/{hub.repo_id}/revision/"
                 resolve_prefix = f"/{hub.repo_id}/resolve/"
@@ -104,12 +107,7 @@ class FakeHub:
                             ],
                         }
                     ).encode()
-                    self.send_response(200)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(body)))
-                    self.end_headers()
-                    if not head:
-                        self.wfile.write(body)
+                    self._send_json(body, head)
                     return
                 if path.startswith(resolve_prefix):
                     name = path[len(resolve_prefix) :].split("/", 1)[1]
