@@ -14,7 +14,14 @@ import torch
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-from ..core.trigflow import SIGMA_D, flow_input_scale, flow_time_from_trig, trigflow_from_flow_velocity
+from ..core.trigflow import (
+    SIGMA_D,
+    flow_input_scale,
+    flow_time_from_trig,
+    renoise,
+    trigflow_from_flow_velocity,
+    x0_from_trigflow,
+)
 
 GUIDANCE_CHOICES = (4.0, 4.5, 5.0)
 GUIDANCE_EMBED_SCALE = 0.1
@@ -26,6 +33,32 @@ def time_proposal(
     """TrigFlow times with ``tan t = exp(tau) / sigma_d``, ``tau ~ N(p_mean, p_std)`` (sCM Sec. 4)."""
     tau = torch.randn(n, generator=generator) * p_std + p_mean
     return torch.atan(torch.exp(tau) / sigma_d)
+
+
+def with_largest_time(t: torch.Tensor, p: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Replace each time by the largest one, pi/2 (pure noise), with probability ``p`` (SANA-Sprint
+    trains the one-step generator there too)."""
+    largest = torch.rand(t.shape[0], generator=generator).to(t.device) < p
+    return torch.where(largest, torch.full_like(t, math.pi / 2), t)
+
+
+def noisy(x0: torch.Tensor, t: torch.Tensor, sigma_d: float = SIGMA_D) -> torch.Tensor:
+    """x_t = cos t x0 + sin t z with fresh z ~ N(0, sigma_d^2), for per-sample times ``t`` (B,)."""
+    return renoise(x0, torch.randn_like(x0), t.view(-1, 1, 1, 1), sigma_d)
+
+
+def consistency_x0(
+    model: Any,
+    x_t: torch.Tensor,
+    t: torch.Tensor,
+    embeds: Any,
+    mask: Any,
+    guidance: Any,
+    sigma_d: float = SIGMA_D,
+) -> torch.Tensor:
+    """f(x_t, t) = cos t x_t - sin t sigma_d F(x_t / sigma_d, t): the one-step clean latent."""
+    F = trigflow_output(model, x_t / sigma_d, t, embeds, mask, guidance)
+    return x0_from_trigflow(x_t, F, t.view(-1, 1, 1, 1), sigma_d)
 
 
 def trigflow_output(

@@ -17,7 +17,6 @@ same command trains a ControlNet for a real SANA-Sprint model given GPUs and a d
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,8 +27,8 @@ import torch
 import torch.nn.functional as F
 
 from ..core.sketch import edges_to_sketch
-from ..core.trigflow import SIGMA_D
-from .scm import GUIDANCE_EMBED_SCALE, time_proposal, trigflow_output
+from ..core.trigflow import SIGMA_D, flow_input_scale, flow_time_from_trig
+from .scm import GUIDANCE_EMBED_SCALE, consistency_x0, noisy, time_proposal, with_largest_time
 
 
 @dataclass
@@ -151,21 +150,15 @@ def train(cfg: ControlNetConfig) -> Path:
             embeds = torch.cat([e for e, _ in encoded])
             mask = torch.cat([m for _, m in encoded])
         b = x0.shape[0]
-        t = time_proposal(b, cfg.p_mean, cfg.p_std, gen).to(device)
-        largest = torch.rand(b, generator=gen).to(device) < cfg.largest_t_p
-        t = torch.where(largest, torch.full_like(t, math.pi / 2), t)
-        x_t = (
-            torch.cos(t).view(-1, 1, 1, 1) * x0
-            + torch.sin(t).view(-1, 1, 1, 1) * torch.randn_like(x0) * SIGMA_D
-        )
+        t = with_largest_time(time_proposal(b, cfg.p_mean, cfg.p_std, gen).to(device), cfg.largest_t_p, gen)
+        x_t = noisy(x0, t)
         guidance = torch.full((b,), cfg.guidance * GUIDANCE_EMBED_SCALE, device=device)
 
         # The frozen base model, conditioned by the ControlNet's residuals at its input.
-        s = torch.sin(t) / (torch.cos(t) + torch.sin(t))
-        x_flow = (x_t / SIGMA_D) * torch.sqrt(s * s + (1 - s) ** 2).view(-1, 1, 1, 1)
+        s = flow_time_from_trig(t)
+        x_flow = (x_t / SIGMA_D) * flow_input_scale(s.view(-1, 1, 1, 1))
         residuals = controlnet(x_flow, embeds, s, cond, guidance=guidance, encoder_attention_mask=mask)
-        F_out = trigflow_output(WithResiduals(base, residuals), x_t / SIGMA_D, t, embeds, mask, guidance)
-        x0_hat = torch.cos(t).view(-1, 1, 1, 1) * x_t - torch.sin(t).view(-1, 1, 1, 1) * SIGMA_D * F_out
+        x0_hat = consistency_x0(WithResiduals(base, residuals), x_t, t, embeds, mask, guidance)
         loss = F.mse_loss(x0_hat / SIGMA_D, x0 / SIGMA_D)
         opt.zero_grad(set_to_none=True)
         accelerator.backward(loss)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,6 +28,8 @@ from .ladd import Discriminator, d_hinge_loss, g_hinge_loss
 from .scm import (
     GUIDANCE_EMBED_SCALE,
     LogVarHead,
+    consistency_x0,
+    noisy,
     normalize_tangent,
     sample_guidance,
     scm_loss,
@@ -37,6 +38,7 @@ from .scm import (
     teacher_dxdt,
     time_proposal,
     trigflow_output,
+    with_largest_time,
 )
 from .train_teacher import encode_text
 from .train_vae import to_tensor
@@ -88,15 +90,6 @@ def load_frozen(cfg: StudentConfig, device: Any) -> tuple[Any, Any, Any, Any]:
         .requires_grad_(False)
     )
     return vae, text_encoder, teacher, make_tokenizer()
-
-
-def consistency_x0(
-    model: Any, x_t: torch.Tensor, t: torch.Tensor, embeds: Any, mask: Any, guidance: Any
-) -> torch.Tensor:
-    """f(x_t, t) = cos t x_t - sin t sigma_d F(x_t / sigma_d, t): the one-step clean latent."""
-    F = trigflow_output(model, x_t / SIGMA_D, t, embeds, mask, guidance)
-    c, s = torch.cos(t).view(-1, 1, 1, 1), torch.sin(t).view(-1, 1, 1, 1)
-    return c * x_t - s * SIGMA_D * F
 
 
 def build_engine(student: Any, vae: Any, text_encoder: Any, tokenizer: Any) -> Any:
@@ -204,10 +197,7 @@ def train(cfg: StudentConfig) -> Path:
         loss = torch.zeros((), device=device)
         if use_scm:
             t = time_proposal(b, cfg.g_p_mean, cfg.g_p_std, gen).to(device)
-            x_t = (
-                torch.cos(t).view(-1, 1, 1, 1) * x0
-                + torch.sin(t).view(-1, 1, 1, 1) * torch.randn_like(x0) * SIGMA_D
-            )
+            x_t = noisy(x0, t)
             dxdt = teacher_dxdt(teacher, x_t, t, cond, uncond, w)
             F_minus, dF = student_jvp(accelerator.unwrap_model(student), x_t, t, dxdt, *cond, g_embed)
             g = normalize_tangent(
@@ -218,15 +208,12 @@ def train(cfg: StudentConfig) -> Path:
             loss = loss + l_scm
             rec["scm"] = round(l_scm.item(), 5)
         if use_adv:
-            t_g = time_proposal(b, cfg.g_p_mean, cfg.g_p_std, gen).to(device)
-            largest = torch.rand(b, generator=gen).to(device) < cfg.largest_t_p
-            t_g = torch.where(largest, torch.full_like(t_g, math.pi / 2), t_g)
-            z = torch.randn_like(x0) * SIGMA_D
-            x_tg = torch.cos(t_g).view(-1, 1, 1, 1) * x0 + torch.sin(t_g).view(-1, 1, 1, 1) * z
-            x0_hat = consistency_x0(student, x_tg, t_g, *cond, g_embed)
+            t_g = with_largest_time(
+                time_proposal(b, cfg.g_p_mean, cfg.g_p_std, gen).to(device), cfg.largest_t_p, gen
+            )
+            x0_hat = consistency_x0(student, noisy(x0, t_g), t_g, *cond, g_embed)
             t_d = time_proposal(b, cfg.d_p_mean, cfg.d_p_std, gen).to(device)
-            c_d, s_d = torch.cos(t_d).view(-1, 1, 1, 1), torch.sin(t_d).view(-1, 1, 1, 1)
-            fake_t = c_d * x0_hat + s_d * torch.randn_like(x0) * SIGMA_D
+            fake_t = noisy(x0_hat, t_d)  # the student's sample, re-noised for the discriminator
             l_adv = g_hinge_loss(disc(teacher, fake_t, t_d, *cond, SIGMA_D))
             loss = loss + (cfg.adv_weight if use_scm else 1.0) * l_adv
             rec["g_adv"] = round(l_adv.item(), 5)
@@ -238,7 +225,7 @@ def train(cfg: StudentConfig) -> Path:
         # ---- discriminator step (1:1), with misaligned (real image, wrong caption) pairs as fakes
         if use_adv:
             with torch.no_grad():
-                real_t = c_d * x0 + s_d * torch.randn_like(x0) * SIGMA_D
+                real_t = noisy(x0, t_d)
                 fake_t = fake_t.detach()
             n_mis = max(1, int(cfg.misaligned_p * b))
             perm = torch.roll(torch.arange(b), 1)[:n_mis]

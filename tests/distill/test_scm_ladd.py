@@ -141,3 +141,21 @@ def test_discriminator_reads_teacher_blocks_and_passes_gradients_to_the_input(mo
     logits.sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
     assert all(p.grad is None for p in model.parameters())  # the teacher stays frozen
+
+
+def test_noisy_and_largest_time():
+    x0 = torch.randn(3, 2, 2, 2)
+    torch.testing.assert_close(scm.noisy(x0, torch.zeros(3)), x0)
+    torch.manual_seed(0)
+    z_scaled = scm.noisy(torch.zeros(20000, 1, 1, 1), torch.full((20000,), math.pi / 2))
+    assert abs(z_scaled.std().item() - SIGMA_D) < 0.02
+    t = scm.with_largest_time(torch.full((4000,), 0.3), 0.5, torch.Generator().manual_seed(0))
+    largest = torch.isclose(t, torch.tensor(math.pi / 2))
+    assert torch.all(largest | torch.isclose(t, torch.tensor(0.3)))
+    assert 0.45 < largest.float().mean().item() < 0.55
+
+
+def test_consistency_x0_at_time_zero_is_the_input(model):
+    x = torch.randn(2, 32, 8, 8)
+    embeds, mask = _cond(2)
+    torch.testing.assert_close(scm.consistency_x0(model, x, torch.zeros(2), embeds, mask, torch.zeros(2)), x)
