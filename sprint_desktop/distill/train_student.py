@@ -38,6 +38,7 @@ from .scm import (
     teacher_dxdt,
     time_proposal,
     trigflow_output,
+    warmup_ratio,
     with_largest_time,
 )
 from .train_teacher import encode_text
@@ -201,7 +202,7 @@ def train(cfg: StudentConfig) -> Path:
             dxdt = teacher_dxdt(teacher, x_t, t, cond, uncond, w)
             F_minus, dF = student_jvp(accelerator.unwrap_model(student), x_t, t, dxdt, *cond, g_embed)
             g = normalize_tangent(
-                scm_tangent(F_minus, dF, dxdt, x_t, t, r=min(1.0, (step + 1) / cfg.tangent_warmup))
+                scm_tangent(F_minus, dF, dxdt, x_t, t, r=warmup_ratio(step + 1, cfg.tangent_warmup))
             )
             F_theta = trigflow_output(student, x_t / SIGMA_D, t, *cond, g_embed)
             l_scm = scm_loss(F_theta, F_minus, g, logvar(t))

@@ -52,7 +52,7 @@ from ..core.paths import default_model_path, user_config_dir, user_data_dir
 from ..core.request import GenerateRequest
 from ..core.settings import load_settings, save_settings
 from ..core.sketch import edges_to_sketch
-from .qimage import from_qimage, to_qimage
+from .qimage import to_qimage
 from .theme import apply_theme
 from .widgets import ImageViewWidget, SketchCanvasWidget
 from .worker import EngineWorker
@@ -94,7 +94,6 @@ class MainWindow(QMainWindow):
         self.latest_prompt_id = 0
         self.prompt_pending = False
         self.live_id = 0
-        self.dropped_results = 0
         self.scheduler: LiveScheduler[GenerateRequest] = LiveScheduler(
             debounce=self.settings.live_debounce_ms / 1000, max_wait=self.settings.live_max_wait_ms / 1000
         )
@@ -499,8 +498,7 @@ class MainWindow(QMainWindow):
             for w in result.warnings:
                 self.show_error(w)
             self._prompt_done()
-        else:
-            self.dropped_results += 1  # stale: a newer request was sent after it
+        # Otherwise the result is stale (a newer request was sent after it) and is dropped.
 
     def _on_failed(self, request_id: int, message: str) -> None:
         self.statusBar().clearMessage()
@@ -798,8 +796,3 @@ class MainWindow(QMainWindow):
     def grab_canvas_stroke(self, points: list[tuple[float, float]]) -> None:
         """Draw a stroke through canvas-image coordinates (self-test and tests)."""
         self.canvas.stroke([QPointF(x, y) for x, y in points])
-
-
-def image_of(widget: ImageViewWidget) -> np.ndarray | None:
-    image = widget.image()
-    return None if image is None else from_qimage(image)
