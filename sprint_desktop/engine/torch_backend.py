@@ -143,14 +143,12 @@ class TorchEngine(Engine):
 
         diffusers.utils.logging.disable_progress_bar()
         transformers.utils.logging.disable_progress_bar()
-        # diffusers 0.40 renamed `torch_dtype` to `dtype`; accept both ends of our range.
-        dtype_kw = "dtype" if _version_tuple(diffusers.__version__) >= (0, 40) else "torch_dtype"
         try:
             pipeline = SanaSprintPipeline.from_pretrained(
                 folder.path,
                 use_safetensors=True,
                 local_files_only=True,
-                **{dtype_kw: {**dtypes, "default": torch.float32}},
+                **_dtype_kwarg({**dtypes, "default": torch.float32}),
             )
             for name in ("transformer", "text_encoder", "vae"):
                 module = getattr(pipeline, name)
@@ -175,11 +173,8 @@ class TorchEngine(Engine):
         from .model_folder import check_component_weights
 
         check_component_weights(folder)
-        import diffusers
-
-        dtype_kw = "dtype" if _version_tuple(diffusers.__version__) >= (0, 40) else "torch_dtype"
         controlnet = SprintControlNetModel.from_pretrained(
-            folder, use_safetensors=True, local_files_only=True, **{dtype_kw: dtype}
+            folder, use_safetensors=True, local_files_only=True, **_dtype_kwarg(dtype)
         )
         check_weights_match("controlnet", safetensors_keys(folder), set(controlnet.state_dict()))
         return controlnet
@@ -476,6 +471,13 @@ class TorchEngine(Engine):
         image = self.vae.decode(latents.to(self.dtypes["vae"]) / scaling, return_dict=False)[0]
         image = (image.float() / 2 + 0.5).clamp(0, 1)
         return image.permute(0, 2, 3, 1).cpu().numpy()
+
+
+def _dtype_kwarg(value: Any) -> dict[str, Any]:
+    """``from_pretrained``'s dtype argument: diffusers 0.40 renamed ``torch_dtype`` to ``dtype``."""
+    import diffusers
+
+    return {("dtype" if _version_tuple(diffusers.__version__) >= (0, 40) else "torch_dtype"): value}
 
 
 def _version_tuple(version: str) -> tuple[int, ...]:
