@@ -262,3 +262,31 @@ def compliance(images: np.ndarray | list[np.ndarray], captions: list[str]) -> di
 
 
 __all__ = ["Claims", "Detection", "IMAGE_SIZE", "classify", "compliance", "detect", "judge", "parse_caption"]
+
+
+def self_check(n: int = 400, seed: int = 1) -> dict[str, float]:
+    """The judge on its own world: clean renders, blank images, mismatched captions, blurred renders."""
+    from PIL import Image, ImageFilter
+
+    from .world import render, sample_scene
+
+    rng = np.random.default_rng(seed)
+    scenes = [sample_scene(rng, held_out=None) for _ in range(n)]
+    images = [render(s) for s in scenes]
+    captions = [s.caption for s in scenes]
+
+    def blurred(radius: float) -> list[np.ndarray]:
+        return [np.asarray(Image.fromarray(i).filter(ImageFilter.GaussianBlur(radius))) for i in images]
+
+    return {
+        "clean": compliance(images, captions)["all"],
+        "blank": compliance([np.full_like(images[0], 255)] * n, captions)["all"],
+        "mismatched captions": compliance(images, captions[1:] + captions[:1])["all"],
+        "blur 0.7 px": compliance(blurred(0.7), captions)["all"],
+        "blur 1.0 px": compliance(blurred(1.0), captions)["all"],
+    }
+
+
+if __name__ == "__main__":
+    for name, score in self_check().items():
+        print(f"{name:>20}: {score:.3f}")

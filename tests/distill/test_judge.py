@@ -73,3 +73,11 @@ def test_parse_rejects_text_outside_the_grammar():
         with pytest.raises(ValueError):
             parse_caption(text)
     assert parse_caption("one red circle").family == "counting"
+
+
+def test_self_check_command_reports_the_judges_behaviour():
+    from sprint_desktop.distill.judge import self_check
+
+    scores = self_check(n=60, seed=3)
+    assert scores["clean"] >= 0.97 and scores["blank"] == 0.0 and scores["mismatched captions"] <= 0.05
+    assert scores["blur 1.0 px"] < scores["blur 0.7 px"] < scores["clean"]
