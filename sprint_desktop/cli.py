@@ -158,6 +158,13 @@ def build_parser() -> argparse.ArgumentParser:
     teacher.add_argument("--seed", type=int, default=0)
     teacher.add_argument("--eval-every", type=int, default=500)
     teacher.add_argument("--eval-images", type=int, default=96)
+    teacher.add_argument(
+        "--cache",
+        type=int,
+        default=0,
+        help="encode this many scenes once and reuse them (0: fresh every step)",
+    )
+    teacher.add_argument("--mixed-precision", choices=("no", "bf16", "fp16"), default="no")
     student = dsub.add_parser("student", help="distil the teacher into the 1-4 step student (sCM + LADD)")
     student.add_argument("--teacher", default="runs/teacher")
     student.add_argument("--vae", default="runs/vae/vae")

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from . import data
 from .components import MAX_CAPTION_TOKENS, make_text_encoder, make_tokenizer, make_transformer
 from .judge import compliance
 from .train_vae import to_tensor, to_uint8
@@ -44,6 +45,8 @@ class TeacherConfig:
     eval_images: int = 96
     eval_steps: int = 20
     eval_guidance: float = 4.5
+    cache: int = 0  # scenes encoded once and reused (0: render and encode fresh scenes every step)
+    mixed_precision: str = "no"  # "bf16": autocast (faster on CPUs with AVX512-BF16 and on GPUs)
 
 
 def ema_decay(step: int, target: float) -> float:
@@ -135,7 +138,7 @@ def train(cfg: TeacherConfig) -> Path:
     from diffusers import AutoencoderDC
 
     torch.set_flush_denormal(True)
-    accelerator = Accelerator()
+    accelerator = Accelerator(mixed_precision=cfg.mixed_precision)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
@@ -168,17 +171,27 @@ def train(cfg: TeacherConfig) -> Path:
     transformer, text_encoder, opt = accelerator.prepare(transformer, text_encoder, opt)
     ema_tf.to(device)
     ema_te.to(device)
+    cache = (
+        data.load_or_build(data.cache_path(cfg.vae, cfg.cache, cfg.seed), vae, cfg.vae, cfg.cache, cfg.seed)
+        if cfg.cache
+        else None
+    )
     log = (out / "log.jsonl").open("a")
     t0 = time.time()
     for step in range(start, cfg.iters):
-        images, captions = sample_batch(rng, cfg.batch, held_out=False, empty_p=cfg.empty_p)
-        with torch.no_grad():
-            x0 = vae.encode(to_tensor(images).to(device)).latent * vae.config.scaling_factor
+        if cache is not None:
+            latents, captions = cache.batch(rng, cfg.batch, cfg.empty_p)
+            x0 = latents.to(device) * vae.config.scaling_factor
+        else:
+            images, captions = sample_batch(rng, cfg.batch, held_out=False, empty_p=cfg.empty_p)
+            with torch.no_grad():
+                x0 = vae.encode(to_tensor(images).to(device)).latent * vae.config.scaling_factor
         z = torch.randn_like(x0)
         s = torch.sigmoid(torch.randn(x0.shape[0], device=device))  # logit-normal flow time
         x_s = (1 - s.view(-1, 1, 1, 1)) * x0 + s.view(-1, 1, 1, 1) * z
-        embeds, mask = encode_text(tokenizer, text_encoder, captions, device)
-        v = velocity(transformer, x_s, s, embeds, mask)
+        with accelerator.autocast():
+            embeds, mask = encode_text(tokenizer, text_encoder, captions, device)
+            v = velocity(transformer, x_s, s, embeds, mask)
         loss = F.mse_loss(v.float(), (z - x0).float())
         opt.zero_grad(set_to_none=True)
         accelerator.backward(loss)

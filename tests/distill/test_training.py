@@ -67,6 +67,36 @@ def test_teacher_training_two_steps_and_resume(vae_dir, tmp_path, capsys):
     assert "resumed from step 2" in capsys.readouterr().out
 
 
+@pytest.fixture
+def fresh_accelerate_state():
+    """accelerate keeps one process-wide state; a run with another precision needs a fresh one."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
+def test_teacher_trains_from_a_latent_cache_in_bf16(vae_dir, tmp_path, fresh_accelerate_state):
+    cfg = TeacherConfig(
+        vae=str(vae_dir),
+        out=str(tmp_path / "t"),
+        iters=2,
+        batch=4,
+        eval_every=2,
+        eval_images=2,
+        eval_steps=1,
+        log_every=1,
+        warmup=1,
+        cache=8,
+        mixed_precision="bf16",
+    )
+    out = train_teacher(cfg)
+    assert (vae_dir.parent / "latents-8-seed0.pt").exists()
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2] and all(r["loss"] > 0 for r in log)
+
+
 def test_euler_sampler_is_seeded(vae_dir):
     from sprint_desktop.distill.components import make_text_encoder, make_tokenizer, make_transformer
 
