@@ -41,6 +41,7 @@ class Settings:
     window_state: str = ""
     last_prompt: str = ""
     recent_prompts: list[str] = field(default_factory=list)
+    gpu_offer_shown: bool = False  # the GPU runtime was offered once (never asked again)
 
     def validated(self) -> Settings:
         """A copy with out-of-range values replaced by defaults (a hand-edited file stays usable)."""

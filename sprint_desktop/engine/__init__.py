@@ -24,6 +24,10 @@ def create_engine(
     if backend == "onnx":
         from pathlib import Path
 
+        from ..store.gpu_runtime import activate_gpu_runtime
+
+        activate_gpu_runtime()  # onnxruntime-gpu installed on first use wins over the bundled CPU one
+
         from ..export.cache import find_export
         from .model_folder import inspect_model_folder
         from .onnx_backend import OnnxEngine

@@ -93,7 +93,18 @@ class OnnxEngine(Engine):
         options.log_severity_level = 3
         # No busy-waiting between runs: a desktop app shares the CPU (and PyTorch in benchmarks).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        requested = choose_providers(self._device_arg, ort.get_available_providers())
+        available = ort.get_available_providers()
+        if (
+            self._device_arg != "cpu"
+            and "CUDAExecutionProvider" in available
+            and hasattr(ort, "preload_dlls")
+        ):
+            # onnxruntime-gpu finds cuDNN/cuBLAS in the nvidia-* wheels installed beside it.
+            try:
+                ort.preload_dlls()
+            except Exception as exc:  # noqa: BLE001 - a missing library shows up as a CPU fall back below
+                self.notices.append(f"could not preload the CUDA libraries: {exc}")
+        requested = choose_providers(self._device_arg, available)
         if self._device_arg == "cuda" and "CUDAExecutionProvider" not in requested:
             raise ModelLoadError(
                 "CUDA was requested but this onnxruntime has no CUDA provider (install onnxruntime-gpu)"

@@ -20,6 +20,7 @@ from PySide6.QtGui import QGuiApplication, QIcon
 from PySide6.QtWidgets import QApplication
 
 from ..core.paths import project_root
+from ..store.gpu_runtime import activate_gpu_runtime
 from .main_window import MainWindow
 
 SELF_TEST_PROMPT = "a red circle left of a blue square"
@@ -104,6 +105,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args, qt_args = parser.parse_known_args(list(argv) if argv is not None else sys.argv[1:])
     launched = time.monotonic()
+    # Before anything imports onnxruntime: a GPU runtime installed on first use goes first on sys.path.
+    activate_gpu_runtime()
     existing = QApplication.instance()
     app = existing if isinstance(existing, QApplication) else QApplication([sys.argv[0], *qt_args])
     app.setApplicationName("Sprint Desktop")
@@ -111,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     icon = project_root() / "resources" / "icons" / "sprint-desktop.svg"
     if icon.is_file():
         app.setWindowIcon(QIcon(str(icon)))
-    window = MainWindow(model=args.model)
+    window = MainWindow(model=args.model, offer_gpu=args.self_test is None)
     window.show()
     print(f"window shown after {time.monotonic() - launched:.2f} s", file=sys.stderr)
     if args.self_test is None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import secrets
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -48,16 +50,20 @@ from ..core.errors import SprintError
 from ..core.gallery import Gallery, GalleryItem
 from ..core.live import LiveScheduler
 from ..core.metadata import read_png_params, save_png
+from ..core.nvidia import detect_nvidia_gpu
 from ..core.paths import default_model_path, user_config_dir, user_data_dir
 from ..core.request import GenerateRequest
 from ..core.settings import load_settings, save_settings
 from ..core.sketch import edges_to_sketch
+from ..store.gpu_runtime import load_runtime_spec, runtime_state
+from .gpu_dialog import GpuProbe, GpuRuntimeDialog, should_offer
 from .qimage import to_qimage
 from .theme import apply_theme
 from .widgets import ImageViewWidget, SketchCanvasWidget
 from .worker import EngineWorker
 
 MAX_SEED = 2**31 - 1
+NO_GPU_OFFER_ENV = "SPRINT_NO_GPU_OFFER"  # "1": never offer the GPU runtime at start (CI, self-test)
 
 
 class PromptEdit(QPlainTextEdit):
@@ -79,7 +85,11 @@ class MainWindow(QMainWindow):
     temporary ones); ``model`` overrides the settings' model."""
 
     def __init__(
-        self, config_dir: Path | None = None, data_dir: Path | None = None, model: str | None = None
+        self,
+        config_dir: Path | None = None,
+        data_dir: Path | None = None,
+        model: str | None = None,
+        offer_gpu: bool = True,
     ) -> None:
         super().__init__()
         self.setWindowTitle("Sprint Desktop")
@@ -124,6 +134,11 @@ class MainWindow(QMainWindow):
         if self.gallery.notice:
             self.show_error(self.gallery.notice)
         self.load_model()
+        self.gpu_dialog: Any = None
+        self.gpu_probe = GpuProbe(self)
+        self.gpu_probe.found.connect(self._maybe_offer_gpu)
+        if offer_gpu and os.environ.get(NO_GPU_OFFER_ENV) != "1":
+            self.gpu_probe.start()  # nvidia-smi may take a moment: off the GUI thread
 
     # ------------------------------------------------------------------------------ building
     def _build(self) -> None:
@@ -320,6 +335,7 @@ class MainWindow(QMainWindow):
         action(menu, "Save image as…", QKeySequence.StandardKey.Save, self.save_as)
         action(menu, "Open gallery folder", "Ctrl+Shift+O", self.open_folder)
         action(menu, "Models…", "Ctrl+Shift+M", self.open_models)
+        action(menu, "GPU acceleration…", "", self.open_gpu_runtime)
         action(menu, "Settings…", "Ctrl+,", self.open_settings)
         menu.addSeparator()
         action(menu, "Quit", QKeySequence.StandardKey.Quit, self.close)
@@ -733,6 +749,35 @@ class MainWindow(QMainWindow):
         self.model_override = None
         self.load_model()
         self.save_settings()
+
+    def _maybe_offer_gpu(self, gpu: Any) -> None:
+        """Offer the GPU runtime once (the first start that finds an NVIDIA GPU)."""
+        if should_offer(gpu, self.settings.gpu_offer_shown, runtime_state(load_runtime_spec())):
+            self.settings.gpu_offer_shown = True
+            self.save_settings()
+            self.open_gpu_runtime()
+
+    def open_gpu_runtime(self) -> None:
+        """File ▸ GPU acceleration: install (or remove) onnxruntime-gpu and its CUDA libraries."""
+        gpu = self.gpu_probe.gpu if self.gpu_probe.done else detect_nvidia_gpu()
+        try:
+            dialog = GpuRuntimeDialog(gpu, parent=self)
+        except SprintError as exc:
+            self.show_error(str(exc))
+            return
+        dialog.installed.connect(self._on_gpu_runtime_installed)
+        self.gpu_dialog = dialog
+        dialog.show()
+
+    def _on_gpu_runtime_installed(self, site: str) -> None:
+        """Run the ONNX backend from now on; it picks the runtime up at the next model load, or at the
+        next start when this process has already imported the CPU onnxruntime."""
+        self.settings.backend = "onnx"
+        self.save_settings()
+        if "onnxruntime" in sys.modules:
+            self.statusBar().showMessage("GPU runtime installed: restart Sprint Desktop to use it.")
+        else:
+            self.load_model()
 
     def open_settings(self) -> None:
         from .settings_dialog import SettingsDialog

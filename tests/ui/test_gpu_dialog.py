@@ -1,0 +1,120 @@
+"""The GPU runtime offer, offscreen, installing from a package index on 127.0.0.1; offered once."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import pytest
+from PySide6.QtCore import Qt
+
+from sprint_desktop.core.nvidia import NvidiaGpu
+from sprint_desktop.store import gpu_runtime
+
+from ..store.fake_index import FakeIndex
+from ..store.test_gpu_runtime import index, write_spec  # noqa: F401 - the fixture
+
+TIMEOUT = 60_000
+GPU = NvidiaGpu("NVIDIA GeForce RTX 4090", 24564, "581.15", "nvidia-smi")
+
+
+def make_dialog(qtbot, tmp_path, index, gpu=GPU):  # noqa: F811
+    from sprint_desktop.ui.gpu_dialog import GpuRuntimeDialog
+
+    dialog = GpuRuntimeDialog(gpu, spec=write_spec(tmp_path, index), root=tmp_path / "rt")
+    qtbot.addWidget(dialog)
+    dialog.show()
+    return dialog
+
+
+def test_install_with_progress_then_remove(qtbot, tmp_path, index):  # noqa: F811
+    dialog = make_dialog(qtbot, tmp_path, index)
+    assert "RTX 4090" in dialog.message.text() and "CPU" in dialog.message.text()
+    assert dialog.install_button.isEnabled() and not dialog.remove_button.isEnabled()
+    with qtbot.waitSignal(dialog.installed, timeout=TIMEOUT) as blocker:
+        qtbot.mouseClick(dialog.install_button, Qt.MouseButton.LeftButton)
+    assert blocker.args[0].endswith("site")
+    assert dialog.progress.value() == dialog.progress.maximum()
+    assert "next model load" in dialog.status.text()
+    assert dialog.install_button.text() == "Reinstall" and dialog.remove_button.isEnabled()
+    dialog.remove()
+    assert gpu_runtime.runtime_state(dialog.spec, dialog.root).state == "missing"
+
+
+def test_stop_then_install_again_resumes(qtbot, tmp_path, index):  # noqa: F811
+    index.bytes_per_second = 200_000
+    dialog = make_dialog(qtbot, tmp_path, index)
+    qtbot.mouseClick(dialog.install_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: dialog.progress.value() > 0, timeout=TIMEOUT)
+    qtbot.mouseClick(dialog.stop_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "stopped" in dialog.status.text(), timeout=TIMEOUT)
+    assert dialog.install_button.isEnabled() and not dialog.stop_button.isEnabled()
+    index.bytes_per_second = 0
+    with qtbot.waitSignal(dialog.installed, timeout=TIMEOUT):
+        qtbot.mouseClick(dialog.install_button, Qt.MouseButton.LeftButton)
+    assert any(r for m, p, r in index.requests if m == "GET" and p.startswith("/files/") and r)
+
+
+def test_a_failure_is_shown_and_says_the_app_stays_on_the_cpu(qtbot, tmp_path, index):  # noqa: F811
+    index.altered.add(index.wheels[0])
+    dialog = make_dialog(qtbot, tmp_path, index)
+    qtbot.mouseClick(dialog.install_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: "sha256" in dialog.status.text(), timeout=TIMEOUT)
+    assert "CPU" in dialog.status.text() and dialog.install_button.isEnabled()
+
+
+def test_an_old_driver_is_named_and_install_is_off(qtbot, tmp_path, index):  # noqa: F811
+    old = NvidiaGpu("NVIDIA GeForce GTX 1080", 8192, "535.104.05", "/proc")
+    dialog = make_dialog(qtbot, tmp_path, index, gpu=old)
+    assert "535.104.05" in dialog.message.text() and "update the driver" in dialog.message.text()
+    assert not dialog.install_button.isEnabled()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="the nvidia-smi stand-in is a shell script")
+def test_the_offer_is_shown_once_and_remembered(qtbot, tmp_path, monkeypatch, tiny_model_dir):
+    """A start that finds a GPU offers the runtime and records it in settings.json; the next start
+    does not ask again."""
+    from sprint_desktop.core import nvidia
+    from sprint_desktop.ui.main_window import MainWindow
+
+    smi = tmp_path / "bin" / "nvidia-smi"
+    smi.parent.mkdir()
+    smi.write_text('#!/bin/sh\necho "NVIDIA GeForce RTX 4090, 24564, 581.15"\n')
+    smi.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{smi.parent}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setattr(nvidia, "from_nvml", lambda: None)  # a real GPU's NVML would answer first
+    monkeypatch.setenv(gpu_runtime.ROOT_ENV, str(tmp_path / "rt"))
+    monkeypatch.delenv("SPRINT_NO_GPU_OFFER", raising=False)
+    config = tmp_path / "config"
+
+    first = MainWindow(config_dir=config, data_dir=tmp_path / "data", model=str(tiny_model_dir))
+    qtbot.addWidget(first)
+    qtbot.waitUntil(lambda: first.gpu_dialog is not None, timeout=TIMEOUT)
+    assert "RTX 4090" in first.gpu_dialog.message.text()
+    assert json.loads((config / "settings.json").read_text())["settings"]["gpu_offer_shown"] is True
+    first.close()
+
+    second = MainWindow(config_dir=config, data_dir=tmp_path / "data", model=str(tiny_model_dir))
+    qtbot.addWidget(second)
+    with qtbot.waitSignal(second.gpu_probe.found, timeout=TIMEOUT) as found:
+        pass  # the probe's result arrives through the event loop, after the window's own slot ran
+    assert found.args[0].name == "NVIDIA GeForce RTX 4090"
+    assert second.gpu_dialog is None and second.settings.gpu_offer_shown
+    second.close()
+
+
+def test_no_offer_without_a_gpu():
+    from sprint_desktop.ui.gpu_dialog import should_offer
+
+    missing = gpu_runtime.RuntimeState("missing", gpu_runtime.runtime_root())
+    installed = gpu_runtime.RuntimeState("installed", gpu_runtime.runtime_root())
+    assert should_offer(GPU, False, missing)
+    assert not should_offer(None, False, missing)
+    assert not should_offer(GPU, True, missing)
+    assert not should_offer(GPU, False, installed)
+
+
+def test_fake_index_is_loopback_only():
+    with FakeIndex() as idx:
+        assert idx.url.startswith("http://127.0.0.1:")
