@@ -4,6 +4,9 @@ Same request contract, TrigFlow schedule and seeded numpy noise as the PyTorch b
 functions of `core.trigflow` and `core.noise` are shared), so both give the same image to within
 float error. Providers are tried in the order TensorRT -> CUDA -> DirectML -> CPU and the one
 actually used is read back from the session, so a silent fall back to the CPU is reported.
+
+Each denoising step is one run of the exported TrigFlow step graph (plus the ControlNet graph for a
+sketch).
 """
 
 from __future__ import annotations
@@ -15,18 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from ..core.errors import ModelLoadError
+from ..core.errors import InvalidRequestError, ModelLoadError
 from ..core.request import GenerateRequest
-from ..core.trigflow import (
-    DEFAULT_INTERMEDIATE_T,
-    T_MAX,
-    flow_input_scale,
-    flow_time_from_trig,
-    renoise,
-    trigflow_from_flow_velocity,
-    trigflow_timesteps,
-    x0_from_trigflow,
-)
+from ..core.trigflow import DEFAULT_INTERMEDIATE_T, T_MAX, renoise, trigflow_timesteps
+from ..export.cache import EXPORT_FORMAT
 from .base import Engine, ModelInfo
 from .text_cache import LRUCache
 
@@ -53,7 +48,14 @@ def choose_providers(device: str | None, available: list[str]) -> list[str]:
 
 
 class OnnxEngine(Engine):
-    """SANA-Sprint on ONNX Runtime over an export folder made by `sprint export-onnx`."""
+    """SANA-Sprint on ONNX Runtime over an export folder made by `sprint export-onnx`.
+
+    Args:
+        export_dir: the export folder (``manifest.json`` and the ``*.onnx`` graphs).
+        device: "cpu", "cuda" or None (the best provider available).
+        threads: CPU threads for ONNX Runtime (default: all cores).
+        prompt_cache_size: prompt embeddings kept (LRU).
+    """
 
     backend_name = "onnx"
 
@@ -87,6 +89,11 @@ class OnnxEngine(Engine):
             raise ModelLoadError(
                 f"no usable ONNX export in {self.export_dir} ({exc}): run sprint export-onnx"
             ) from None
+        if manifest.get("format") != EXPORT_FORMAT:
+            raise ModelLoadError(
+                f"the ONNX export in {self.export_dir} was made by another version of Sprint Desktop "
+                f"(format {manifest.get('format', 1)}, this one reads {EXPORT_FORMAT}): run sprint export-onnx again"
+            )
         self.manifest = manifest
         options = ort.SessionOptions()
         options.intra_op_num_threads = self._threads or (os.cpu_count() or 1)
@@ -121,6 +128,18 @@ class OnnxEngine(Engine):
         if used != requested[0]:
             self.notices.append(f"ONNX Runtime fell back from {requested[0]} to {used}")
         self.device = DEVICE_OF.get(used, used)
+        self.controlnet_active = "controlnet" in self.sessions
+        self.residual_names = [
+            i.name for i in self.sessions["transformer"].get_inputs() if i.name.startswith("residual_")
+        ]
+        if self.controlnet_active:
+            produced = [o.name for o in self.sessions["controlnet"].get_outputs()]
+            if produced != self.residual_names:
+                raise ModelLoadError(
+                    f"the ONNX export in {self.export_dir} is inconsistent: the ControlNet returns {produced}, "
+                    f"the transformer takes {self.residual_names}; run sprint export-onnx --force"
+                )
+        self.patch_size = int(manifest.get("patch_size", 1))
         tok_file = self.export_dir / "tokenizer.json"
         self.tokenizer = Tokenizer.from_file(str(tok_file))
         self.tokenizer.no_padding()
@@ -147,6 +166,7 @@ class OnnxEngine(Engine):
             size_multiple=int(meta["size_multiple"]),
             latent_channels=int(meta["latent_channels"]),
             max_sequence_length=self.max_sequence_length,
+            control_mode="controlnet" if self.controlnet_active else "img2img",
         )
         return self._info
 
@@ -167,17 +187,24 @@ class OnnxEngine(Engine):
         self.control_cache.clear()
         self.notices.clear()
 
-    def _run_session(self, name: str, feeds: dict[str, np.ndarray]) -> np.ndarray:
-        session = self.sessions[name]
+    def _typed(self, name: str, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """The inputs of session ``name`` that ``feeds`` holds, cast to their declared float type
+        and C-contiguous (ONNX Runtime names any missing input itself)."""
         typed = {}
-        for spec in session.get_inputs():
+        for spec in self.sessions[name].get_inputs():
+            if spec.name not in feeds:
+                continue
             value = feeds[spec.name]
             if spec.type == "tensor(float16)":
-                value = value.astype(np.float16)
+                value = value.astype(np.float16, copy=False)
             elif spec.type == "tensor(float)":
-                value = value.astype(np.float32)
-            typed[spec.name] = value
-        return session.run(None, typed)[0].astype(np.float32)
+                value = value.astype(np.float32, copy=False)
+            typed[spec.name] = np.ascontiguousarray(value)
+        return typed
+
+    def _run_session(self, name: str, feeds: dict[str, np.ndarray]) -> np.ndarray:
+        """The first output of session ``name`` as float32."""
+        return self.sessions[name].run(None, self._typed(name, feeds))[0].astype(np.float32)
 
     def encode_prompt(self, prompt: str) -> tuple[np.ndarray, np.ndarray, bool, bool]:
         """Same text processing as the PyTorch backend; (embeds (1, L, D), mask (1, L), hit, truncated)."""
@@ -232,10 +259,25 @@ class OnnxEngine(Engine):
         report: Any = None,
         check: Any = None,
     ) -> np.ndarray:
+        """1-4 TrigFlow steps (`TorchEngine.denoise`'s schedule and control paths); returns the clean
+        latent ``x0 / sigma_d`` of shape ``(B, C, h, w)``."""
         steps, batch, sigma_d = request.steps, request.batch_size, self.sigma_d
         z = np.asarray(noise, dtype=np.float32)
+        expected = (steps, batch, *self.latent_shape(request))
+        if z.shape != expected:
+            raise InvalidRequestError(f"noise must have shape {expected}, got {z.shape}")
         start_x0 = None
-        if request.control_image is not None:
+        control = None
+        if request.control_image is not None and self.controlnet_active:
+            # ControlNet: the sketch latent conditions every step; the schedule is the plain one.
+            control = np.repeat(self.encode_control(request) / np.float32(sigma_d), batch, axis=0)
+            ts = (
+                list(request.timesteps)
+                if request.timesteps
+                else trigflow_timesteps(steps, DEFAULT_INTERMEDIATE_T)
+            )
+        elif request.control_image is not None:
+            # No ControlNet: sketch-guided image-to-image from t_start = strength * t_max.
             start_x0 = self.encode_control(request)
             ts = (
                 list(request.timesteps)
@@ -249,43 +291,71 @@ class OnnxEngine(Engine):
                 else trigflow_timesteps(steps, DEFAULT_INTERMEDIATE_T)
             )
         times = np.asarray(ts, dtype=np.float32)
-        embeds_b = np.repeat(embeds, batch, axis=0)
-        mask_b = np.repeat(mask, batch, axis=0)
         guidance = np.full((batch,), np.float32(request.guidance), np.float32) * np.float32(
             self.guidance_scale
         )
-        x = (
-            z[0] * np.float32(sigma_d)
-            if start_x0 is None
-            else renoise(np.repeat(start_x0, batch, 0), z[0], times[0], sigma_d)
-        )
-        x0 = x
-        for i in range(steps):
-            if check is not None:
-                check()
-            if report is not None:
-                report("denoise", i, steps)
-            t = times[i]
-            s = flow_time_from_trig(np.full((batch,), t, np.float32)).astype(np.float32)
-            s4 = s.reshape(-1, 1, 1, 1)
-            x_flow = (x / np.float32(sigma_d)) * flow_input_scale(s4)
-            v = self._run_session(
-                "transformer",
-                {
-                    "hidden_states": x_flow,
-                    "encoder_hidden_states": embeds_b,
-                    "encoder_attention_mask": mask_b,
-                    "timestep": s,
-                    "guidance": guidance,
-                },
-            )
-            F = trigflow_from_flow_velocity(x_flow, v, s4).astype(np.float32)
-            x0 = x0_from_trigflow(x, F, t, sigma_d).astype(np.float32)
-            if i + 1 < steps:
-                x = renoise(x0, z[i + 1], times[i + 1], sigma_d).astype(np.float32)
+        shared = {
+            "encoder_hidden_states": np.repeat(embeds, batch, axis=0),
+            "encoder_attention_mask": np.repeat(mask, batch, axis=0),
+            "guidance": guidance,
+        }
+        if start_x0 is None:
+            x = z[0] * np.float32(sigma_d)  # x at t_max: sigma_d * unit noise
+        else:
+            x = renoise(np.repeat(start_x0, batch, 0), z[0], times[0], sigma_d).astype(np.float32)
+        # Step i maps x at times[i] to x0 and to x re-noised with z[i + 1] at times[i + 1] (the
+        # last step's re-noised latent is not used).
+        per_step = [
+            {
+                "t": np.full((batch,), times[i], np.float32),
+                "z_next": z[i + 1] if i + 1 < steps else np.zeros_like(z[0]),
+                "t_next": np.full((batch,), times[i + 1], np.float32),
+            }
+            for i in range(steps)
+        ]
+        controlnet = None
+        if control is not None:
+            controlnet = {
+                **shared,
+                "controlnet_cond": control,
+                "conditioning_scale": np.asarray(request.control_scale, np.float32),
+            }
+        elif self.residual_names:
+            # A ControlNet model asked without a sketch: zero residuals add exactly nothing.
+            tokens = x.shape[2] * x.shape[3] // self.patch_size**2
+            for spec in self.sessions["transformer"].get_inputs():
+                if spec.name in self.residual_names:
+                    shared[spec.name] = np.zeros((batch, tokens, int(spec.shape[2])), np.float32)
+        x0 = self._loop_plain(x, shared, controlnet, per_step, report, check)
         if report is not None:
             report("denoise", steps, steps)
         return x0 / np.float32(sigma_d)
+
+    def _loop_plain(
+        self,
+        x: np.ndarray,
+        shared: dict[str, np.ndarray],
+        controlnet: dict[str, np.ndarray] | None,
+        per_step: list[dict[str, np.ndarray]],
+        report: Any,
+        check: Any,
+    ) -> np.ndarray:
+        """The denoise loop through ``session.run``: numpy in, numpy out, every step."""
+        shared = self._typed("transformer", shared)
+        x0 = x
+        for i, step in enumerate(per_step):
+            if check is not None:
+                check()
+            if report is not None:
+                report("denoise", i, len(per_step))
+            residuals: dict[str, np.ndarray] = {}
+            if controlnet is not None:
+                feeds = self._typed("controlnet", {"x_t": x, "t": step["t"], **controlnet})
+                outs = self.sessions["controlnet"].run(self.residual_names, feeds)
+                residuals = dict(zip(self.residual_names, outs, strict=True))
+            feeds = self._typed("transformer", {"x_t": x, **step, **shared, **residuals})
+            x0, x = self.sessions["transformer"].run(["x0", "x_next"], feeds)
+        return x0
 
     def decode(self, latents: np.ndarray) -> np.ndarray:
         image = self._run_session("vae_decoder", {"latent": latents / np.float32(self.scaling_factor)})

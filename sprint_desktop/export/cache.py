@@ -20,19 +20,32 @@ def cache_root() -> Path:
     return user_cache_dir() / "onnx"
 
 
+EXPORT_FORMAT = 2
+"""The layout of an export's graphs (bumped when it changes): 2 = TrigFlow step graph with the
+ControlNet's residual inputs, and a ``controlnet`` graph. `OnnxEngine` reads only this format."""
+
+FINGERPRINT_SKIPPED = ("onnx",)
+"""Top-level folders of a model that are not the model: an export shipped inside it (``<model>/onnx/``)
+is derived from the model and must not change the model's identity."""
+
+
 def model_fingerprint(model_path: Path) -> str:
-    """Configs by content, weights by size and modification time (hashing GBs would take minutes)."""
+    """Every component of the model, the ControlNet included: configs, tokenizer files and settings
+    by content, weights by size and modification time (hashing GBs would take minutes)."""
     h = hashlib.sha256()
     for path in sorted(model_path.rglob("*")):
         if not path.is_file():
             continue
         rel = path.relative_to(model_path).as_posix()
+        if rel.split("/", 1)[0] in FINGERPRINT_SKIPPED:
+            continue
         if path.suffix == ".safetensors":
             stat = path.stat()
-            h.update(f"{rel}:{stat.st_size}:{stat.st_mtime_ns}".encode())
+            h.update(f"{rel}:{stat.st_size}:{stat.st_mtime_ns}\0".encode())
         elif path.suffix in (".json", ".txt", ".model"):
-            h.update(rel.encode())
-            h.update(path.read_bytes())
+            content = path.read_bytes()
+            h.update(f"{rel}:{len(content)}\0".encode())
+            h.update(content)
     return h.hexdigest()
 
 
@@ -71,7 +84,8 @@ def is_complete(folder: Path, verify_checksums: bool = False) -> bool:
 
 
 def find_export(model_path: Path, precision: str = "fp32", root: Path | None = None) -> Path | None:
-    """The newest complete export of ``model_path`` as it is now, or None."""
+    """The newest complete export of ``model_path`` as it is now (same files, ControlNet included,
+    and an export format this app reads), or None."""
     root = root or cache_root()
     if not root.is_dir():
         return None
@@ -79,6 +93,11 @@ def find_export(model_path: Path, precision: str = "fp32", root: Path | None = N
     candidates = []
     for folder in root.glob(f"{model_path.name}-{precision}-*"):
         data = read_manifest(folder)
-        if data and data.get("fingerprint") == fingerprint and is_complete(folder):
+        if (
+            data
+            and data.get("fingerprint") == fingerprint
+            and data.get("format") == EXPORT_FORMAT
+            and is_complete(folder)
+        ):
             candidates.append((folder.stat().st_mtime, folder))
     return max(candidates)[1] if candidates else None

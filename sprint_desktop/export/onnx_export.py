@@ -1,6 +1,15 @@
-"""Export a SANA-Sprint pipeline folder to ONNX: text encoder, transformer, DC-AE decoder and
-encoder, each with dynamic batch / resolution / sequence axes, checked against PyTorch on two
-shapes after export (a mismatch, NaN or inf fails the export).
+"""Export a SANA-Sprint pipeline folder to ONNX: text encoder, ControlNet (when the model has one),
+transformer, DC-AE decoder and encoder, each with dynamic batch / resolution / sequence axes,
+checked against PyTorch on two shapes after export (a mismatch, NaN or inf fails the export).
+
+The transformer graph is one whole TrigFlow step (`_TrigFlowStep`): it takes the TrigFlow latent
+``x_t`` and time ``t`` and returns ``x0`` and the re-noised latent for the next time, so the ONNX
+Runtime backend keeps latents on the device between steps (IO binding) and runs one graph per step.
+With a ControlNet, it exports a separate ``controlnet`` graph that returns the residuals and the
+transformer step takes them as inputs (``residual_0``...). Why two graphs and not one combined
+graph: a request without a sketch then runs the transformer alone (fed zero residuals, which add
+exactly nothing) instead of paying for the ControlNet's blocks at scale 0 or for a second copy of
+the transformer's weights; the residuals go from one session to the other on the device.
 
 We export with ``torch.onnx.export(dynamo=False, opset 18)``: optimum-onnx cannot export SanaSprint
 (no ``guidance`` input) and pins old transformers; the dynamo exporter's optimiser strips the
@@ -21,13 +30,20 @@ import numpy as np
 import torch
 
 from ..core.errors import SprintError
+from ..core.trigflow import (
+    flow_input_scale,
+    flow_time_from_trig,
+    renoise,
+    trigflow_from_flow_velocity,
+    x0_from_trigflow,
+)
 from ..engine.model_folder import inspect_model_folder
+from .cache import EXPORT_FORMAT, file_sha256, is_complete, model_fingerprint
 from .cache import cache_root as default_cache_root
-from .cache import file_sha256, is_complete, model_fingerprint
 
 OPSET = 18
-EXPORTER_VERSION = 1
-COMPONENTS = ("text_encoder", "transformer", "vae_decoder", "vae_encoder")
+EXPORTER_VERSION = EXPORT_FORMAT
+COMPONENTS = ("text_encoder", "controlnet", "transformer", "vae_decoder", "vae_encoder")
 ProgressFn = Callable[[str, int, int], None]
 
 
@@ -40,27 +56,91 @@ class _TextEncoder(torch.nn.Module):
         return self.m(input_ids, attention_mask=attention_mask)[0]
 
 
-class _Transformer(torch.nn.Module):
-    def __init__(self, m: Any) -> None:
+def used_residuals(num_transformer_layers: int, num_controlnet_layers: int) -> int:
+    """How many ControlNet residuals the transformer adds: diffusers' `SanaTransformer2DModel` adds
+    residual ``j`` after block ``j + 1``, so one after its last block is never used."""
+    return min(num_controlnet_layers, num_transformer_layers - 1)
+
+
+def _flow_inputs(x_t: torch.Tensor, t: torch.Tensor, sigma_d: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flow time ``s`` (B,) and the flow-trained network's input ``x_flow`` (paper Eq. 4), exactly as
+    `TorchEngine.denoise` computes them."""
+    s = flow_time_from_trig(t)
+    return s, (x_t / sigma_d) * flow_input_scale(s.view(-1, 1, 1, 1))
+
+
+class _TrigFlowStep(torch.nn.Module):
+    """One sampling step around the flow-trained transformer (`TorchEngine.denoise`'s loop body):
+    ``x0 = cos t x_t - sin t sigma_d F(x_t, t)`` and ``x_next = cos t' x0 + sin t' sigma_d z_next``.
+    x_t, z_next (B, C, h, w) fp32; t, t_next (B,); residuals (B, h*w, D) from the ControlNet graph."""
+
+    def __init__(self, m: Any, sigma_d: float, n_residuals: int) -> None:
         super().__init__()
         self.m = m
+        self.sigma_d = sigma_d
+        self.n_residuals = n_residuals
+        self.dtype = next(m.parameters()).dtype
 
     def forward(
         self,
-        hidden_states: Any,
-        encoder_hidden_states: Any,
-        encoder_attention_mask: Any,
-        timestep: Any,
-        guidance: Any,
-    ) -> torch.Tensor:
-        return self.m(
-            hidden_states,
+        x_t: torch.Tensor,
+        t: torch.Tensor,
+        encoder_hidden_states: torch.Tensor,
+        encoder_attention_mask: torch.Tensor,
+        guidance: torch.Tensor,
+        z_next: torch.Tensor,
+        t_next: torch.Tensor,
+        *residuals: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        s, x_flow = _flow_inputs(x_t, t, self.sigma_d)
+        v = self.m(
+            x_flow.to(self.dtype),
             encoder_hidden_states=encoder_hidden_states,
             encoder_attention_mask=encoder_attention_mask,
             guidance=guidance,
-            timestep=timestep,
+            timestep=s,
+            controlnet_block_samples=residuals if residuals else None,
             return_dict=False,
         )[0]
+        F = trigflow_from_flow_velocity(x_flow, v, s.view(-1, 1, 1, 1)).float()
+        x0 = x0_from_trigflow(x_t, F, t.view(-1, 1, 1, 1), self.sigma_d)
+        return x0, renoise(x0, z_next, t_next.view(-1, 1, 1, 1), self.sigma_d)
+
+
+class _ControlNet(torch.nn.Module):
+    """The ControlNet's residuals for one step from the same ``x_t``, ``t`` as `_TrigFlowStep`;
+    controlnet_cond (B, C, h, w) is the sketch latent / sigma_d, conditioning_scale a 0-d tensor.
+    Only the residuals the transformer uses are outputs, so the export drops the blocks that feed
+    none (the PyTorch backend computes them and discards them)."""
+
+    def __init__(self, m: Any, sigma_d: float, n_residuals: int) -> None:
+        super().__init__()
+        self.m = m
+        self.sigma_d = sigma_d
+        self.n_residuals = n_residuals
+        self.dtype = next(m.parameters()).dtype
+
+    def forward(
+        self,
+        x_t: torch.Tensor,
+        t: torch.Tensor,
+        encoder_hidden_states: torch.Tensor,
+        encoder_attention_mask: torch.Tensor,
+        guidance: torch.Tensor,
+        controlnet_cond: torch.Tensor,
+        conditioning_scale: torch.Tensor,
+    ) -> tuple[torch.Tensor, ...]:
+        s, x_flow = _flow_inputs(x_t, t, self.sigma_d)
+        residuals = self.m(
+            x_flow.to(self.dtype),
+            encoder_hidden_states,
+            s,
+            controlnet_cond,
+            guidance=guidance,
+            encoder_attention_mask=encoder_attention_mask,
+            conditioning_scale=conditioning_scale,
+        )
+        return tuple(residuals[: self.n_residuals])
 
 
 class _Decoder(torch.nn.Module):
@@ -86,7 +166,7 @@ def model_key(model_path: Path, precision: str) -> str:
     import diffusers
     import transformers
 
-    versions = f"{precision}|{OPSET}|{EXPORTER_VERSION}|{torch.__version__}|{diffusers.__version__}|{transformers.__version__}"
+    versions = f"|{precision}|{OPSET}|{EXPORTER_VERSION}|{torch.__version__}|{diffusers.__version__}|{transformers.__version__}"
     return hashlib.sha256((model_fingerprint(model_path) + versions).encode()).hexdigest()[:24]
 
 
@@ -109,10 +189,6 @@ def export_model(
     if precision not in ("fp32", "fp16"):
         raise SprintError(f"precision must be fp32 or fp16, got {precision!r}")
     folder = inspect_model_folder(model_path).path
-    if (folder / "controlnet" / "config.json").is_file():
-        raise SprintError(
-            "this model ships a ControlNet, which the ONNX export does not cover yet: use --backend torch"
-        )
     target = export_dir_for(folder, precision, cache_root)
     if not force and is_complete(target, verify_checksums=True):
         return target
@@ -121,8 +197,9 @@ def export_model(
     engine = TorchEngine(folder, device="cpu", dtype="fp32", prefix_cache=False)
     info = engine.load()
     if precision == "fp16":
-        for m in (engine.transformer, engine.text_encoder):
-            m.to(torch.float16)
+        for m in (engine.transformer, engine.text_encoder, engine.controlnet):
+            if m is not None:
+                m.to(torch.float16)
     target.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".export-", dir=target.parent))
     try:
@@ -132,6 +209,7 @@ def export_model(
             if src.is_file():
                 shutil.copy2(src, work / name)
         manifest = {
+            "format": EXPORT_FORMAT,
             "model": str(folder),
             "fingerprint": model_fingerprint(folder),
             "model_name": info.name,
@@ -152,6 +230,8 @@ def export_model(
             "sigma_d": engine.sigma_d,
             "guidance_embeds_scale": float(engine.transformer.config.get("guidance_embeds_scale", 0.1)),
             "vae_scale_factor": engine.vae_scale_factor,
+            "patch_size": int(engine.transformer.config.patch_size),
+            "control_mode": info.control_mode,
             "scaling_factor": float(engine.vae.config.scaling_factor),
             "info": {
                 k: getattr(info, k)
@@ -180,12 +260,52 @@ def _export_all(engine: Any, out: Path, precision: str, progress: ProgressFn | N
     half = precision == "fp16"
     fdt = torch.float16 if half else torch.float32
     te_dim = engine.text_encoder.config.hidden_size
-    jobs: list[tuple[str, torch.nn.Module, tuple, list[str], dict, Callable[[int, int, int], tuple]]] = [
+    sigma_d = float(engine.sigma_d)
+    p = int(engine.transformer.config.patch_size)
+    inner = engine.transformer.config.num_attention_heads * engine.transformer.config.attention_head_dim
+    n_res = 0
+    if engine.controlnet is not None:
+        n_res = used_residuals(engine.transformer.config.num_layers, engine.controlnet.config.num_layers)
+        if n_res < 1:
+            raise SprintError("the transformer has one block, so it uses none of the ControlNet's residuals")
+    res_names = [f"residual_{j}" for j in range(n_res)]
+    res_axes = {name: {0: "batch", 1: "tokens"} for name in res_names}
+    latent_axes = {0: "batch", 2: "height", 3: "width"}
+
+    def step_common(b: int, hh: int, ww: int) -> tuple:
+        """x_t, t, embeds, mask (3 real tokens), guidance: the inputs both step graphs share."""
+        return (
+            torch.randn(b, c, hh, ww),
+            torch.rand(b) * 1.5708,
+            torch.randn(b, seq, te_dim, dtype=fdt),
+            torch.cat([torch.ones(b, 3, dtype=torch.int64), torch.zeros(b, seq - 3, dtype=torch.int64)], 1),
+            torch.full((b,), 0.45),
+        )
+
+    def step_inputs(b: int, hh: int, ww: int) -> tuple:
+        residuals = tuple(torch.randn(b, hh * ww // (p * p), inner, dtype=fdt) for _ in res_names)
+        return (*step_common(b, hh, ww), torch.randn(b, c, hh, ww), torch.rand(b) * 1.3, *residuals)
+
+    def controlnet_inputs(b: int, hh: int, ww: int) -> tuple:
+        return (*step_common(b, hh, ww), torch.randn(b, c, hh, ww, dtype=fdt), torch.tensor(0.7))
+
+    step_names = ["x_t", "t", "encoder_hidden_states", "encoder_attention_mask", "guidance"]
+    step_axes = {
+        "x_t": latent_axes,
+        "t": {0: "batch"},
+        "encoder_hidden_states": {0: "batch", 1: "sequence"},
+        "encoder_attention_mask": {0: "batch", 1: "sequence"},
+        "guidance": {0: "batch"},
+    }
+    jobs: list[
+        tuple[str, torch.nn.Module, tuple, list[str], list[str], dict, Callable[[int, int, int], tuple]]
+    ] = [
         (
             "text_encoder",
             _TextEncoder(engine.text_encoder),
             (torch.ones(1, seq + 4, dtype=torch.int64), torch.ones(1, seq + 4, dtype=torch.int64)),
             ["input_ids", "attention_mask"],
+            ["last_hidden_state"],
             {
                 "input_ids": {0: "batch", 1: "sequence"},
                 "attention_mask": {0: "batch", 1: "sequence"},
@@ -195,38 +315,26 @@ def _export_all(engine: Any, out: Path, precision: str, progress: ProgressFn | N
         ),
         (
             "transformer",
-            _Transformer(engine.transformer),
-            (
-                torch.randn(1, c, h, w, dtype=fdt),
-                torch.randn(1, seq, te_dim, dtype=fdt),
-                torch.ones(1, seq, dtype=torch.int64),
-                torch.tensor([0.5]),
-                torch.tensor([0.45]),
-            ),
-            ["hidden_states", "encoder_hidden_states", "encoder_attention_mask", "timestep", "guidance"],
+            _TrigFlowStep(engine.transformer, sigma_d, n_res),
+            step_inputs(1, h, w),
+            [*step_names, "z_next", "t_next", *res_names],
+            ["x0", "x_next"],
             {
-                "hidden_states": {0: "batch", 2: "height", 3: "width"},
-                "encoder_hidden_states": {0: "batch", 1: "sequence"},
-                "encoder_attention_mask": {0: "batch", 1: "sequence"},
-                "timestep": {0: "batch"},
-                "guidance": {0: "batch"},
-                "sample": {0: "batch", 2: "height", 3: "width"},
+                **step_axes,
+                "z_next": latent_axes,
+                "t_next": {0: "batch"},
+                **res_axes,
+                "x0": latent_axes,
+                "x_next": latent_axes,
             },
-            lambda b, hh, ww: (
-                torch.randn(b, c, hh, ww, dtype=fdt),
-                torch.randn(b, seq, te_dim, dtype=fdt),
-                torch.cat(
-                    [torch.ones(b, 3, dtype=torch.int64), torch.zeros(b, seq - 3, dtype=torch.int64)], 1
-                ),
-                torch.rand(b),
-                torch.full((b,), 0.45),
-            ),
+            step_inputs,
         ),
         (
             "vae_decoder",
             _Decoder(engine.vae),
             (torch.randn(1, c, h, w),),
             ["latent"],
+            ["image"],
             {
                 "latent": {0: "batch", 2: "height", 3: "width"},
                 "image": {0: "batch", 2: "image_height", 3: "image_width"},
@@ -238,6 +346,7 @@ def _export_all(engine: Any, out: Path, precision: str, progress: ProgressFn | N
             _Encoder(engine.vae),
             (torch.rand(1, 3, h * m, w * m) * 2 - 1,),
             ["image"],
+            ["latent"],
             {
                 "image": {0: "batch", 2: "height", 3: "width"},
                 "latent": {0: "batch", 2: "latent_height", 3: "latent_width"},
@@ -245,14 +354,21 @@ def _export_all(engine: Any, out: Path, precision: str, progress: ProgressFn | N
             lambda b, hh, ww: (torch.rand(b, 3, hh * m, ww * m) * 2 - 1,),
         ),
     ]
-    output_names = {
-        "text_encoder": "last_hidden_state",
-        "transformer": "sample",
-        "vae_decoder": "image",
-        "vae_encoder": "latent",
-    }
+    if n_res:
+        jobs.insert(
+            1,
+            (
+                "controlnet",
+                _ControlNet(engine.controlnet, sigma_d, n_res),
+                controlnet_inputs(1, h, w),
+                [*step_names, "controlnet_cond", "conditioning_scale"],
+                res_names,
+                {**step_axes, "controlnet_cond": latent_axes, **res_axes},
+                controlnet_inputs,
+            ),
+        )
     done = []
-    for i, (name, module, args, inputs, axes, golden_inputs) in enumerate(jobs):
+    for i, (name, module, args, inputs, outputs, axes, golden_inputs) in enumerate(jobs):
         if progress:
             progress(name, i, len(jobs))
         file = f"{name}.onnx"
@@ -264,7 +380,7 @@ def _export_all(engine: Any, out: Path, precision: str, progress: ProgressFn | N
                 dynamo=False,
                 opset_version=OPSET,
                 input_names=inputs,
-                output_names=[output_names[name]],
+                output_names=outputs,
                 dynamic_axes=axes,
                 external_data=_needs_external(module),
             )
@@ -311,22 +427,30 @@ def _needs_external(module: torch.nn.Module) -> bool:
 def golden_check(
     path: Path, module: torch.nn.Module, names: list[str], cases: list[tuple], tol: float
 ) -> None:
-    """Compare ONNX Runtime with PyTorch on each case; raise SprintError on a mismatch, NaN or inf."""
+    """Compare ONNX Runtime with PyTorch on each case, every output; raise SprintError on a
+    mismatch, NaN or inf."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     for case in cases:
         with torch.no_grad():
-            ref = module(*case).float().numpy()
-        out = session.run(None, {n: t.numpy() for n, t in zip(names, case, strict=True)})[0].astype(
-            np.float32
-        )
-        if not np.isfinite(out).all():
+            refs = module(*case)
+        refs = refs if isinstance(refs, (tuple, list)) else (refs,)
+        outs = session.run(None, {n: t.numpy() for n, t in zip(names, case, strict=True)})
+        if len(outs) != len(refs):
             raise SprintError(
-                f"export check failed: {path.name} produced NaN or inf for shapes {[tuple(t.shape) for t in case]}"
+                f"export check failed: {path.name} has {len(outs)} outputs, PyTorch {len(refs)}"
             )
-        err = float(np.abs(out - ref).max() / max(1.0, float(np.abs(ref).max())))
-        if out.shape != ref.shape or err > tol:
-            raise SprintError(
-                f"export check failed: {path.name} differs from PyTorch by {err:.2e} (limit {tol:.0e})"
-            )
+        for ref_t, raw in zip(refs, outs, strict=True):
+            ref = ref_t.float().numpy()
+            out = raw.astype(np.float32)
+            if not np.isfinite(out).all():
+                raise SprintError(
+                    f"export check failed: {path.name} produced NaN or inf for shapes "
+                    f"{[tuple(t.shape) for t in case]}"
+                )
+            err = float(np.abs(out - ref).max() / max(1.0, float(np.abs(ref).max())))
+            if out.shape != ref.shape or err > tol:
+                raise SprintError(
+                    f"export check failed: {path.name} differs from PyTorch by {err:.2e} (limit {tol:.0e})"
+                )

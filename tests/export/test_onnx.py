@@ -22,16 +22,6 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 
 
-@pytest.fixture(scope="module")
-def cache(tmp_path_factory):
-    return tmp_path_factory.mktemp("onnx-cache")
-
-
-@pytest.fixture(scope="module")
-def export(tiny_model_dir, cache):
-    return export_model(tiny_model_dir, cache_root=cache)
-
-
 def _sketch():
     img = np.full((32, 32, 3), 255, np.uint8)
     img[6:26, 6] = img[6:26, 25] = img[6, 6:26] = img[25, 6:26] = 20
@@ -94,17 +84,19 @@ def test_zero_inputs_stay_finite(export):
     must survive export (no NaN)."""
     onnx = OnnxEngine(export, device="cpu")
     onnx.load()
-    out = onnx._run_session(
-        "transformer",
+    x0, x_next = onnx.sessions["transformer"].run(
+        None,
         {
-            "hidden_states": np.zeros((1, 4, 16, 16), np.float32),
+            "x_t": np.zeros((1, 4, 16, 16), np.float32),
+            "t": np.array([1.0], np.float32),
             "encoder_hidden_states": np.zeros((1, 300, 32), np.float32),
             "encoder_attention_mask": np.ones((1, 300), np.int64),
-            "timestep": np.array([0.5], np.float32),
             "guidance": np.array([0.45], np.float32),
+            "z_next": np.zeros((1, 4, 16, 16), np.float32),
+            "t_next": np.array([0.5], np.float32),
         },
     )
-    assert np.isfinite(out).all()
+    assert np.isfinite(x0).all() and np.isfinite(x_next).all()
 
 
 def test_golden_check_catches_a_mismatch(tmp_path):
