@@ -476,7 +476,7 @@ def cmd_bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         if args.arch:
             parser.error("--backend onnx benchmarks a model folder: give --model (or use the embedded model)")
         report = run_backend_bench(
-            resolve_model(args.model), args.steps, args.repeats, args.warmup, args.size
+            resolve_model(args.model), args.steps, args.repeats, args.warmup, args.size, control=args.control
         )
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

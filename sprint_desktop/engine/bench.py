@@ -203,47 +203,79 @@ def format_table(report: dict[str, Any]) -> str:
 
 
 def run_backend_bench(
-    model: Path, steps: list[int], repeats: int, warmup: int, size: tuple[int, int] | None
+    model: Path,
+    steps: list[int],
+    repeats: int,
+    warmup: int,
+    size: tuple[int, int] | None,
+    control: bool = False,
 ) -> dict[str, Any]:
-    """ONNX Runtime against PyTorch on the same model, same machine, interleaved run by run."""
+    """ONNX Runtime against PyTorch on the same model, same machine, interleaved run by run; ONNX
+    Runtime both through ``session.run`` and through IO binding (`OnnxEngine(io_binding=True)`).
+    With ``control`` every request carries a new sketch (the model must ship a ControlNet)."""
+    import numpy as np
+
+    from ..core.errors import SprintError
     from ..export.onnx_export import export_model
     from .onnx_backend import OnnxEngine
 
+    if control and not (Path(model) / "controlnet" / "config.json").is_file():
+        raise SprintError(f"--control with --backend onnx needs a model with a ControlNet: {model} has none")
     t0 = time.perf_counter()
     export = export_model(model)
     export_s = time.perf_counter() - t0
     torch_engine = TorchEngine(model, device="cpu")
-    onnx_engine = OnnxEngine(export, device="cpu")
-    info = torch_engine.load()
-    onnx_engine.load()
+    engines: dict[str, Any] = {
+        "torch": torch_engine,
+        "onnx": OnnxEngine(export, device="cpu", io_binding=False),
+        "onnx_iobinding": OnnxEngine(export, device="cpu", io_binding=True),
+    }
+    for engine in engines.values():
+        info = engine.load()
     width, height = size if size else (info.default_width, info.default_height)
     results: dict[str, Any] = {}
     k = 0
     for n in steps:
-        totals: dict[str, list[float]] = {"torch": [], "onnx": []}
+        totals: dict[str, list[float]] = {name: [] for name in engines}
+        names = list(engines)
         for i in range(warmup + repeats):
-            for name, engine in (("torch", torch_engine), ("onnx", onnx_engine)):
+            # A different engine goes first each round: a run right after PyTorch's can be slowed
+            # by its idle OpenMP threads, and that must not always fall on the same engine.
+            for name in names[i % len(names) :] + names[: i % len(names)]:
+                engine = engines[name]
                 k += 1
-                r = engine.generate(GenerateRequest(_prompt(k), steps=n, seed=i, width=width, height=height))
+                sketch = None
+                if control:  # a new sketch every run, as while drawing
+                    sketch = np.full((height, width, 3), 255, np.uint8)
+                    sketch[height // 4 : 3 * height // 4, (k % (width // 2)) + width // 4] = 0
+                r = engine.generate(
+                    GenerateRequest(
+                        _prompt(k), steps=n, seed=i, width=width, height=height, control_image=sketch
+                    )
+                )
                 if i >= warmup:
                     totals[name].append(r.timings.total_ms / 1e3)
         row: dict[str, Any] = {name: {"total_ms": _median_ms(v)} for name, v in totals.items()}
         row["ratio_onnx_vs_torch"] = round(row["onnx"]["total_ms"] / row["torch"]["total_ms"], 3)
+        row["ratio_iobinding_vs_run"] = round(row["onnx_iobinding"]["total_ms"] / row["onnx"]["total_ms"], 3)
         results[str(n)] = row
     lines = [
         f"model: {model}  size: {width}x{height}  CPU  median of {repeats} after {warmup} warm-up  "
-        f"(export {export_s:.1f} s, cached after the first)",
+        f"(export {export_s:.1f} s, cached after the first)" + ("  new sketch per image" if control else ""),
         "",
-        "| steps | PyTorch ms | ONNX Runtime ms | ONNX / PyTorch |",
-        "|---|---|---|---|",
+        "| steps | PyTorch ms | ONNX Runtime ms | ONNX / PyTorch | ORT IO binding ms | IO binding / run |",
+        "|---|---|---|---|---|---|",
     ]
     for n_steps, row in results.items():
         lines.append(
-            f"| {n_steps} | {row['torch']['total_ms']:.2f} | {row['onnx']['total_ms']:.2f} | {row['ratio_onnx_vs_torch']:.3f}x |"
+            f"| {n_steps} | {row['torch']['total_ms']:.2f} | {row['onnx']['total_ms']:.2f} | "
+            f"{row['ratio_onnx_vs_torch']:.3f}x | {row['onnx_iobinding']['total_ms']:.2f} | "
+            f"{row['ratio_iobinding_vs_run']:.3f}x |"
         )
     return {
         "model": str(model),
         "size": [width, height],
+        "control": control,
         "export_s": round(export_s, 2),
         "results": results,
         "machine": _machine(torch_engine),

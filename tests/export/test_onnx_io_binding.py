@@ -79,3 +79,16 @@ def test_cuda_provider_with_io_binding(controlnet_model, controlnet_engine, sket
     with torch.inference_mode():
         ref = _latents(controlnet_engine, request).cpu().numpy()
     assert np.abs(bound - ref).max() < 1e-3
+
+
+def test_backend_bench_times_both_onnx_loops(controlnet_model, tiny_model_dir, tmp_path, monkeypatch):
+    from sprint_desktop.core.errors import SprintError
+    from sprint_desktop.engine.bench import run_backend_bench
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    with pytest.raises(SprintError, match="needs a model with a ControlNet"):
+        run_backend_bench(tiny_model_dir, [1], repeats=1, warmup=0, size=None, control=True)
+    report = run_backend_bench(controlnet_model.path, [1], repeats=1, warmup=0, size=None, control=True)
+    row = report["results"]["1"]
+    assert {"torch", "onnx", "onnx_iobinding", "ratio_onnx_vs_torch", "ratio_iobinding_vs_run"} <= set(row)
+    assert report["control"] and "IO binding / run" in report["table"]
