@@ -28,3 +28,19 @@ def tiny_engine(tiny_model_dir):
     engine = TorchEngine(tiny_model_dir, device="cpu")
     engine.load()
     return engine
+
+
+@pytest.fixture(scope="session")
+def shipped_model_dir(tiny_model_dir, tmp_path_factory):
+    """A copy of the tiny model that ships its ONNX export inside it (``<model>/onnx/``), as the
+    packaged app's embedded model does (packaging/stage_model.py)."""
+    import shutil
+
+    from sprint_desktop.export.onnx_export import export_model
+
+    root = tmp_path_factory.mktemp("shipped")
+    model = root / "tiny-sprint"
+    shutil.copytree(tiny_model_dir, model)  # copy2: weights keep their mtimes, which the fingerprint reads
+    shutil.copytree(export_model(model, cache_root=root / "cache"), model / "onnx")
+    shutil.rmtree(root / "cache")
+    return model

@@ -4,6 +4,11 @@ Runtime backend can find an export on a machine without PyTorch.
 An export lives in ``<cache>/onnx/<model>-<precision>-<key>/`` with a ``manifest.json`` written
 last; an entry without a manifest, or with a file whose checksum differs, is partial or corrupt and
 is rebuilt by the exporter.
+
+A model may also ship its export inside its own folder, ``<model>/onnx/`` (the packaged app does:
+it has ONNX Runtime but no PyTorch to export with). `find_export` looks there first and accepts it
+under the same checks as a cached one: made from the model's files as they are now, in the format
+this app reads, every file present with its recorded size.
 """
 
 from __future__ import annotations
@@ -24,7 +29,10 @@ EXPORT_FORMAT = 2
 """The layout of an export's graphs (bumped when it changes): 2 = TrigFlow step graph with the
 ControlNet's residual inputs, and a ``controlnet`` graph. `OnnxEngine` reads only this format."""
 
-FINGERPRINT_SKIPPED = ("onnx",)
+SHIPPED_DIR = "onnx"
+"""``<model>/onnx/``: an export shipped inside the model folder (see `shipped_export`)."""
+
+FINGERPRINT_SKIPPED = (SHIPPED_DIR,)
 """Top-level folders of a model that are not the model: an export shipped inside it (``<model>/onnx/``)
 is derived from the model and must not change the model's identity."""
 
@@ -83,21 +91,40 @@ def is_complete(folder: Path, verify_checksums: bool = False) -> bool:
         return False
 
 
+def _is_export_of(folder: Path, fingerprint: str) -> bool:
+    """``folder`` holds a complete export, in the format this app reads, of the model whose
+    fingerprint is ``fingerprint``."""
+    data = read_manifest(folder)
+    return (
+        data is not None
+        and data.get("fingerprint") == fingerprint
+        and data.get("format") == EXPORT_FORMAT
+        and is_complete(folder)
+    )
+
+
+def shipped_export(model_path: Path, precision: str = "fp32") -> Path | None:
+    """``<model>/onnx/`` when it holds a complete ``precision`` export of the model as it is now."""
+    folder = model_path / SHIPPED_DIR
+    data = read_manifest(folder)
+    if data is None or data.get("precision") != precision:
+        return None
+    return folder if _is_export_of(folder, model_fingerprint(model_path)) else None
+
+
 def find_export(model_path: Path, precision: str = "fp32", root: Path | None = None) -> Path | None:
-    """The newest complete export of ``model_path`` as it is now (same files, ControlNet included,
-    and an export format this app reads), or None."""
+    """The export shipped in the model folder if it is valid, else the newest complete export of
+    ``model_path`` as it is now (same files, ControlNet included, and an export format this app
+    reads) in the cache under ``root``, else None."""
+    shipped = shipped_export(model_path, precision)
+    if shipped is not None:
+        return shipped
     root = root or cache_root()
     if not root.is_dir():
         return None
     fingerprint = model_fingerprint(model_path)
     candidates = []
     for folder in root.glob(f"{model_path.name}-{precision}-*"):
-        data = read_manifest(folder)
-        if (
-            data
-            and data.get("fingerprint") == fingerprint
-            and data.get("format") == EXPORT_FORMAT
-            and is_complete(folder)
-        ):
+        if _is_export_of(folder, fingerprint):
             candidates.append((folder.stat().st_mtime, folder))
     return max(candidates)[1] if candidates else None

@@ -465,7 +465,7 @@ class MainWindow(QMainWindow):
             strength=round(self.strength.value(), 3),
             control_scale=round(self.control_scale.value(), 3),
             model=self.info.name if self.info else "",
-            backend=self.settings.backend,
+            backend=self.info.backend if self.info else self.settings.backend,  # the one running
         )
 
     def generate(self) -> int | None:

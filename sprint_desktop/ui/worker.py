@@ -119,14 +119,19 @@ class EngineWorker(QObject):
             if self.engine is not None:
                 self.engine.close()
                 self.engine = None
-            from ..engine import create_engine  # torch is imported here, in this thread
+            from ..engine import choose_backend, create_engine  # torch is imported here, in this thread
+
+            backend, notice = choose_backend(job.backend)  # no PyTorch (the packaged app): ONNX Runtime
+            if notice:
+                log.warning("%s", notice)
+                self.load_progress.emit(notice)
 
             def export_progress(component: str, index: int, total: int) -> None:
                 if component != "done":
                     self.load_progress.emit(f"exporting to ONNX: {component} ({index + 1} of {total})…")
 
             engine = create_engine(
-                job.model_path, backend=job.backend, device=job.device, export_progress=export_progress
+                job.model_path, backend=backend, device=job.device, export_progress=export_progress
             )
             info = engine.load()
             if self._stop:  # the window closed while loading: nobody is listening any more
