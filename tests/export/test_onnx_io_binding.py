@@ -61,10 +61,12 @@ def test_io_binding_gives_exactly_the_session_run_outputs(
 
 
 @pytest.mark.gpu
+@pytest.mark.skipif(
+    ort.get_device() != "GPU" or "CUDAExecutionProvider" not in ort.get_available_providers(),
+    reason="needs onnxruntime-gpu with the CUDA provider",
+)
 @pytest.mark.parametrize("sketch", [False, True])
 def test_cuda_provider_with_io_binding(controlnet_model, controlnet_engine, sketch):
-    if ort.get_device() != "GPU" or "CUDAExecutionProvider" not in ort.get_available_providers():
-        pytest.skip("needs onnxruntime-gpu with the CUDA provider")
     engine = OnnxEngine(controlnet_model.export, device="cuda")
     info = engine.load()
     assert info.device in ("cuda", "tensorrt") and engine.io_binding and engine.ort_device == "cuda"
