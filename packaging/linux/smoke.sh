@@ -26,9 +26,9 @@ if [ -z "${SRC:-}" ]; then
   SRC="$OUT/src"
   rm -rf "$SRC"
   git clone --quiet --no-hardlinks "$ROOT" "$SRC"
-  [ -n "${MODEL:-}" ] && MODEL="$(cd "$MODEL" && pwd)"
+  if [ -n "${MODEL:-}" ]; then export MODEL; MODEL="$(cd "$MODEL" && pwd)"; fi  # else the clone's own
   start=$(date +%s)
-  (cd "$SRC" && ${MODEL:+MODEL="$MODEL"} bash packaging/linux/build.sh)
+  (cd "$SRC" && bash packaging/linux/build.sh)
   echo "build from a clean clone: $(( $(date +%s) - start )) s" > "$OUT/build-time.txt"
 fi
 SRC="$(cd "$SRC" && pwd)"
