@@ -165,6 +165,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="encode this many scenes once and reuse them (0: fresh every step)",
     )
     teacher.add_argument("--mixed-precision", choices=("no", "bf16", "fp16"), default="no")
+    teacher.add_argument("--ema", type=float, help="EMA decay (default 0.999)")
+    teacher.add_argument(
+        "--ema-reset",
+        action="store_true",
+        default=None,
+        help="on resume, restart the EMA from the raw weights",
+    )
     student = dsub.add_parser("student", help="distil the teacher into the 1-4 step student (sCM + LADD)")
     student.add_argument("--teacher", default="runs/teacher")
     student.add_argument("--vae", default="runs/vae/vae")
@@ -176,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
     student.add_argument("--seed", type=int, default=0)
     student.add_argument("--eval-every", type=int, default=200)
     student.add_argument("--eval-images", type=int, default=96)
+    student.add_argument("--cache", type=int, default=0, help="reuse the teacher's cache of this many scenes")
     cn = dsub.add_parser("controlnet", help="train a Sprint ControlNet on a frozen one-step model")
     cn.add_argument("--model", default="models/sprint-shapes", help="the base SANA-Sprint model folder")
     cn.add_argument("--out", default="runs/controlnet")
@@ -202,6 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--steps", type=lambda s: [int(v) for v in s.split(",")], default=[1, 2, 4])
     ev.add_argument("--images", type=int, default=200)
     ev.add_argument("--json", type=Path, default=Path("bench-out/evaluate.json"))
+    ev.add_argument("--grid", type=Path, help="also save a sample grid PNG (seen and held-out prompts)")
     return parser
 
 
@@ -504,7 +513,7 @@ def cmd_bench(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    from .distill.evaluate import evaluate_model, evaluate_teacher, format_rows, write
+    from .distill.evaluate import evaluate_model, evaluate_teacher, format_rows, sample_grid, write
 
     if bool(args.model) == bool(args.teacher):
         parser.error("give either --model PATH or --teacher RUN")
@@ -514,6 +523,12 @@ def cmd_evaluate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         rows = evaluate_model(args.model, args.steps, args.images)
     write(rows, args.json)
     print(format_rows(rows))
+    if args.grid:
+        if not args.model:
+            parser.error("--grid needs --model")
+        for n in args.steps:
+            path = args.grid.with_name(f"{args.grid.stem}-{n}step{args.grid.suffix or '.png'}")
+            print(f"grid written to {sample_grid(args.model, path, steps=n)}")
     return EXIT_OK
 
 

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ..core.trigflow import SIGMA_D
+from . import data
 from .components import make_tokenizer
 from .ladd import Discriminator, d_hinge_loss, g_hinge_loss
 from .scm import (
@@ -71,6 +72,7 @@ class StudentConfig:
     log_every: int = 25
     eval_every: int = 200
     eval_images: int = 96
+    cache: int = 0  # reuse the teacher's cache of encoded scenes (0: fresh scenes every step)
 
 
 def load_frozen(cfg: StudentConfig, device: Any) -> tuple[Any, Any, Any, Any]:
@@ -122,9 +124,10 @@ def build_engine(student: Any, vae: Any, text_encoder: Any, tokenizer: Any) -> A
 
 
 def evaluate_engine(
-    engine: Any, captions: list[str], steps: int, guidance: float = 4.5
-) -> tuple[dict[str, Any], float]:
-    """Compliance of ``engine`` images for ``captions`` at ``steps``, and median ms per image."""
+    engine: Any, captions: list[str], steps: int, guidance: float = 4.5, keep_images: bool = False
+) -> Any:
+    """Compliance of ``engine`` images for ``captions`` at ``steps``, and median ms per image
+    (and the images, with ``keep_images``)."""
     from ..core.request import GenerateRequest
     from .judge import compliance
 
@@ -133,17 +136,24 @@ def evaluate_engine(
         r = engine.generate(GenerateRequest(caption, steps=steps, seed=i, guidance=guidance))
         images.append(r.image)
         ms.append(r.timings.total_ms)
-    return compliance(images, captions), float(np.median(ms))
+    scores = compliance(images, captions)
+    return (scores, float(np.median(ms)), images) if keep_images else (scores, float(np.median(ms)))
 
 
-def eval_captions(n: int, seed: int = 999) -> list[str]:
+def eval_scenes(n: int, seed: int = 999) -> list[Any]:
+    """The evaluation scenes: half with seen colour-shape pairs, half with a held-out one; their
+    renders are the real images the distribution distance compares against."""
     from .world import sample_scene
 
     rng = np.random.default_rng(seed)
     half = n // 2
-    return [sample_scene(rng, held_out=False).caption for _ in range(half)] + [
-        sample_scene(rng, held_out=True).caption for _ in range(n - half)
+    return [sample_scene(rng, held_out=False) for _ in range(half)] + [
+        sample_scene(rng, held_out=True) for _ in range(n - half)
     ]
+
+
+def eval_captions(n: int, seed: int = 999) -> list[str]:
+    return [s.caption for s in eval_scenes(n, seed)]
 
 
 def train(cfg: StudentConfig) -> Path:
@@ -180,14 +190,24 @@ def train(cfg: StudentConfig) -> Path:
     student, logvar, disc, opt_g, opt_d = accelerator.prepare(student, logvar, disc, opt_g, opt_d)
     rng = np.random.default_rng(cfg.seed + 7919 * start + accelerator.process_index)
     gen = torch.Generator().manual_seed(cfg.seed + start)
+    cache = (
+        data.load_or_build(data.cache_path(cfg.vae, cfg.cache, cfg.seed), vae, cfg.vae, cfg.cache, cfg.seed)
+        if cfg.cache
+        else None
+    )
     log = (out / "log.jsonl").open("a")
     t0 = time.time()
     for step in range(start, cfg.iters):
         # ---- data: real latents in TrigFlow units (x0 has std sigma_d), captions, guidance
-        images, captions = sample_batch(rng, cfg.batch, held_out=False, empty_p=0.0)
+        if cache is not None:
+            latents, captions = cache.batch(rng, cfg.batch)
+            x0 = latents.to(device) * vae.config.scaling_factor * SIGMA_D
+        else:
+            images, captions = sample_batch(rng, cfg.batch, held_out=False, empty_p=0.0)
+            with torch.no_grad():
+                x0 = vae.encode(to_tensor(images).to(device)).latent * vae.config.scaling_factor * SIGMA_D
         b = len(captions)
         with torch.no_grad():
-            x0 = vae.encode(to_tensor(images).to(device)).latent * vae.config.scaling_factor * SIGMA_D
             cond = encode_text(tokenizer, text_encoder, captions, device)
             uncond = encode_text(tokenizer, text_encoder, [""] * b, device)
         w = sample_guidance(b, gen).to(device)

@@ -7,6 +7,7 @@ import json
 import pytest
 import torch
 
+from sprint_desktop.distill.components import make_transformer
 from sprint_desktop.distill.train_teacher import TeacherConfig, euler_sample
 from sprint_desktop.distill.train_teacher import train as train_teacher
 from sprint_desktop.distill.train_vae import VAEConfig, gradient_loss
@@ -63,6 +64,12 @@ def test_teacher_training_two_steps_and_resume(vae_dir, tmp_path, capsys):
     assert (out / "tokenizer" / "tokenizer.json").exists()
     first = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert first[-1]["step"] == 2 and "judge_all" in first[-1]
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    init = make_transformer(cfg.seed).state_dict()
+    # the EMA warms up: after two steps it is near the trained weights, not the random init
+    for name in ("proj_out.weight", "transformer_blocks.0.attn1.to_q.weight"):
+        raw, ema = state["transformer"][name], state["ema_transformer"][name]
+        assert (ema - raw).norm() < 0.5 * (init[name] - raw).norm()
     train_teacher(TeacherConfig(**{**cfg.__dict__, "iters": 3}))
     assert "resumed from step 2" in capsys.readouterr().out
 
@@ -141,6 +148,7 @@ def test_student_distillation_two_steps(vae_dir, tmp_path_factory, mode):
             eval_every=2,
             eval_images=2,
             log_every=1,
+            cache=8 if mode == "hybrid" else 0,
         )
     )
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
