@@ -1,8 +1,10 @@
 """`sprint evaluate`: the model card's table rows, from the project's own evaluator.
 
-A row is a model and a step count; columns are compliance (all, seen, held-out, per family) and
-CPU milliseconds per image. Captions come from the grammar with a fixed seed, half of them with
-held-out colour-shape pairs, none used in training (training draws from other seeds).
+A row is a model and a step count; columns are compliance (all, seen, held-out, per family), the
+distribution distance (Frechet distance in the frozen FeatureNet's space, against renders of the
+same scenes) with precision/recall in that space, and CPU milliseconds per image. Captions come from
+the grammar with a fixed seed, half of them with held-out colour-shape pairs, none used in training
+(training draws from other seeds).
 """
 
 from __future__ import annotations
@@ -15,9 +17,33 @@ import numpy as np
 import torch
 
 from .judge import compliance
-from .train_student import eval_captions, evaluate_engine
+from .train_student import eval_scenes, evaluate_engine
+from .world import render
 
 COLUMNS = ("all", "seen", "held_out", "single", "two", "relation", "counting")
+DISTRIBUTION = ("fd", "precision", "recall")
+
+
+def distribution_scores(images: list[np.ndarray] | np.ndarray, scenes: list[Any]) -> dict[str, float]:
+    """Frechet distance and precision/recall of ``images`` against renders of ``scenes``."""
+    from .features import frechet_distance, load_feature_net, precision_recall
+
+    net = load_feature_net()
+    fake = net.features(np.stack(list(images)))
+    real = net.features(np.stack([render(s) for s in scenes]))
+    precision, recall = precision_recall(real, fake)
+    return {"fd": frechet_distance(real, fake), "precision": precision, "recall": recall}
+
+
+def _row(model: str, sampler: str, steps: int, ms: float, scores: dict, dist: dict) -> dict[str, Any]:
+    return {
+        "model": model,
+        "sampler": sampler,
+        "steps": steps,
+        "ms_per_image": round(ms, 1),
+        **{k: round(float(scores.get(k, float("nan"))), 3) for k in COLUMNS},
+        **{k: round(float(dist[k]), 3) for k in DISTRIBUTION},
+    }
 
 
 def evaluate_model(model: str, steps: list[int], n_images: int) -> list[dict[str, Any]]:
@@ -25,18 +51,13 @@ def evaluate_model(model: str, steps: list[int], n_images: int) -> list[dict[str
 
     engine = TorchEngine(model, device="cpu")
     engine.load()
-    captions = eval_captions(n_images)
+    scenes = eval_scenes(n_images)
+    captions = [s.caption for s in scenes]
     rows = []
     for n in steps:
-        scores, ms = evaluate_engine(engine, captions, n)
+        scores, ms, images = evaluate_engine(engine, captions, n, keep_images=True)
         rows.append(
-            {
-                "model": Path(model).name,
-                "sampler": "TrigFlow (engine)",
-                "steps": n,
-                "ms_per_image": round(ms, 1),
-                **{k: round(float(scores.get(k, float("nan"))), 3) for k in COLUMNS},
-            }
+            _row(Path(model).name, "TrigFlow (engine)", n, ms, scores, distribution_scores(images, scenes))
         )
     return rows
 
@@ -56,7 +77,8 @@ def evaluate_teacher(
     te = Gemma2Model.from_pretrained(Path(teacher) / "text_encoder").eval()
     tf = SanaTransformer2DModel.from_pretrained(Path(teacher) / "transformer").eval()
     ae = AutoencoderDC.from_pretrained(vae).eval()
-    captions = eval_captions(n_images)
+    scenes = eval_scenes(n_images)
+    captions = [s.caption for s in scenes]
     rows = []
     for n in steps:
         images, start = [], time.perf_counter()
@@ -65,26 +87,21 @@ def evaluate_teacher(
                 x0 = euler_sample(tf, tok, te, captions[i : i + 32], n, guidance, seed=i)
                 images.append(to_uint8(ae.decode(x0 / ae.config.scaling_factor).sample))
         ms = (time.perf_counter() - start) * 1e3 / len(captions)
-        scores = compliance(list(np.concatenate(images)), captions)
-        rows.append(
-            {
-                "model": "teacher",
-                "sampler": f"flow Euler + CFG {guidance}",
-                "steps": n,
-                "ms_per_image": round(ms, 1),
-                **{k: round(float(scores.get(k, float("nan"))), 3) for k in COLUMNS},
-            }
-        )
+        generated = list(np.concatenate(images))
+        scores = compliance(generated, captions)
+        dist = distribution_scores(generated, scenes)
+        rows.append(_row("teacher", f"flow Euler + CFG {guidance}", n, ms, scores, dist))
     return rows
 
 
 def format_rows(rows: list[dict[str, Any]]) -> str:
-    head = "| model | sampler | steps | " + " | ".join(COLUMNS) + " | CPU ms/image |"
-    lines = [head, "|" + "---|" * (len(COLUMNS) + 4)]
+    cols = (*COLUMNS, *DISTRIBUTION)
+    head = "| model | sampler | steps | " + " | ".join(cols) + " | CPU ms/image |"
+    lines = [head, "|" + "---|" * (len(cols) + 4)]
     for r in rows:
         lines.append(
             f"| {r['model']} | {r['sampler']} | {r['steps']} | "
-            + " | ".join(f"{r[c]:.3f}" for c in COLUMNS)
+            + " | ".join(f"{r[c]:.3f}" for c in cols)
             + f" | {r['ms_per_image']} |"
         )
     return "\n".join(lines)
@@ -93,3 +110,53 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
 def write(rows: list[dict[str, Any]], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(rows, indent=2) + "\n")
+
+
+GRID_PROMPTS = {
+    "seen": [
+        "a red circle",
+        "a large blue square",
+        "two green crosses",
+        "a yellow triangle left of a purple circle",
+        "a black square",
+        "three orange circles",
+        "a cyan cross above a red square",
+        "a small green triangle and a blue circle",
+    ],
+    "held-out": [
+        "a red triangle",
+        "a orange cross",
+        "a yellow square",
+        "a green circle",
+        "a cyan triangle right of a black square",
+        "two blue crosses",
+        "a purple square below a red circle",
+        "a black circle and a green square",
+    ],
+}
+"""The model card's sample grids: one row of seen colour-shape pairs, one with held-out pairs."""
+
+
+def sample_grid(model: str, path: Path, steps: int = 1, seed: int = 0, scale: int = 2) -> Path:
+    """A PNG grid of ``GRID_PROMPTS`` (a row per group) generated by our engine at ``steps``."""
+    from PIL import Image
+
+    from ..core.request import GenerateRequest
+    from ..engine.torch_backend import TorchEngine
+
+    engine = TorchEngine(model, device="cpu")
+    engine.load()
+    rows = [
+        [engine.generate(GenerateRequest(p, steps=steps, seed=seed)).image for p in prompts]
+        for prompts in GRID_PROMPTS.values()
+    ]
+    size, pad = 64 * scale, 4
+    n_cols = max(len(r) for r in rows)
+    grid = Image.new("RGB", (n_cols * (size + pad) + pad, len(rows) * (size + pad) + pad), (200, 200, 200))
+    for y, row in enumerate(rows):
+        for x, image in enumerate(row):
+            tile = Image.fromarray(image).resize((size, size), Image.Resampling.NEAREST)
+            grid.paste(tile, (pad + x * (size + pad), pad + y * (size + pad)))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    grid.save(path)
+    return path

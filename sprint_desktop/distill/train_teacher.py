@@ -46,6 +46,7 @@ class TeacherConfig:
     eval_steps: int = 20
     eval_guidance: float = 4.5
     cache: int = 0  # scenes encoded once and reused (0: render and encode fresh scenes every step)
+    ema_reset: bool = False  # on resume, restart the EMA from the raw weights (e.g. after changing --ema)
     mixed_precision: str = "no"  # "bf16": autocast (faster on CPUs with AVX512-BF16 and on GPUs)
 
 
@@ -161,8 +162,8 @@ def train(cfg: TeacherConfig) -> Path:
         state = torch.load(ckpt, map_location="cpu", weights_only=True)
         transformer.load_state_dict(state["transformer"])
         text_encoder.load_state_dict(state["text_encoder"])
-        ema_tf.load_state_dict(state["ema_transformer"])
-        ema_te.load_state_dict(state["ema_text_encoder"])
+        ema_tf.load_state_dict(state["transformer" if cfg.ema_reset else "ema_transformer"])
+        ema_te.load_state_dict(state["text_encoder" if cfg.ema_reset else "ema_text_encoder"])
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])
         start = int(state["step"])
@@ -203,7 +204,7 @@ def train(cfg: TeacherConfig) -> Path:
                 for pe, pm in zip(
                     ema.parameters(), accelerator.unwrap_model(model).parameters(), strict=True
                 ):
-                    pe.lerp_(pm, 1 - cfg.ema)
+                    pe.lerp_(pm, 1 - ema_decay(step, cfg.ema))
         done = step + 1
         if done % cfg.log_every == 0 or done == cfg.iters:
             rec: dict[str, Any] = {
