@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Make the embedded Sprint-Shapes model end to end (see docs/TRAINING.md). Meant for a machine with
-# a GPU (accelerate picks it up); every stage resumes from its checkpoint if run again.
-#   scripts/train_sprint_shapes.sh            # full recipe
+# Make the embedded Sprint-Shapes model end to end (see docs/TRAINING.md and the model card).
+# accelerate picks up a GPU when there is one; every stage resumes from its checkpoint if run again.
+#   scripts/train_sprint_shapes.sh            # full recipe (meant for a GPU)
 #   SCALE=0.1 scripts/train_sprint_shapes.sh  # a tenth of the iterations
 #   RUNS=/tmp/r OUT=/tmp/m SCALE=0 scripts/train_sprint_shapes.sh  # 2 iterations a stage: a smoke test
+# Each stage's iterations can be set on its own (VAE_ITERS, TEACHER_ITERS, STUDENT_ITERS, CN_ITERS),
+# as can the evaluation size (EVAL_IMAGES); CACHE (scenes encoded once, 0 = fresh every step) and
+# PRECISION (no | bf16) make the teacher and students cheaper on a CPU. The shipped model's card
+# gives the exact line that made it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SPRINT=".venv/bin/sprint"
@@ -12,25 +16,49 @@ RUNS="${RUNS:-runs}"
 OUT="${OUT:-models/sprint-shapes}"
 BENCH="${BENCH:-bench-out}"
 iters() { python3 -c "print(max(2, int($1 * $SCALE)))"; }
+VAE_ITERS="${VAE_ITERS:-$(iters 3000)}"
+TEACHER_ITERS="${TEACHER_ITERS:-$(iters 30000)}"
+STUDENT_ITERS="${STUDENT_ITERS:-$(iters 4000)}"
+CN_ITERS="${CN_ITERS:-$(iters 4000)}"
+EVAL_IMAGES="${EVAL_IMAGES:-200}"
+CACHE="${CACHE:-0}"
+PRECISION="${PRECISION:-no}"
+if [ "$SCALE" = 0 ]; then CACHE_ARG=(--cache "$((CACHE > 0 ? 8 : 0))"); else CACHE_ARG=(--cache "$CACHE"); fi
+every() { python3 -c "print(max(1, $1 // 4))"; }
+# A stage is done when its output exists and its log reached the iterations asked for; done stages
+# are skipped (re-running one would re-evaluate it, and re-saving the VAE could move its scale).
+done_() {
+  [ -e "$2" ] && python3 -c "import json,sys; l=open('$1/log.jsonl').read().split(); \
+sys.exit(0 if l and json.loads(l[-1]).get('step', 0) >= $3 else 1)" 2>/dev/null
+}
 
-$SPRINT distill vae --out $RUNS/vae --iters "$(iters 3000)" --eval-every "$(iters 300)"
-$SPRINT distill teacher --vae $RUNS/vae/vae --out $RUNS/teacher --iters "$(iters 30000)" --eval-every "$(iters 2000)"
-for mode in scm ladd hybrid; do
-  $SPRINT distill student --teacher $RUNS/teacher --vae $RUNS/vae/vae --mode "$mode" \
-    --out "$RUNS/student-$mode" --iters "$(iters 4000)"
+done_ "$RUNS/vae" "$RUNS/vae/vae" "$VAE_ITERS" ||
+  $SPRINT distill vae --out "$RUNS/vae" --iters "$VAE_ITERS" --eval-every "$(every "$VAE_ITERS")"
+done_ "$RUNS/teacher" "$RUNS/teacher/transformer" "$TEACHER_ITERS" ||
+  $SPRINT distill teacher --vae "$RUNS/vae/vae" --out "$RUNS/teacher" --iters "$TEACHER_ITERS" \
+  --eval-every "$(every "$TEACHER_ITERS")" "${CACHE_ARG[@]}" --mixed-precision "$PRECISION"
+for mode in hybrid scm ladd; do
+  done_ "$RUNS/student-$mode" "$RUNS/student-$mode/transformer" "$STUDENT_ITERS" ||
+  $SPRINT distill student --teacher "$RUNS/teacher" --vae "$RUNS/vae/vae" --mode "$mode" \
+    --out "$RUNS/student-$mode" --iters "$STUDENT_ITERS" --eval-every "$STUDENT_ITERS" "${CACHE_ARG[@]}"
 done
-$SPRINT distill package --vae $RUNS/vae/vae --teacher $RUNS/teacher --student $RUNS/student-hybrid/transformer \
-  --out $OUT
-$SPRINT distill controlnet --model $OUT --out $RUNS/controlnet --iters "$(iters 4000)"
-$SPRINT distill package --vae $RUNS/vae/vae --teacher $RUNS/teacher --student $RUNS/student-hybrid/transformer \
-  --controlnet $RUNS/controlnet/controlnet --out $OUT
+$SPRINT distill package --vae "$RUNS/vae/vae" --teacher "$RUNS/teacher" \
+  --student "$RUNS/student-hybrid/transformer" --out "$OUT"
+done_ "$RUNS/controlnet" "$RUNS/controlnet/controlnet" "$CN_ITERS" ||
+  $SPRINT distill controlnet --model "$OUT" --out "$RUNS/controlnet" --iters "$CN_ITERS" \
+  --eval-every "$CN_ITERS"
+$SPRINT distill package --vae "$RUNS/vae/vae" --teacher "$RUNS/teacher" \
+  --student "$RUNS/student-hybrid/transformer" --controlnet "$RUNS/controlnet/controlnet" --out "$OUT"
 mkdir -p "$BENCH"
 
-# The model card's table.
-$SPRINT evaluate --teacher $RUNS/teacher --vae $RUNS/vae/vae --steps 20,4,2,1 --json $BENCH/eval-teacher.json
+# The model card's table and sample grids.
+$SPRINT evaluate --teacher "$RUNS/teacher" --vae "$RUNS/vae/vae" --steps 20,4,2,1 \
+  --images "$EVAL_IMAGES" --json "$BENCH/eval-teacher.json"
 for mode in scm ladd; do
-  $SPRINT distill package --vae $RUNS/vae/vae --teacher $RUNS/teacher --student "$RUNS/student-$mode/transformer" \
-    --out "$RUNS/model-$mode"
-  $SPRINT evaluate --model "$RUNS/model-$mode" --steps 1,2,4 --json "$BENCH/eval-$mode.json"
+  $SPRINT distill package --vae "$RUNS/vae/vae" --teacher "$RUNS/teacher" \
+    --student "$RUNS/student-$mode/transformer" --out "$RUNS/model-$mode"
+  $SPRINT evaluate --model "$RUNS/model-$mode" --steps 1,2,4 --images "$EVAL_IMAGES" \
+    --json "$BENCH/eval-$mode.json"
 done
-$SPRINT evaluate --model $OUT --steps 1,2,4 --json $BENCH/eval-hybrid.json
+$SPRINT evaluate --model "$OUT" --steps 1,2,4 --images "$EVAL_IMAGES" --json "$BENCH/eval-hybrid.json" \
+  --grid "$OUT/samples.png"
