@@ -28,7 +28,7 @@ every() { python3 -c "print(max(1, $1 // 4))"; }
 # A stage is done when its output exists and its log reached the iterations asked for; done stages
 # are skipped (re-running one would re-evaluate it, and re-saving the VAE could move its scale).
 done_() {
-  [ -e "$2" ] && python3 -c "import json,sys; l=open('$1/log.jsonl').read().split(); \
+  [ -e "$2" ] && python3 -c "import json,sys; l=open('$1/log.jsonl').read().splitlines(); \
 sys.exit(0 if l and json.loads(l[-1]).get('step', 0) >= $3 else 1)" 2>/dev/null
 }
 
