@@ -90,7 +90,7 @@ PY
 
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
-echo "self-test of $EXE, $RUNS runs${NONET:+ (no network namespace)}" >&2
+echo "self-test of $EXE, $RUNS runs${NONET:+ (in an empty network namespace)}" >&2
 : > "$OUT/runs.txt"
 for i in $(seq "$RUNS"); do
   self_test "$EXE" "$OUT/run-$i" | tee -a "$OUT/runs.txt"
