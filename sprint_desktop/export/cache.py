@@ -9,16 +9,28 @@ A model may also ship its export inside its own folder, ``<model>/onnx/`` (the p
 it has ONNX Runtime but no PyTorch to export with). `find_export` looks there first and accepts it
 under the same checks as a cached one: made from the model's files as they are now, in the format
 this app reads, every file present with its recorded size.
+
+"Made from the model's files as they are now" is checked two ways. The fast check compares
+`model_fingerprint` (weights by size and modification time) with the manifest's ``fingerprint``. A
+copy of the model folder that does not keep modification times (``cp -r``, a git checkout, an
+unzip, an installer) fails it, so for the shipped export, and only after the fast check failed,
+`model_content_fingerprint` (weights by their bytes) is compared with the manifest's
+``content_fingerprint``, which exports made since it was added record. Changed bytes fail both; an
+export whose manifest has no ``content_fingerprint`` gets the fast check only, as before.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ..core.paths import user_cache_dir
+
+log = logging.getLogger(__name__)
 
 
 def cache_root() -> Path:
@@ -37,20 +49,43 @@ FINGERPRINT_SKIPPED = (SHIPPED_DIR,)
 is derived from the model and must not change the model's identity."""
 
 
+WEIGHT_SUFFIXES = (".safetensors",)
+CONFIG_SUFFIXES = (".json", ".txt", ".model")
+
+
+def _model_files(model_path: Path) -> Iterator[tuple[str, Path]]:
+    """``(relative path, path)`` of every file a fingerprint covers, in a fixed order."""
+    for path in sorted(model_path.rglob("*")):
+        if not path.is_file() or path.suffix not in WEIGHT_SUFFIXES + CONFIG_SUFFIXES:
+            continue
+        rel = path.relative_to(model_path).as_posix()
+        if rel.split("/", 1)[0] not in FINGERPRINT_SKIPPED:
+            yield rel, path
+
+
 def model_fingerprint(model_path: Path) -> str:
     """Every component of the model, the ControlNet included: configs, tokenizer files and settings
     by content, weights by size and modification time (hashing GBs would take minutes)."""
     h = hashlib.sha256()
-    for path in sorted(model_path.rglob("*")):
-        if not path.is_file():
-            continue
-        rel = path.relative_to(model_path).as_posix()
-        if rel.split("/", 1)[0] in FINGERPRINT_SKIPPED:
-            continue
-        if path.suffix == ".safetensors":
+    for rel, path in _model_files(model_path):
+        if path.suffix in WEIGHT_SUFFIXES:
             stat = path.stat()
             h.update(f"{rel}:{stat.st_size}:{stat.st_mtime_ns}\0".encode())
-        elif path.suffix in (".json", ".txt", ".model"):
+        else:
+            content = path.read_bytes()
+            h.update(f"{rel}:{len(content)}\0".encode())
+            h.update(content)
+    return h.hexdigest()
+
+
+def model_content_fingerprint(model_path: Path) -> str:
+    """The files `model_fingerprint` covers, weights by the sha256 of their bytes instead of their
+    modification times: survives copies that reset them, but reads every byte (about 1 s a GB)."""
+    h = hashlib.sha256(b"content-v1\0")
+    for rel, path in _model_files(model_path):
+        if path.suffix in WEIGHT_SUFFIXES:
+            h.update(f"{rel}:{path.stat().st_size}:{file_sha256(path)}\0".encode())
+        else:
             content = path.read_bytes()
             h.update(f"{rel}:{len(content)}\0".encode())
             h.update(content)
@@ -103,19 +138,54 @@ def _is_export_of(folder: Path, fingerprint: str) -> bool:
     )
 
 
-def shipped_export(model_path: Path, precision: str = "fp32") -> Path | None:
-    """``<model>/onnx/`` when it holds a complete ``precision`` export of the model as it is now."""
+Check = Literal["fingerprint", "content"]
+
+
+def shipped_export_check(model_path: Path, precision: str = "fp32") -> Check | None:
+    """Which check accepts ``<model>/onnx/`` as a complete ``precision`` export of the model as it
+    is now: ``"fingerprint"`` (the fast one), ``"content"`` (the weights' bytes, tried only when the
+    fast one fails and the manifest records a ``content_fingerprint``), or None (not accepted)."""
     folder = model_path / SHIPPED_DIR
     data = read_manifest(folder)
     if data is None or data.get("precision") != precision:
         return None
-    return folder if _is_export_of(folder, model_fingerprint(model_path)) else None
+    if data.get("format") != EXPORT_FORMAT or not is_complete(folder):
+        return None
+    if data.get("fingerprint") == model_fingerprint(model_path):
+        return "fingerprint"
+    recorded = data.get("content_fingerprint")
+    if isinstance(recorded, str) and recorded == model_content_fingerprint(model_path):
+        return "content"
+    return None
+
+
+def shipped_export(model_path: Path, precision: str = "fp32") -> Path | None:
+    """``<model>/onnx/`` when it holds a complete ``precision`` export of the model as it is now
+    (see `shipped_export_check`)."""
+    check = shipped_export_check(model_path, precision)
+    if check is None:
+        return None
+    folder = model_path / SHIPPED_DIR
+    if check == "content":
+        log.info(
+            "%s: the model's weights have other modification times than when it was exported "
+            "(a copy that did not keep them?) but the same bytes; using it",
+            folder,
+        )
+    return folder
 
 
 def find_export(model_path: Path, precision: str = "fp32", root: Path | None = None) -> Path | None:
     """The export shipped in the model folder if it is valid, else the newest complete export of
     ``model_path`` as it is now (same files, ControlNet included, and an export format this app
-    reads) in the cache under ``root``, else None."""
+    reads) in the cache under ``root``, else None.
+
+    Cached exports get the fast fingerprint check only: this machine's exporter (so PyTorch) made
+    them from the model folder where it is, and a model whose modification times changed is simply
+    exported again under its new `model_key`, which is the fast fingerprint too; with a content
+    fallback here, the stale entries the cache keeps would make launches read every byte of a
+    multi-GB model to find an export this machine can rebuild anyway. The shipped export has no such
+    remedy in the packaged app (no PyTorch) and is copied with the model: it gets the fallback."""
     shipped = shipped_export(model_path, precision)
     if shipped is not None:
         return shipped

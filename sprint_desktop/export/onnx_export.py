@@ -38,7 +38,7 @@ from ..core.trigflow import (
     x0_from_trigflow,
 )
 from ..engine.model_folder import inspect_model_folder
-from .cache import EXPORT_FORMAT, file_sha256, is_complete, model_fingerprint
+from .cache import EXPORT_FORMAT, file_sha256, is_complete, model_content_fingerprint, model_fingerprint
 from .cache import cache_root as default_cache_root
 
 OPSET = 18
@@ -212,6 +212,7 @@ def export_model(
             "format": EXPORT_FORMAT,
             "model": str(folder),
             "fingerprint": model_fingerprint(folder),
+            "content_fingerprint": model_content_fingerprint(folder),  # survives copies: see cache.py
             "model_name": info.name,
             "precision": precision,
             "opset": OPSET,
