@@ -22,9 +22,11 @@ from sprint_desktop.export.cache import find_export, is_complete  # noqa: E402
 from sprint_desktop.export.onnx_export import export_model  # noqa: E402
 
 SHIPPED = "onnx"  # <model>/onnx/, where export.cache.find_export looks first
-# The model fingerprint an export is checked against includes the weights' modification times. Pin
-# them to one old instant: PyInstaller's copy (see the spec), tar and dpkg keep mtimes, and a
-# reproducible build's SOURCE_DATE_EPOCH clamp leaves times older than itself alone.
+# The fast model fingerprint an export is checked against includes the weights' modification times.
+# Pin them to one old instant: PyInstaller's copy (see the spec), tar and dpkg keep mtimes, and a
+# reproducible build's SOURCE_DATE_EPOCH clamp leaves times older than itself alone. Not needed for
+# the export to be accepted (its manifest also records the weights' content, checked when the times
+# differ, e.g. after a copy that loses them), but it keeps launches on the fast check, with no hashing.
 PINNED_MTIME = int(os.environ.get("SOURCE_DATE_EPOCH", "1577836800"))  # default 2020-01-01
 
 
