@@ -10,6 +10,7 @@ saves a screenshot of the window to OUT.png and exits 0, or prints what failed a
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -24,6 +25,17 @@ from ..store.gpu_runtime import activate_gpu_runtime
 from .main_window import MainWindow
 
 SELF_TEST_PROMPT = "a red circle left of a blue square"
+
+
+def self_test_sketch(n: int) -> list[list[tuple[float, float]]]:
+    """The self-test's drawing on an ``n`` px canvas, in the Sprint-Shapes world and matching
+    `SELF_TEST_PROMPT`: a circle's outline on the left, a square's on the right, apart."""
+    h = 0.18 * n
+    cx, cy = 0.25 * n, 0.5 * n
+    circle = [(cx + h * math.cos(a), cy + h * math.sin(a)) for a in (2 * math.pi * i / 48 for i in range(49))]
+    sx = 0.73 * n
+    square = [(sx - h, cy - h), (sx + h, cy - h), (sx + h, cy + h), (sx - h, cy + h), (sx - h, cy - h)]
+    return [circle, square]
 
 
 def _wait(condition: Callable[[], bool], timeout: float) -> bool:
@@ -67,14 +79,19 @@ def self_test(window: MainWindow, out: Path, timeout: float) -> list[str]:
         window.keep()  # the gallery strip then shows the prompt's image beside the sketch's
     window.tabs.setCurrentIndex(1)
     window.live.setChecked(True)
-    n = window.canvas.resolution()
-    a, b = n * 0.25, n * 0.75
     window.live_result = None
     t0 = time.monotonic()
-    window.grab_canvas_stroke([(a, a), (b, a), (b, b), (a, b), (a, a)])
-    if not _wait(lambda: window.live_result is not None or window.error_label.isVisible(), timeout):
+    for stroke in self_test_sketch(window.canvas.resolution()):  # live: each stroke asks for an image
+        window.grab_canvas_stroke(stroke)
+    digest = window.current_request(window.canvas.to_array()).control_digest
+
+    def sketch_done() -> bool:
+        result = window.live_result
+        return result is not None and result.request.control_digest == digest
+
+    if not _wait(lambda: sketch_done() or window.error_label.isVisible(), timeout):
         failures.append("no image from the sketch")
-    elif window.live_result is None:
+    elif not sketch_done():
         failures.append(f"sketch generation failed: {window.error_label.text()}")
     timings["sketch_to_image_s"] = time.monotonic() - t0
     window.keep_live()
