@@ -44,15 +44,14 @@ def test_medium_jobs_get_half_their_time_as_debounce():
     assert s.poll(0.41) == "b"
 
 
-def test_forced_refresh_while_drawing_continuously():
-    """Slow jobs (0.3 s) and a stroke every 50 ms: never quiet, yet a run at least every max_wait."""
-    s = LiveScheduler[int](debounce=0.15, max_wait=1.0)
+def _draw_continuously(s: LiveScheduler[int], job: float, seconds: float) -> list[float]:
+    """A stroke every 50 ms for ``seconds`` with jobs of ``job`` seconds; the runs' start times."""
     s.change(0, 0.0)
     s.poll(0.0)
-    s.finished(0.3)
+    s.finished(job)
     started = []
-    t, running_until = 0.3, None
-    for i in range(1, 60):  # 3 s of drawing
+    t, running_until = job, None
+    for i in range(1, int(seconds / 0.05)):
         t += 0.05
         if running_until is not None and t >= running_until:
             s.finished(t)
@@ -61,9 +60,24 @@ def test_forced_refresh_while_drawing_continuously():
         r = s.poll(t)
         if r is not None:
             started.append(t)
-            running_until = t + 0.3
-    assert 2 <= len(started) <= 4
-    assert all(b - a <= 1.0 + 0.3 + 0.06 for a, b in zip([0.3, *started], started, strict=False))
+            running_until = t + job
+    return started
+
+
+def test_forced_refresh_follows_the_pen_at_two_job_times():
+    """Jobs of 0.3 s and a stroke every 50 ms: never quiet, yet a run about every two job times
+    (a fixed 2 s refresh here showed one image every 2 s: the pen left the image behind)."""
+    started = _draw_continuously(LiveScheduler[int](debounce=0.15, max_wait=2.0), job=0.3, seconds=3.0)
+    assert len(started) >= 4
+    assert all(b - a <= 0.3 + 0.6 + 0.06 for a, b in zip([0.3, *started], started, strict=False))
+
+
+def test_forced_refresh_is_capped_at_max_wait_for_very_slow_jobs():
+    s = LiveScheduler[int](debounce=0.15, max_wait=1.0)
+    started = _draw_continuously(s, job=1.5, seconds=8.0)
+    assert s.refresh_time() == 1.0
+    assert all(b - a <= 1.5 + 1.0 + 0.06 for a, b in zip([1.5, *started], started, strict=False))
+    assert len(started) >= 2
 
 
 def test_no_run_when_nothing_changed():
