@@ -22,7 +22,9 @@ import hashlib
 import json
 import shutil
 import tempfile
-from collections.abc import Callable
+import types
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -373,7 +375,7 @@ def _export_all(engine: Any, out: Path, precision: str, progress: ProgressFn | N
         if progress:
             progress(name, i, len(jobs))
         file = f"{name}.onnx"
-        with torch.no_grad():
+        with torch.no_grad(), traced_pos_embed(module):
             torch.onnx.export(
                 module.eval(),
                 args,
@@ -397,6 +399,51 @@ def _export_all(engine: Any, out: Path, precision: str, progress: ProgressFn | N
     if progress:
         progress("done", len(jobs), len(jobs))
     return done
+
+
+def _patch_embed_any_size(self: Any, latent: torch.Tensor) -> torch.Tensor:
+    """diffusers' `PatchEmbed.forward` (no ``pos_embed_max_size``) that always computes the sincos
+    positions from the input's size. Stock, it compares the size with the one it was built for in
+    Python, so a trace keeps the stored table of the export shape as a constant and the graph
+    fails (or is wrong) at any other resolution; here the positions are ops on the traced size."""
+    from diffusers.models.embeddings import get_2d_sincos_pos_embed
+
+    height, width = latent.shape[-2] // self.patch_size, latent.shape[-1] // self.patch_size
+    latent = self.proj(latent)
+    if self.flatten:
+        latent = latent.flatten(2).transpose(1, 2)
+    if self.layer_norm:
+        latent = self.norm(latent)
+    pos_embed = get_2d_sincos_pos_embed(
+        embed_dim=self.pos_embed.shape[-1],
+        grid_size=(height, width),
+        base_size=self.base_size,
+        interpolation_scale=self.interpolation_scale,
+        device=latent.device,
+        output_type="pt",
+    )
+    return (latent + pos_embed.float().unsqueeze(0)).to(latent.dtype)
+
+
+@contextmanager
+def traced_pos_embed(module: torch.nn.Module) -> Iterator[None]:
+    """While exporting ``module``: its sincos `PatchEmbed`s (a transformer or ControlNet built with
+    ``interpolation_scale``, as the embedded model's are) compute their positions in the graph, so
+    the export keeps a dynamic resolution. Eager PyTorch (the golden check) is left as it is."""
+    from diffusers.models.embeddings import PatchEmbed
+
+    patched = [
+        m
+        for m in module.modules()
+        if isinstance(m, PatchEmbed) and m.pos_embed is not None and not m.pos_embed_max_size
+    ]
+    for m in patched:
+        m.forward = types.MethodType(_patch_embed_any_size, m)  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        for m in patched:
+            del m.forward
 
 
 def normalise_transposes(path: Path) -> None:
