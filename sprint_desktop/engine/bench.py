@@ -202,6 +202,9 @@ def format_table(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+BACKEND_STAGES = ("encode", "denoise", "decode", "total")
+
+
 def run_backend_bench(
     model: Path,
     steps: list[int],
@@ -236,7 +239,9 @@ def run_backend_bench(
     results: dict[str, Any] = {}
     k = 0
     for n in steps:
-        totals: dict[str, list[float]] = {name: [] for name in engines}
+        totals: dict[str, dict[str, list[float]]] = {
+            name: {stage: [] for stage in BACKEND_STAGES} for name in engines
+        }
         names = list(engines)
         for i in range(warmup + repeats):
             # A different engine goes first each round: a run right after PyTorch's can be slowed
@@ -254,8 +259,12 @@ def run_backend_bench(
                     )
                 )
                 if i >= warmup:
-                    totals[name].append(r.timings.total_ms / 1e3)
-        row: dict[str, Any] = {name: {"total_ms": _median_ms(v)} for name, v in totals.items()}
+                    for stage in BACKEND_STAGES:
+                        totals[name][stage].append(getattr(r.timings, f"{stage}_ms") / 1e3)
+        row: dict[str, Any] = {
+            name: {f"{stage}_ms": _median_ms(v) for stage, v in by_stage.items()}
+            for name, by_stage in totals.items()
+        }
         row["ratio_onnx_vs_torch"] = round(row["onnx"]["total_ms"] / row["torch"]["total_ms"], 3)
         row["ratio_iobinding_vs_run"] = round(row["onnx_iobinding"]["total_ms"] / row["onnx"]["total_ms"], 3)
         results[str(n)] = row
@@ -272,6 +281,20 @@ def run_backend_bench(
             f"{row['ratio_onnx_vs_torch']:.3f}x | {row['onnx_iobinding']['total_ms']:.2f} | "
             f"{row['ratio_iobinding_vs_run']:.3f}x |"
         )
+    lines += [
+        "",
+        "Stages (median ms; encode = prompt, denoise = sketch encoding + steps, decode = DC-AE):",
+        "",
+        "| steps | engine | encode | denoise | decode | total |",
+        "|---|---|---|---|---|---|",
+    ]
+    for n_steps, row in results.items():
+        for name in engines:
+            t = row[name]
+            lines.append(
+                f"| {n_steps} | {name} | {t['encode_ms']:.2f} | {t['denoise_ms']:.2f} | "
+                f"{t['decode_ms']:.2f} | {t['total_ms']:.2f} |"
+            )
     return {
         "model": str(model),
         "size": [width, height],
