@@ -217,6 +217,14 @@ class GpuRuntimeDialog(QDialog):
         self.status.setText(f"Removed {folder}; the app uses the CPU from its next start.")
         self.refresh()
 
-    def closeEvent(self, event: Any) -> None:  # noqa: N802
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Stop an install and wait for its thread, so that no thread emits into a dialog that is
+        being destroyed (under load that crashed the test run's event processing)."""
         self.stop_install()
+        thread = self.install_thread
+        if thread is not None and thread.is_alive():
+            thread.join(timeout)
+
+    def closeEvent(self, event: Any) -> None:  # noqa: N802
+        self.shutdown()
         super().closeEvent(event)
