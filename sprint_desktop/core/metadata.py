@@ -14,6 +14,9 @@ from PIL import Image, PngImagePlugin
 from .. import __version__
 from .errors import SprintError
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)  # read once, at import (in the main thread): os.umask can only be read by setting it
+
 METADATA_KEY = "sprint-desktop"
 """The iTXt chunk holding the JSON parameters."""
 
@@ -35,6 +38,8 @@ def save_png(image: np.ndarray | Image.Image, path: str | os.PathLike[str], para
     try:
         with os.fdopen(fd, "wb") as fh:
             pil.save(fh, format="PNG", pnginfo=info)
+        # mkstemp makes the file 0600; a saved image gets the mode any new file would get.
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -43,3 +43,15 @@ def test_errors_are_clear(tmp_path):
     junk.write_bytes(b"not an image")
     with pytest.raises(SprintError, match="not a readable image"):
         read_png_params(junk)
+
+
+def test_saved_png_gets_the_usual_file_mode_not_mkstemps_0600(tmp_path):
+    import os
+    import stat
+
+    from sprint_desktop.core import metadata
+
+    path = metadata.save_png(np.zeros((4, 4, 3), np.uint8), tmp_path / "x.png", {"prompt": "p"})
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
