@@ -84,3 +84,27 @@ def load_or_build(path: str | Path, vae: Any, vae_dir: str | Path, n: int, seed:
     )
     tmp.replace(path)
     return cache
+
+
+class TrainingLatents:
+    """Where the teacher and the students get their training batches: a `LatentCache` of ``n``
+    scenes when ``n > 0``, else fresh scenes rendered and encoded every step."""
+
+    def __init__(self, vae: Any, vae_dir: str | Path, n: int, seed: int) -> None:
+        self.vae = vae
+        self.cache = load_or_build(cache_path(vae_dir, n, seed), vae, vae_dir, n, seed) if n else None
+
+    def batch(self, rng: np.random.Generator, n: int, empty_p: float = 0.0) -> tuple[torch.Tensor, list[str]]:
+        """Scaled latents (the VAE's ``scaling_factor`` applied) on the VAE's device, and captions."""
+        from .train_vae import to_tensor
+        from .world import sample_batch
+
+        device = next(self.vae.parameters()).device
+        if self.cache is not None:
+            latents, captions = self.cache.batch(rng, n, empty_p)
+            latents = latents.to(device)
+        else:
+            images, captions = sample_batch(rng, n, held_out=False, empty_p=empty_p)
+            with torch.no_grad():
+                latents = self.vae.encode(to_tensor(images).to(device)).latent
+        return latents * self.vae.config.scaling_factor, captions

@@ -10,6 +10,7 @@ the grammar with a fixed seed, half of them with held-out colour-shape pairs, no
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,15 +25,29 @@ COLUMNS = ("all", "seen", "held_out", "single", "two", "relation", "counting")
 DISTRIBUTION = ("fd", "precision", "recall")
 
 
-def distribution_scores(images: list[np.ndarray] | np.ndarray, scenes: list[Any]) -> dict[str, float]:
-    """Frechet distance and precision/recall of ``images`` against renders of ``scenes``."""
-    from .features import frechet_distance, load_feature_net, precision_recall
+@dataclass(frozen=True)
+class Reference:
+    """The frozen FeatureNet and the features of the real renders of the evaluation scenes: made
+    once per evaluation, shared by every row (step count)."""
+
+    net: Any
+    real: np.ndarray
+
+
+def reference(scenes: list[Any]) -> Reference:
+    from .features import load_feature_net
 
     net = load_feature_net()
-    fake = net.features(np.stack(list(images)))
-    real = net.features(np.stack([render(s) for s in scenes]))
-    precision, recall = precision_recall(real, fake)
-    return {"fd": frechet_distance(real, fake), "precision": precision, "recall": recall}
+    return Reference(net, net.features(np.stack([render(s) for s in scenes])))
+
+
+def distribution_scores(images: list[np.ndarray] | np.ndarray, ref: Reference) -> dict[str, float]:
+    """Frechet distance and precision/recall of ``images`` against the reference renders."""
+    from .features import frechet_distance, precision_recall
+
+    fake = ref.net.features(np.stack(list(images)))
+    precision, recall = precision_recall(ref.real, fake)
+    return {"fd": frechet_distance(ref.real, fake), "precision": precision, "recall": recall}
 
 
 def _row(model: str, sampler: str, steps: int, ms: float, scores: dict, dist: dict) -> dict[str, Any]:
@@ -53,11 +68,12 @@ def evaluate_model(model: str, steps: list[int], n_images: int) -> list[dict[str
     engine.load()
     scenes = eval_scenes(n_images)
     captions = [s.caption for s in scenes]
+    ref = reference(scenes)
     rows = []
     for n in steps:
-        scores, ms, images = evaluate_engine(engine, captions, n, keep_images=True)
+        scores, ms, images = evaluate_engine(engine, captions, n)
         rows.append(
-            _row(Path(model).name, "TrigFlow (engine)", n, ms, scores, distribution_scores(images, scenes))
+            _row(Path(model).name, "TrigFlow (engine)", n, ms, scores, distribution_scores(images, ref))
         )
     return rows
 
@@ -79,6 +95,7 @@ def evaluate_teacher(
     ae = AutoencoderDC.from_pretrained(vae).eval()
     scenes = eval_scenes(n_images)
     captions = [s.caption for s in scenes]
+    ref = reference(scenes)
     rows = []
     for n in steps:
         images, start = [], time.perf_counter()
@@ -89,7 +106,7 @@ def evaluate_teacher(
         ms = (time.perf_counter() - start) * 1e3 / len(captions)
         generated = list(np.concatenate(images))
         scores = compliance(generated, captions)
-        dist = distribution_scores(generated, scenes)
+        dist = distribution_scores(generated, ref)
         rows.append(_row("teacher", f"flow Euler + CFG {guidance}", n, ms, scores, dist))
     return rows
 

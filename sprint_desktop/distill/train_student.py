@@ -43,8 +43,6 @@ from .scm import (
     with_largest_time,
 )
 from .train_teacher import encode_text
-from .train_vae import to_tensor
-from .world import sample_batch
 
 MODES = ("scm", "ladd", "hybrid")
 
@@ -124,10 +122,10 @@ def build_engine(student: Any, vae: Any, text_encoder: Any, tokenizer: Any) -> A
 
 
 def evaluate_engine(
-    engine: Any, captions: list[str], steps: int, guidance: float = 4.5, keep_images: bool = False
-) -> Any:
-    """Compliance of ``engine`` images for ``captions`` at ``steps``, and median ms per image
-    (and the images, with ``keep_images``)."""
+    engine: Any, captions: list[str], steps: int, guidance: float = 4.5
+) -> tuple[dict[str, Any], float, list[np.ndarray]]:
+    """Compliance of ``engine`` images for ``captions`` at ``steps``, median ms per image, and the
+    images."""
     from ..core.request import GenerateRequest
     from .judge import compliance
 
@@ -137,7 +135,7 @@ def evaluate_engine(
         images.append(r.image)
         ms.append(r.timings.total_ms)
     scores = compliance(images, captions)
-    return (scores, float(np.median(ms)), images) if keep_images else (scores, float(np.median(ms)))
+    return scores, float(np.median(ms)), images
 
 
 def eval_scenes(n: int, seed: int = 999) -> list[Any]:
@@ -190,22 +188,13 @@ def train(cfg: StudentConfig) -> Path:
     student, logvar, disc, opt_g, opt_d = accelerator.prepare(student, logvar, disc, opt_g, opt_d)
     rng = np.random.default_rng(cfg.seed + 7919 * start + accelerator.process_index)
     gen = torch.Generator().manual_seed(cfg.seed + start)
-    cache = (
-        data.load_or_build(data.cache_path(cfg.vae, cfg.cache, cfg.seed), vae, cfg.vae, cfg.cache, cfg.seed)
-        if cfg.cache
-        else None
-    )
+    source = data.TrainingLatents(vae, cfg.vae, cfg.cache, cfg.seed)
     log = (out / "log.jsonl").open("a")
     t0 = time.time()
     for step in range(start, cfg.iters):
         # ---- data: real latents in TrigFlow units (x0 has std sigma_d), captions, guidance
-        if cache is not None:
-            latents, captions = cache.batch(rng, cfg.batch)
-            x0 = latents.to(device) * vae.config.scaling_factor * SIGMA_D
-        else:
-            images, captions = sample_batch(rng, cfg.batch, held_out=False, empty_p=0.0)
-            with torch.no_grad():
-                x0 = vae.encode(to_tensor(images).to(device)).latent * vae.config.scaling_factor * SIGMA_D
+        latents, captions = source.batch(rng, cfg.batch)
+        x0 = latents * SIGMA_D
         b = len(captions)
         with torch.no_grad():
             cond = encode_text(tokenizer, text_encoder, captions, device)
@@ -266,7 +255,7 @@ def train(cfg: StudentConfig) -> Path:
             if done % cfg.eval_every == 0 or done == cfg.iters:
                 engine = build_engine(accelerator.unwrap_model(student), vae, text_encoder, tokenizer)
                 for n in (1, 2, 4):
-                    scores, _ = evaluate_engine(engine, eval_captions(cfg.eval_images), n)
+                    scores, _, _ = evaluate_engine(engine, eval_captions(cfg.eval_images), n)
                     rec[f"judge_{n}step"] = round(scores["all"], 3)
                 if accelerator.is_main_process:
                     torch.save(

@@ -25,8 +25,8 @@ import torch.nn.functional as F
 from . import data
 from .components import MAX_CAPTION_TOKENS, make_text_encoder, make_tokenizer, make_transformer
 from .judge import compliance
-from .train_vae import to_tensor, to_uint8
-from .world import EMPTY_CAPTION_P, sample_batch
+from .train_vae import to_uint8
+from .world import EMPTY_CAPTION_P
 
 
 @dataclass
@@ -172,21 +172,11 @@ def train(cfg: TeacherConfig) -> Path:
     transformer, text_encoder, opt = accelerator.prepare(transformer, text_encoder, opt)
     ema_tf.to(device)
     ema_te.to(device)
-    cache = (
-        data.load_or_build(data.cache_path(cfg.vae, cfg.cache, cfg.seed), vae, cfg.vae, cfg.cache, cfg.seed)
-        if cfg.cache
-        else None
-    )
+    source = data.TrainingLatents(vae, cfg.vae, cfg.cache, cfg.seed)
     log = (out / "log.jsonl").open("a")
     t0 = time.time()
     for step in range(start, cfg.iters):
-        if cache is not None:
-            latents, captions = cache.batch(rng, cfg.batch, cfg.empty_p)
-            x0 = latents.to(device) * vae.config.scaling_factor
-        else:
-            images, captions = sample_batch(rng, cfg.batch, held_out=False, empty_p=cfg.empty_p)
-            with torch.no_grad():
-                x0 = vae.encode(to_tensor(images).to(device)).latent * vae.config.scaling_factor
+        x0, captions = source.batch(rng, cfg.batch, cfg.empty_p)
         z = torch.randn_like(x0)
         s = torch.sigmoid(torch.randn(x0.shape[0], device=device))  # logit-normal flow time
         x_s = (1 - s.view(-1, 1, 1, 1)) * x0 + s.view(-1, 1, 1, 1) * z

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sprint_desktop.distill.evaluate import distribution_scores, format_rows
+from sprint_desktop.distill.evaluate import distribution_scores, format_rows, reference
 from sprint_desktop.distill.train_student import eval_captions, eval_scenes
 from sprint_desktop.distill.world import HELD_OUT, render
 
@@ -19,12 +19,13 @@ def test_eval_scenes_are_half_held_out_and_match_the_captions():
 def test_renders_of_the_scenes_are_at_zero_distance_and_blanks_far_away():
     scenes = eval_scenes(64)
     real = [render(s) for s in scenes]
-    same = distribution_scores(real, scenes)
+    ref = reference(scenes)
+    same = distribution_scores(real, ref)
     assert abs(same["fd"]) < 1e-3 and same["precision"] == 1.0 and same["recall"] == 1.0
-    blank = distribution_scores(np.full((64, 64, 64, 3), 255, np.uint8), scenes)
+    blank = distribution_scores(np.full((64, 64, 64, 3), 255, np.uint8), ref)
     assert blank["fd"] > 1.0 and blank["precision"] == 0.0
     # other scenes of the same world: a small distance, far below the blanks'
-    other = distribution_scores([render(s) for s in eval_scenes(64, seed=5)], scenes)
+    other = distribution_scores([render(s) for s in eval_scenes(64, seed=5)], ref)
     assert 0 < other["fd"] < blank["fd"] / 4
 
 
