@@ -85,8 +85,29 @@ def make_text_encoder(vocab_size: int, seed: int = 0) -> Any:
     return Gemma2Model(config)
 
 
-def make_transformer(seed: int = 0) -> Any:
+def transformer_config(patch_size: int = 1, num_layers: int = 8, num_heads: int = 8) -> dict[str, Any]:
+    """TRANSFORMER_CONFIG with the shape a training recipe may change: patch size (tokens of the
+    8x8 latent: 64 at 1, 16 at 2), depth and width (``num_heads`` x 32 channels, self- and
+    cross-attention alike)."""
+    if patch_size not in (1, 2, 4) or not 1 <= num_layers <= 32 or not 1 <= num_heads <= 32:
+        raise ValueError(
+            f"transformer shape out of range: patch_size {patch_size} (1, 2 or 4), "
+            f"num_layers {num_layers} (1-32), num_heads {num_heads} (1-32)"
+        )
+    head_dim = TRANSFORMER_CONFIG["attention_head_dim"]
+    return {
+        **TRANSFORMER_CONFIG,
+        "patch_size": patch_size,
+        "num_layers": num_layers,
+        "num_attention_heads": num_heads,
+        "num_cross_attention_heads": num_heads,
+        "cross_attention_dim": num_heads * head_dim,
+    }
+
+
+def make_transformer(seed: int = 0, **shape: int) -> Any:
+    """The teacher's transformer at ``transformer_config(**shape)``, seeded."""
     from diffusers import SanaTransformer2DModel
 
     torch.manual_seed(seed)
-    return SanaTransformer2DModel(**TRANSFORMER_CONFIG)
+    return SanaTransformer2DModel(**transformer_config(**shape))

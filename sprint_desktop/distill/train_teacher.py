@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import copy
 import json
+import math
+import signal
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -48,6 +50,27 @@ class TeacherConfig:
     cache: int = 0  # scenes encoded once and reused (0: render and encode fresh scenes every step)
     ema_reset: bool = False  # on resume, restart the EMA from the raw weights (e.g. after changing --ema)
     mixed_precision: str = "no"  # "bf16": autocast (faster on CPUs with AVX512-BF16 and on GPUs)
+    patch_size: int = 1  # transformer shape (components.transformer_config): 2 gives 16 tokens, not 64
+    num_layers: int = 8
+    num_heads: int = 8  # width = num_heads x 32
+    lr_schedule: str = "constant"  # after the warm-up: "constant" or "cosine" (to 0 at iters)
+    cpu_budget_min: float = (
+        0.0  # stop (checkpoint + save) after this many CPU minutes of training; 0: no limit
+    )
+    threads: int = 0  # torch intra-op threads (0: torch's default)
+    val_images: int = 256  # fixed validation batch for the flow-matching loss at each evaluation
+
+
+def lr_factor(step: int, cfg: TeacherConfig) -> float:
+    """Learning-rate multiplier: linear warm-up over ``cfg.warmup`` steps, then constant or a
+    cosine decay to 0 at ``cfg.iters``."""
+    warm = min(1.0, (step + 1) / cfg.warmup)
+    if cfg.lr_schedule == "constant":
+        return warm
+    if cfg.lr_schedule == "cosine":
+        done = min(1.0, max(0, step - cfg.warmup) / max(1, cfg.iters - cfg.warmup))
+        return warm * 0.5 * (1 + math.cos(math.pi * done))
+    raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {cfg.lr_schedule!r}")
 
 
 def ema_decay(step: int, target: float) -> float:
@@ -114,24 +137,108 @@ def euler_sample(
     return x
 
 
+@dataclass(frozen=True)
+class EvalSet:
+    """What every evaluation of one run compares against, made once: the evaluation scenes (half
+    with held-out pairs), the FeatureNet reference of their renders (distribution distance), and a
+    fixed validation batch (latents of other scenes, noise, flow times) for the flow-matching loss."""
+
+    captions: list[str]
+    reference: Any
+    val_x0: torch.Tensor
+    val_z: torch.Tensor
+    val_s: torch.Tensor
+    val_captions: list[str]
+
+
+def make_eval_set(vae: Any, cfg: TeacherConfig) -> EvalSet:
+    from .evaluate import reference
+    from .train_student import eval_scenes
+    from .train_vae import to_tensor
+    from .world import render
+
+    scenes = eval_scenes(cfg.eval_images)
+    val = eval_scenes(cfg.val_images, seed=4242)
+    device = next(vae.parameters()).device
+    with torch.no_grad():
+        x0 = torch.cat(
+            [
+                vae.encode(to_tensor(np.stack([render(v) for v in val[i : i + 64]])).to(device)).latent
+                for i in range(0, len(val), 64)
+            ]
+        )
+    g = torch.Generator().manual_seed(4242)
+    n = len(val)
+    return EvalSet(
+        captions=[sc.caption for sc in scenes],
+        reference=reference(scenes),
+        val_x0=x0 * vae.config.scaling_factor,
+        val_z=torch.randn(x0.shape, generator=g).to(device),
+        val_s=((torch.arange(n) + 0.5) / n).to(device),  # flow times spread evenly over (0, 1)
+        val_captions=[v.caption for v in val],
+    )
+
+
+@torch.no_grad()
+def validation_loss(transformer: Any, tokenizer: Any, text_encoder: Any, ev: EvalSet) -> float:
+    """The flow-matching loss on the fixed validation batch: a low-noise learning curve long before
+    the compliance judge passes anything."""
+    total = 0.0
+    for i in range(0, len(ev.val_captions), 64):
+        x0, z, s = ev.val_x0[i : i + 64], ev.val_z[i : i + 64], ev.val_s[i : i + 64]
+        embeds, mask = encode_text(tokenizer, text_encoder, ev.val_captions[i : i + 64], x0.device)
+        x_s = (1 - s.view(-1, 1, 1, 1)) * x0 + s.view(-1, 1, 1, 1) * z
+        v = velocity(transformer, x_s, s, embeds, mask)
+        total += F.mse_loss(v.float(), z - x0, reduction="sum").item()
+    return total / ev.val_x0.numel()
+
+
 @torch.no_grad()
 def evaluate(
-    transformer: Any, tokenizer: Any, text_encoder: Any, vae: Any, cfg: TeacherConfig, steps: int
-) -> dict[str, Any]:
-    """Compliance of teacher samples on fresh captions (seen and held-out pairs)."""
-    from .world import sample_scene
+    transformer: Any, tokenizer: Any, text_encoder: Any, vae: Any, cfg: TeacherConfig, ev: EvalSet
+) -> dict[str, float]:
+    """Compliance (all / seen / held-out) of teacher samples (``cfg.eval_steps`` Euler steps, CFG),
+    their Frechet distance to the renders of the same scenes, and the validation loss."""
+    from .features import frechet_distance
 
-    rng = np.random.default_rng(999)
-    half = cfg.eval_images // 2
-    captions = [sample_scene(rng, held_out=False).caption for _ in range(half)]
-    captions += [sample_scene(rng, held_out=True).caption for _ in range(cfg.eval_images - half)]
     images = []
-    for i in range(0, len(captions), 32):
+    for i in range(0, len(ev.captions), 32):
         x0 = euler_sample(
-            transformer, tokenizer, text_encoder, captions[i : i + 32], steps, cfg.eval_guidance, seed=i
+            transformer,
+            tokenizer,
+            text_encoder,
+            ev.captions[i : i + 32],
+            cfg.eval_steps,
+            cfg.eval_guidance,
+            seed=i,
         )
         images.append(to_uint8(vae.decode(x0 / vae.config.scaling_factor).sample))
-    return compliance(list(np.concatenate(images)), captions)
+    images_ = np.concatenate(images)
+    scores = compliance(list(images_), ev.captions)
+    out = {f"judge_{k}": round(float(scores[k]), 3) for k in ("all", "seen", "held_out")}
+    out["fd"] = round(frechet_distance(ev.reference.real, ev.reference.net.features(images_)), 2)
+    out["val_loss"] = round(validation_loss(transformer, tokenizer, text_encoder, ev), 5)
+    return out
+
+
+class StopRequest:
+    """Set by SIGTERM / SIGINT: the loop saves a checkpoint at the end of the current step and
+    returns, so a background run can be stopped without losing more than one step."""
+
+    def __init__(self) -> None:
+        self.asked = False
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._ask)
+
+    def _ask(self, *_: Any) -> None:
+        self.asked = True
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Atomic: written beside ``path`` and renamed, so a kill never leaves half a checkpoint."""
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    tmp.replace(path)
 
 
 def train(cfg: TeacherConfig) -> Path:
@@ -139,6 +246,8 @@ def train(cfg: TeacherConfig) -> Path:
     from diffusers import AutoencoderDC
 
     torch.set_flush_denormal(True)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     accelerator = Accelerator(mixed_precision=cfg.mixed_precision)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -148,15 +257,17 @@ def train(cfg: TeacherConfig) -> Path:
     vae = AutoencoderDC.from_pretrained(cfg.vae).to(device).eval().requires_grad_(False)
     tokenizer = make_tokenizer()
     text_encoder = make_text_encoder(len(tokenizer), cfg.seed)
-    transformer = make_transformer(cfg.seed)
+    transformer = make_transformer(
+        cfg.seed, patch_size=cfg.patch_size, num_layers=cfg.num_layers, num_heads=cfg.num_heads
+    )
     params = [*transformer.parameters(), *text_encoder.parameters()]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: min(1.0, (i + 1) / cfg.warmup))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: lr_factor(i, cfg))
     ema_tf, ema_te = (
         copy.deepcopy(transformer).requires_grad_(False),
         copy.deepcopy(text_encoder).requires_grad_(False),
     )
-    start = 0
+    start, cpu_s = 0, 0.0
     ckpt = out / "checkpoint.pt"
     if ckpt.exists():
         state = torch.load(ckpt, map_location="cpu", weights_only=True)
@@ -166,15 +277,34 @@ def train(cfg: TeacherConfig) -> Path:
         ema_te.load_state_dict(state["text_encoder" if cfg.ema_reset else "ema_text_encoder"])
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])
-        start = int(state["step"])
+        start, cpu_s = int(state["step"]), float(state.get("cpu_s", 0.0))
         accelerator.print(f"resumed from step {start}")
     rng = np.random.default_rng(cfg.seed + 7919 * start + accelerator.process_index)
     transformer, text_encoder, opt = accelerator.prepare(transformer, text_encoder, opt)
     ema_tf.to(device)
     ema_te.to(device)
     source = data.TrainingLatents(vae, cfg.vae, cfg.cache, cfg.seed)
+    ev = make_eval_set(vae, cfg)
+    stop = StopRequest()
+
+    def checkpoint(done: int) -> None:
+        if accelerator.is_main_process:
+            save_checkpoint(
+                ckpt,
+                {
+                    "transformer": accelerator.unwrap_model(transformer).state_dict(),
+                    "text_encoder": accelerator.unwrap_model(text_encoder).state_dict(),
+                    "ema_transformer": ema_tf.state_dict(),
+                    "ema_text_encoder": ema_te.state_dict(),
+                    "opt": opt.state_dict(),
+                    "sched": sched.state_dict(),
+                    "step": done,
+                    "cpu_s": cpu_s,
+                },
+            )
+
     log = (out / "log.jsonl").open("a")
-    t0 = time.time()
+    t0, c0 = time.time(), time.process_time()
     for step in range(start, cfg.iters):
         x0, captions = source.batch(rng, cfg.batch, cfg.empty_p)
         z = torch.randn_like(x0)
@@ -196,34 +326,28 @@ def train(cfg: TeacherConfig) -> Path:
                 ):
                     pe.lerp_(pm, 1 - ema_decay(step, cfg.ema))
         done = step + 1
-        if done % cfg.log_every == 0 or done == cfg.iters:
+        cpu_s += time.process_time() - c0
+        over = cfg.cpu_budget_min > 0 and cpu_s >= 60 * cfg.cpu_budget_min
+        last = done == cfg.iters or over
+        if done % cfg.log_every == 0 or last or stop.asked:
             rec: dict[str, Any] = {
                 "step": done,
                 "loss": round(loss.item(), 5),
                 "s_per_it": round((time.time() - t0) / (done - start), 3),
+                "cpu_min": round(cpu_s / 60, 3),
+                "lr": round(sched.get_last_lr()[0], 7),
             }
-            if done % cfg.eval_every == 0 or done == cfg.iters:
-                scores = evaluate(ema_tf, tokenizer, ema_te, vae, cfg, cfg.eval_steps)
-                rec.update(
-                    {f"judge_{k}": round(v, 3) for k, v in scores.items() if k in ("all", "seen", "held_out")}
-                )
-                if accelerator.is_main_process:
-                    torch.save(
-                        {
-                            "transformer": accelerator.unwrap_model(transformer).state_dict(),
-                            "text_encoder": accelerator.unwrap_model(text_encoder).state_dict(),
-                            "ema_transformer": ema_tf.state_dict(),
-                            "ema_text_encoder": ema_te.state_dict(),
-                            "opt": opt.state_dict(),
-                            "sched": sched.state_dict(),
-                            "step": done,
-                        },
-                        ckpt,
-                    )
+            if done % cfg.eval_every == 0 or last:
+                rec.update(evaluate(ema_tf, tokenizer, ema_te, vae, cfg, ev))
+            if done % cfg.eval_every == 0 or last or stop.asked:
+                checkpoint(done)
             accelerator.print(json.dumps(rec))
             log.write(json.dumps(rec) + "\n")
             log.flush()
-    if accelerator.is_main_process:
+        if over or stop.asked:
+            break
+        c0 = time.process_time()  # evaluation and checkpoints are not training time
+    if accelerator.is_main_process and not stop.asked:
         ema_tf.save_pretrained(out / "transformer", safe_serialization=True)
         ema_te.save_pretrained(out / "text_encoder", safe_serialization=True)
         tokenizer.save_pretrained(out / "tokenizer")

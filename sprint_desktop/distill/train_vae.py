@@ -37,6 +37,9 @@ class VAEConfig:
     eval_every: int = 300
     eval_images: int = 200
     log_every: int = 50
+    init: str = ""  # start from this trained VAE folder instead of random weights
+    decoder_only: bool = False  # train the decoder only: the latent space (and a teacher on it) stays valid
+    threads: int = 0  # torch intra-op threads (0: torch's default)
 
 
 def to_tensor(images: np.ndarray) -> torch.Tensor:
@@ -95,8 +98,19 @@ def train(cfg: VAEConfig) -> Path:
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
     rng = np.random.default_rng(cfg.seed + accelerator.process_index)
 
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
     vae = make_vae(cfg.seed)
-    opt = torch.optim.AdamW(vae.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.init:
+        from diffusers import AutoencoderDC
+
+        vae = AutoencoderDC.from_pretrained(cfg.init).train()
+    if cfg.decoder_only:
+        if not cfg.init:
+            raise ValueError("decoder_only needs init: the trained VAE whose encoder stays frozen")
+        vae.encoder.requires_grad_(False)
+    trained = [p for p in vae.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(trained, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda i: 0.5 * (1 + math.cos(math.pi * min(i, cfg.iters) / cfg.iters))
     )
@@ -117,7 +131,9 @@ def train(cfg: VAEConfig) -> Path:
         images, _ = batch_of_renders(rng, cfg.batch)
         x = to_tensor(images).to(accelerator.device)
         model = accelerator.unwrap_model(vae)
-        recon = model.decode(model.encode(x).latent).sample
+        with torch.set_grad_enabled(not cfg.decoder_only):
+            latent = model.encode(x).latent
+        recon = model.decode(latent).sample
         loss = F.l1_loss(recon, x) + F.mse_loss(recon, x) + cfg.grad_weight * gradient_loss(recon, x)
         opt.zero_grad(set_to_none=True)
         accelerator.backward(loss)
@@ -149,7 +165,8 @@ def train(cfg: VAEConfig) -> Path:
     stats = evaluate(final, cfg.eval_images)
     # SANA's convention: latents / scaling_factor... diffusers multiplies by it on encode; choose it
     # so that scaled latents have unit variance.
-    final.register_to_config(scaling_factor=round(1.0 / stats["latent_std"], 5))
+    if not cfg.decoder_only:  # a frozen encoder keeps its scale (a teacher was trained with it)
+        final.register_to_config(scaling_factor=round(1.0 / stats["latent_std"], 5))
     if accelerator.is_main_process:
         final.save_pretrained(out / "vae", safe_serialization=True)
         (out / "vae_eval.json").write_text(json.dumps(stats, indent=2))

@@ -58,6 +58,7 @@ def test_teacher_training_two_steps_and_resume(vae_dir, tmp_path, capsys):
         eval_steps=2,
         log_every=1,
         warmup=1,
+        val_images=4,
     )
     out = train_teacher(cfg)
     assert (out / "transformer" / "config.json").exists() and (out / "text_encoder" / "config.json").exists()
@@ -97,6 +98,7 @@ def test_teacher_trains_from_a_latent_cache_in_bf16(vae_dir, tmp_path, fresh_acc
         warmup=1,
         cache=8,
         mixed_precision="bf16",
+        val_images=4,
     )
     out = train_teacher(cfg)
     assert (vae_dir.parent / "latents-8-seed0.pt").exists()
@@ -135,6 +137,7 @@ def test_student_distillation_two_steps(vae_dir, tmp_path_factory, mode):
                 eval_images=2,
                 log_every=1,
                 warmup=1,
+                val_images=4,
             )
         )
     out = train_student(
@@ -203,6 +206,7 @@ def test_package_makes_a_model_our_engine_and_stock_diffusers_load(vae_dir, tmp_
                 eval_images=2,
                 log_every=1,
                 warmup=1,
+                val_images=4,
             )
         )
     from diffusers import SanaTransformer2DModel
@@ -233,3 +237,124 @@ def test_package_makes_a_model_our_engine_and_stock_diffusers_load(vae_dir, tmp_
     )
     stock = SanaSprintPipeline.from_pretrained(out, local_files_only=True)
     assert stock.transformer.config.guidance_embeds
+
+
+def test_transformer_shape_is_configurable_and_bounded():
+    from sprint_desktop.distill.components import transformer_config
+
+    tf = make_transformer(patch_size=2, num_layers=2, num_heads=4)
+    assert tf.config.patch_size == 2 and len(tf.transformer_blocks) == 2
+    assert tf.config.cross_attention_dim == 4 * 32
+    out = tf(
+        torch.randn(1, 32, 8, 8),
+        encoder_hidden_states=torch.randn(1, 3, 128),
+        guidance=torch.zeros(1),
+        timestep=torch.full((1,), 0.5),
+        return_dict=False,
+    )[0]
+    assert out.shape == (1, 32, 8, 8)
+    with pytest.raises(ValueError, match="patch_size 3"):
+        transformer_config(patch_size=3)
+
+
+def test_lr_factor_warms_up_then_stays_or_decays():
+    from sprint_desktop.distill.train_teacher import lr_factor
+
+    constant = TeacherConfig(iters=1000, warmup=100)
+    cosine = TeacherConfig(iters=1100, warmup=100, lr_schedule="cosine")
+    assert lr_factor(0, constant) == pytest.approx(0.01) and lr_factor(49, constant) == pytest.approx(0.5)
+    assert lr_factor(99, constant) == 1.0 and lr_factor(900, constant) == 1.0
+    assert lr_factor(99, cosine) == pytest.approx(1.0)
+    assert lr_factor(600, cosine) == pytest.approx(0.5) and lr_factor(1100, cosine) == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="lr_schedule"):
+        lr_factor(0, TeacherConfig(lr_schedule="linear"))
+
+
+def test_teacher_stops_at_its_cpu_budget_and_the_sweep_reports_it(vae_dir, tmp_path):
+    from sprint_desktop.distill import sweep
+
+    cfg = TeacherConfig(
+        vae=str(vae_dir),
+        out=str(tmp_path / "p2-small"),
+        iters=50,
+        batch=2,
+        eval_every=1000,
+        eval_images=2,
+        eval_steps=1,
+        log_every=1000,
+        warmup=1,
+        val_images=4,
+        patch_size=2,
+        num_layers=2,
+        cpu_budget_min=1e-6,  # spent by the first step
+        threads=1,
+    )
+    out = train_teacher(cfg)
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1]  # stopped at the budget, evaluated, saved
+    assert {"cpu_min", "judge_all", "fd", "val_loss"} <= set(log[0])
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert state["step"] == 1 and state["cpu_s"] > 0
+    assert json.loads((out / "transformer" / "config.json").read_text())["patch_size"] == 2
+    assert "| p2-small | 1 |" in sweep.table(tmp_path)
+    sweep.plot(tmp_path, tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").stat().st_size > 1000
+
+
+def test_sweep_candidates_resolve_to_configs():
+    from sprint_desktop.distill import sweep
+
+    for name in sweep.CANDIDATES:
+        cfg = sweep.config(name, "v", "r", budget=45, cache=8, eval_every=500)
+        assert cfg.cpu_budget_min == 45 and cfg.threads == 1 and cfg.out.endswith(name)
+    assert sweep.config("p2-lr1e-3-b32", "v", "r", 1, 0, 1).batch == 32
+    with pytest.raises(ValueError, match="unknown candidate"):
+        sweep.config("p9", "v", "r", 1, 0, 1)
+
+
+def test_stop_request_is_set_by_sigterm():
+    import os
+    import signal
+
+    from sprint_desktop.distill.train_teacher import StopRequest
+
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    try:
+        stop = StopRequest()
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.asked
+    finally:
+        signal.signal(signal.SIGTERM, before[0])
+        signal.signal(signal.SIGINT, before[1])
+
+
+def test_vae_decoder_fine_tune_keeps_the_encoder_and_its_scale(vae_dir, tmp_path):
+    from diffusers import AutoencoderDC
+
+    before = AutoencoderDC.from_pretrained(vae_dir)
+    out = train_vae(
+        VAEConfig(
+            out=str(tmp_path / "dec"),
+            iters=2,
+            batch=2,
+            eval_every=2,
+            eval_images=4,
+            log_every=1,
+            init=str(vae_dir),
+            decoder_only=True,
+        )
+    )
+    after = AutoencoderDC.from_pretrained(out)
+    assert after.config.scaling_factor == before.config.scaling_factor
+    for (name, a), b in zip(
+        after.encoder.state_dict().items(), before.encoder.state_dict().values(), strict=True
+    ):
+        torch.testing.assert_close(a, b, msg=name)
+    assert any(
+        not torch.equal(a, b)
+        for a, b in zip(
+            after.decoder.state_dict().values(), before.decoder.state_dict().values(), strict=True
+        )
+    )
+    with pytest.raises(ValueError, match="decoder_only needs init"):
+        train_vae(VAEConfig(out=str(tmp_path / "x"), iters=1, decoder_only=True))
