@@ -335,7 +335,7 @@ def train(cfg: TeacherConfig) -> Path:
                 "loss": round(loss.item(), 5),
                 "s_per_it": round((time.time() - t0) / (done - start), 3),
                 "cpu_min": round(cpu_s / 60, 3),
-                "lr": round(sched.get_last_lr()[0], 7),
+                "lr": round(float(sched.get_last_lr()[0]), 7),
             }
             if done % cfg.eval_every == 0 or last:
                 rec.update(evaluate(ema_tf, tokenizer, ema_te, vae, cfg, ev))
