@@ -52,3 +52,97 @@ def package(vae: str, teacher: str, student: str, out: str, controlnet: str | No
     if size_mb > MAX_MODEL_MB:
         raise RuntimeError(f"the packaged model is {size_mb:.1f} MB, over the {MAX_MODEL_MB} MB budget")
     return folder
+
+
+TEACHER_TIMESTEP_SCALE = 1e-3
+"""Stock `SanaPipeline` feeds the transformer the scheduler's timesteps (flow time x 1000) times
+``timestep_scale``; our teacher was trained on the flow time itself."""
+
+
+def without_guidance_embedding(transformer: Any) -> Any:
+    """The teacher with its guidance embedding folded away, for stock `SanaPipeline`.
+
+    Our teacher is trained with a guidance embedding always fed 0 (so the student inherits the
+    layer, as SANA-Sprint adds it). At guidance 0 that branch adds a constant vector to the time
+    embedding; adding it to the bias of the time MLP's last layer gives the same network without
+    the branch (`AdaLayerNormSingle`, what `SanaPipeline` runs)."""
+    import torch
+    from diffusers import SanaTransformer2DModel
+
+    if not transformer.config.guidance_embeds:
+        return transformer
+    config = {k: v for k, v in transformer.config.items() if not k.startswith("_")}
+    plain = SanaTransformer2DModel(
+        **{**config, "guidance_embeds": False, "timestep_scale": TEACHER_TIMESTEP_SCALE}
+    )
+    emb = transformer.time_embed
+    with torch.no_grad():
+        zero = torch.zeros(1)
+        constant = emb.guidance_embedder(emb.guidance_condition_proj(zero))[0]
+        state = {}
+        for key, value in transformer.state_dict().items():
+            if key.startswith("time_embed.guidance_"):
+                continue
+            if key.startswith("time_embed.timestep_embedder."):
+                key = key.replace("time_embed.", "time_embed.emb.", 1)
+            state[key] = value
+        state["time_embed.emb.timestep_embedder.linear_2.bias"] = (
+            state["time_embed.emb.timestep_embedder.linear_2.bias"] + constant
+        )
+    plain.load_state_dict(state, strict=True)
+    return plain
+
+
+def with_guidance_embedding(transformer: Any) -> Any:
+    """The inverse, for distilling from a packaged teacher: a guidance embedding whose output is 0
+    for every guidance (last layer zero-initialised), the teacher's time MLP unchanged, and the
+    flow time fed as is. Equal to the packaged teacher at every input."""
+    import torch
+    from diffusers import SanaTransformer2DModel
+
+    if transformer.config.guidance_embeds:
+        return transformer
+    config = {k: v for k, v in transformer.config.items() if not k.startswith("_")}
+    guided = SanaTransformer2DModel(**{**config, "guidance_embeds": True, "timestep_scale": 1.0})
+    state = guided.state_dict()
+    for key, value in transformer.state_dict().items():
+        state[key.replace("time_embed.emb.", "time_embed.", 1)] = value
+    state["time_embed.guidance_embedder.linear_2.weight"] = torch.zeros_like(
+        state["time_embed.guidance_embedder.linear_2.weight"]
+    )
+    state["time_embed.guidance_embedder.linear_2.bias"] = torch.zeros_like(
+        state["time_embed.guidance_embedder.linear_2.bias"]
+    )
+    guided.load_state_dict(state, strict=True)
+    return guided
+
+
+def package_teacher(vae: str, teacher: str, out: str) -> Path:
+    """Write the teacher run (EMA transformer and text encoder, tokenizer) with the VAE as a stock
+    `SanaPipeline` folder (flow-matching Euler scheduler, no shift), transformer in fp16, so that
+    anyone can sample it with diffusers alone and re-distil from the repo
+    (`sprint distill student --teacher OUT` reads the same layout)."""
+    import torch
+    from diffusers import AutoencoderDC, FlowMatchEulerDiscreteScheduler, SanaPipeline, SanaTransformer2DModel
+    from transformers import Gemma2Model, PreTrainedTokenizerFast
+
+    pipe: Any = SanaPipeline(
+        tokenizer=PreTrainedTokenizerFast.from_pretrained(Path(teacher) / "tokenizer"),
+        text_encoder=Gemma2Model.from_pretrained(Path(teacher) / "text_encoder"),
+        vae=AutoencoderDC.from_pretrained(vae),
+        transformer=without_guidance_embedding(
+            SanaTransformer2DModel.from_pretrained(Path(teacher) / "transformer")
+        ),
+        scheduler=FlowMatchEulerDiscreteScheduler(shift=1.0),
+    )
+    folder = Path(out)
+    pipe.transformer.to(torch.float16)
+    pipe.save_pretrained(folder, safe_serialization=True)
+    settings = {
+        "name": "Sprint-Shapes teacher (flow matching; 20 Euler steps, CFG 4.5)",
+        "complex_human_instruction": False,
+        "max_sequence_length": MAX_CAPTION_TOKENS,
+        "default_size": [IMAGE_SIZE, IMAGE_SIZE],
+    }
+    (folder / "sprint_desktop.json").write_text(json.dumps(settings, indent=2) + "\n")
+    return folder

@@ -26,6 +26,7 @@ from ..core.trigflow import SIGMA_D
 from . import data
 from .components import make_tokenizer
 from .ladd import Discriminator, d_hinge_loss, g_hinge_loss
+from .package import with_guidance_embedding
 from .scm import (
     GUIDANCE_EMBED_SCALE,
     LogVarHead,
@@ -85,7 +86,8 @@ def load_frozen(cfg: StudentConfig, device: Any) -> tuple[Any, Any, Any, Any]:
         .requires_grad_(False)
     )
     teacher = (
-        SanaTransformer2DModel.from_pretrained(Path(cfg.teacher) / "transformer")
+        with_guidance_embedding(SanaTransformer2DModel.from_pretrained(Path(cfg.teacher) / "transformer"))
+        .float()
         .to(device)
         .eval()
         .requires_grad_(False)

@@ -120,13 +120,16 @@ def euler_sample(
     guidance: float,
     seed: int,
     shape: tuple[int, int, int] = (32, 8, 8),
+    noise: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Flow-matching Euler sampling from s=1 to 0 with classifier-free guidance; returns x0 (B, C, h, w)."""
+    """Flow-matching Euler sampling from s=1 to 0 with classifier-free guidance; returns x0 (B, C, h, w).
+    The starting noise is drawn from ``seed`` unless given."""
     device = next(transformer.parameters()).device
     embeds, mask = encode_text(tokenizer, text_encoder, captions, device)
     null, null_mask = encode_text(tokenizer, text_encoder, [""] * len(captions), device)
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn((len(captions), *shape), generator=g).to(device)
+    if noise is None:
+        noise = torch.randn((len(captions), *shape), generator=torch.Generator().manual_seed(seed))
+    x = noise.to(device)
     times = torch.linspace(1.0, 0.0, steps + 1)
     for s, s_next in zip(times[:-1], times[1:], strict=True):
         sb = torch.full((len(captions),), float(s), device=device)
@@ -347,7 +350,7 @@ def train(cfg: TeacherConfig) -> Path:
         if over or stop.asked:
             break
         c0 = time.process_time()  # evaluation and checkpoints are not training time
-    if accelerator.is_main_process and not stop.asked:
+    if accelerator.is_main_process:  # also when stopped early: the EMA weights so far
         ema_tf.save_pretrained(out / "transformer", safe_serialization=True)
         ema_te.save_pretrained(out / "text_encoder", safe_serialization=True)
         tokenizer.save_pretrained(out / "tokenizer")
