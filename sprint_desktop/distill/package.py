@@ -72,7 +72,7 @@ def without_guidance_embedding(transformer: Any) -> Any:
     if not transformer.config.guidance_embeds:
         return transformer
     config = {k: v for k, v in transformer.config.items() if not k.startswith("_")}
-    plain = SanaTransformer2DModel(
+    plain: Any = SanaTransformer2DModel(
         **{**config, "guidance_embeds": False, "timestep_scale": TEACHER_TIMESTEP_SCALE}
     )
     emb = transformer.time_embed
@@ -103,7 +103,7 @@ def with_guidance_embedding(transformer: Any) -> Any:
     if transformer.config.guidance_embeds:
         return transformer
     config = {k: v for k, v in transformer.config.items() if not k.startswith("_")}
-    guided = SanaTransformer2DModel(**{**config, "guidance_embeds": True, "timestep_scale": 1.0})
+    guided: Any = SanaTransformer2DModel(**{**config, "guidance_embeds": True, "timestep_scale": 1.0})
     state = guided.state_dict()
     for key, value in transformer.state_dict().items():
         state[key.replace("time_embed.emb.", "time_embed.", 1)] = value
