@@ -14,7 +14,14 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from .files import UnreadableFileError, parse_json, read_bounded_text
+from .request import MAX_PROMPT_CHARS, MAX_SEED, MAX_SIDE
+
 SETTINGS_VERSION = 1
+MAX_SETTINGS_BYTES = 4 * 2**20
+"""A settings file is a few KB; anything larger is not ours (and is not read into memory)."""
+MAX_TEXT_SETTING = 4096
+"""Paths, names and hex window state: longer values are replaced by their default."""
 BACKENDS = ("torch", "onnx")
 DEVICES = ("auto", "cpu", "cuda")
 THEMES = ("light", "dark")
@@ -65,8 +72,30 @@ class Settings:
             out.live_debounce_ms = d.live_debounce_ms
         if not 100 <= out.live_max_wait_ms <= 60000:
             out.live_max_wait_ms = d.live_max_wait_ms
-        out.recent_prompts = [p for p in out.recent_prompts if isinstance(p, str)][:50]
+        if not 0 <= out.seed <= MAX_SEED:
+            out.seed = d.seed
+        for name in ("width", "height"):
+            if not 0 <= getattr(out, name) <= MAX_SIDE:
+                setattr(out, name, 0)
+        for name in ("model", "output_dir", "window_geometry", "window_state"):
+            value = getattr(out, name)
+            if len(value) > MAX_TEXT_SETTING or "\x00" in value:
+                setattr(out, name, getattr(d, name))
+        for name in ("window_geometry", "window_state"):
+            if not _is_hex(getattr(out, name)):
+                setattr(out, name, "")
+        if len(out.last_prompt) > MAX_PROMPT_CHARS or "\x00" in out.last_prompt:
+            out.last_prompt = d.last_prompt
+        out.recent_prompts = [
+            p
+            for p in out.recent_prompts
+            if isinstance(p, str) and len(p) <= MAX_PROMPT_CHARS and "\x00" not in p
+        ][:50]
         return out
+
+
+def _is_hex(text: str) -> bool:
+    return len(text) % 2 == 0 and all(c in "0123456789abcdefABCDEF" for c in text)
 
 
 def _coerce(data: dict[str, Any]) -> Settings:
@@ -89,7 +118,7 @@ def load_settings(path: Path) -> tuple[Settings, str | None]:
     if not path.exists():
         return Settings(), None
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        raw = parse_json(read_bounded_text(path, MAX_SETTINGS_BYTES, "settings file"), "the settings file")
         if not isinstance(raw, dict):
             raise ValueError("not a JSON object")
         version = raw.get("version", 0)
@@ -100,7 +129,9 @@ def load_settings(path: Path) -> tuple[Settings, str | None]:
             raise ValueError("the settings are not a JSON object")
         # A newer app's file: keep every setting this version knows (unknown ones are ignored).
         return _coerce(values), None
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
+    except (UnreadableFileError, ValueError) as exc:
+        if path.is_dir():  # a folder where the file should be: not ours to move
+            return Settings(), f"Your settings file could not be read ({exc}); defaults are in use."
         backup = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
         try:
             os.replace(path, backup)
