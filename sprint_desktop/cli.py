@@ -70,8 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--prompts-file", type=Path, help="one prompt per line; writes DIR/0000.png, ...")
     gen.add_argument("--out-dir", type=Path, help="output folder for --prompts-file")
     gen.add_argument("-o", "--output", type=Path, help="output PNG for a single prompt")
-    _add_model_args(gen)
-    gen.add_argument("--steps", type=int, default=2, help="sampling steps, 1-4 (default 2)")
+    _add_model_args(gen, backends=("auto", "torch", "onnx"))
+    gen.add_argument(
+        "--steps", type=int, help="sampling steps, 1-4 (default: the model's default_steps, else 2)"
+    )
     gen.add_argument("--seed", type=int, help="random seed (default: a new random seed, printed)")
     gen.add_argument("--size", type=parse_size, help="WxH in pixels (default: the model's size)")
     gen.add_argument("--guidance", type=float, default=4.5, help="embedded guidance scale (default 4.5)")
@@ -214,13 +216,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_model_args(p: argparse.ArgumentParser) -> None:
+BACKEND_HELP = {
+    "auto": "ONNX Runtime when the model has an ONNX export (shipped or cached), else PyTorch",
+    "torch": "PyTorch",
+    "onnx": "ONNX Runtime on an export (made on first use; see export-onnx)",
+}
+
+
+def _add_model_args(p: argparse.ArgumentParser, backends: tuple[str, ...] = ("torch", "onnx")) -> None:
     p.add_argument("--model", help="model folder in diffusers layout (default: the embedded model)")
     p.add_argument(
         "--backend",
-        choices=["torch", "onnx"],
-        default="torch",
-        help="PyTorch, or an ONNX Runtime export (made on first use; see export-onnx)",
+        choices=list(backends),
+        default=backends[0],
+        help="; ".join(f"{b}: {BACKEND_HELP[b]}" for b in backends) + f" (default {backends[0]})",
     )
     p.add_argument("--device", choices=["cpu", "cuda"], help="default: CUDA when available, else CPU")
     p.add_argument("--dtype", choices=["auto", "fp32", "fp16", "bf16"], default="auto")
@@ -365,7 +374,12 @@ def cmd_generate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         parser.error(f"output must be a .png file, got {args.output}")
 
     from .core.request import GenerateRequest
+    from .engine.model_folder import FALLBACK_STEPS, read_model_defaults
 
+    model_path = resolve_model(args.model)
+    steps = args.steps
+    if steps is None:  # the model's own default (sprint_desktop.json), read without loading it
+        steps = read_model_defaults(model_path).steps if model_path.is_dir() else FALLBACK_STEPS
     width, height = args.size if args.size else (None, None)
     seed = args.seed if args.seed is not None else secrets.randbelow(2**32)
 
@@ -387,7 +401,7 @@ def cmd_generate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     def request_for(prompt: str, seed: int, line_no: int = 0) -> GenerateRequest:
         return GenerateRequest(
             prompt=prompt,
-            steps=args.steps,
+            steps=steps,
             seed=seed,
             width=width,
             height=height,
@@ -406,10 +420,15 @@ def cmd_generate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> i
     request_for(jobs[0][1], seed, jobs[0][0])
 
     from .core.metadata import save_png
-    from .engine import create_engine
+    from .engine import choose_backend, create_engine
 
-    extra = {"dtype": args.dtype} if args.backend == "torch" else {}
-    engine = create_engine(str(resolve_model(args.model)), backend=args.backend, device=args.device, **extra)
+    # --dtype is a PyTorch option: asking for one means PyTorch.
+    wanted = "torch" if args.backend == "auto" and args.dtype != "auto" else args.backend
+    backend, notice = choose_backend(wanted, model_path, args.device)
+    if notice:
+        print(f"sprint: {notice}", file=sys.stderr)
+    extra = {"dtype": args.dtype} if backend == "torch" else {}
+    engine = create_engine(str(model_path), backend=backend, device=args.device, **extra)
     info = engine.load()
     print(f"model {info.name} on {info.device} ({info.dtype}), backend {info.backend}", file=sys.stderr)
 

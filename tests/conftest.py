@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# An empty user cache for the whole run: the backend "auto" starts on ONNX Runtime when it finds an
+# export there, so an export left by `sprint export-onnx` on this machine must not change the tests.
+os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="sprint-test-cache-")
 
 import pytest  # noqa: E402
 

@@ -22,7 +22,7 @@ MAX_SETTINGS_BYTES = 4 * 2**20
 """A settings file is a few KB; anything larger is not ours (and is not read into memory)."""
 MAX_TEXT_SETTING = 4096
 """Paths, names and hex window state: longer values are replaced by their default."""
-BACKENDS = ("torch", "onnx")
+BACKENDS = ("auto", "torch", "onnx")
 DEVICES = ("auto", "cpu", "cuda")
 THEMES = ("light", "dark")
 
@@ -30,13 +30,13 @@ THEMES = ("light", "dark")
 @dataclass
 class Settings:
     model: str = ""  # empty: the embedded model
-    backend: str = "torch"
+    backend: str = "auto"  # ONNX Runtime when the model has an export, else PyTorch
     device: str = "auto"
     output_dir: str = ""  # empty: <user data>/gallery
     theme: str = "light"
     live_debounce_ms: int = 150
     live_max_wait_ms: int = 2000
-    steps: int = 2
+    steps: int = 0  # 0: the model's default_steps (its sprint_desktop.json)
     guidance: float = 4.5
     seed: int = 0
     seed_mode: str = "random"  # random | fixed
@@ -62,7 +62,7 @@ class Settings:
             out.theme = d.theme
         if out.seed_mode not in ("random", "fixed"):
             out.seed_mode = d.seed_mode
-        if not 1 <= out.steps <= 4:
+        if not 0 <= out.steps <= 4:
             out.steps = d.steps
         if not 0 <= out.guidance <= 50:
             out.guidance = d.guidance

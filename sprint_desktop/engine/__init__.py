@@ -3,9 +3,22 @@
 Importing this package is cheap: backends import torch/onnxruntime only when created.
 """
 
+from pathlib import Path
+
 from .base import Engine, ModelInfo, Progress, ProgressCallback
 
-__all__ = ["Engine", "ModelInfo", "Progress", "ProgressCallback", "choose_backend", "create_engine"]
+__all__ = [
+    "AUTO",
+    "BACKEND_CHOICES",
+    "Engine",
+    "ModelInfo",
+    "Progress",
+    "ProgressCallback",
+    "choose_backend",
+    "create_engine",
+    "auto_prefers_onnx",
+    "export_ready",
+]
 
 RUNTIMES = {"torch": ("torch", "PyTorch"), "onnx": ("onnxruntime", "ONNX Runtime")}
 
@@ -24,14 +37,29 @@ def runtime_problem(backend: str) -> str | None:
     return None
 
 
-def choose_backend(preferred: str) -> tuple[str, str | None]:
-    """The backend to run: ``preferred`` when its runtime imports, else the other one and a notice
-    saying why (the packaged app ships ONNX Runtime and no PyTorch). Raises `SprintError` when
-    neither runtime can be imported."""
+AUTO = "auto"
+BACKEND_CHOICES = (AUTO, *RUNTIMES)
+
+
+def choose_backend(
+    preferred: str, model_path: str | Path | None = None, device: str | None = None
+) -> tuple[str, str | None]:
+    """The backend to run and a notice for the user (or None).
+
+    ``"auto"`` (the default of the CLI and the app) starts on ONNX Runtime when ``model_path`` has a
+    usable export (shipped in the model folder or cached: `auto_prefers_onnx`), so no PyTorch is
+    imported on the way to the first image; otherwise PyTorch, and ONNX Runtime when PyTorch cannot
+    be imported (which then exports, or explains why it cannot).
+
+    ``"torch"`` or ``"onnx"``: that backend when its runtime imports, else the other one and a
+    notice saying why (the packaged app ships ONNX Runtime and no PyTorch). Raises `SprintError`
+    when neither runtime can be imported."""
     from ..core.errors import SprintError
 
+    if preferred == AUTO:
+        preferred = "onnx" if model_path is not None and auto_prefers_onnx(model_path, device) else "torch"
     if preferred not in RUNTIMES:
-        raise SprintError(f"unknown backend {preferred!r}: choose torch or onnx")
+        raise SprintError(f"unknown backend {preferred!r}: choose {', '.join(BACKEND_CHOICES)}")
     problem = runtime_problem(preferred)
     if problem is None:
         return preferred, None
@@ -45,6 +73,44 @@ def choose_backend(preferred: str) -> tuple[str, str | None]:
         f"({RUNTIMES[preferred][0]}: {problem}; {RUNTIMES[other][0]}: {other_problem}). "
         "Reinstall Sprint Desktop, or install one of them: pip install onnxruntime"
     )
+
+
+def export_ready(model_path: str | Path) -> bool:
+    """Whether the ONNX backend can start on ``model_path`` without exporting (so without PyTorch):
+    a valid export is shipped in the model folder or cached for it. File checks only."""
+    from ..export.cache import find_export
+
+    folder = Path(model_path).expanduser()
+    if not (folder / "model_index.json").is_file():
+        return False
+    try:
+        return find_export(folder) is not None
+    except OSError:
+        return False
+
+
+def auto_prefers_onnx(model_path: str | Path, device: str | None = None) -> bool:
+    """``"auto"``'s choice: ONNX Runtime when the model has a usable export, unless a GPU is wanted
+    (``device`` "cuda", or None with an NVIDIA GPU present) and this onnxruntime has no CUDA
+    provider: then PyTorch, which runs on that GPU. Never imports torch."""
+    if not export_ready(model_path):
+        return False
+    if device == "cpu":
+        return True
+    if device != "cuda":
+        from ..core.nvidia import from_nvml, from_proc
+
+        if from_nvml() is None and from_proc() is None:
+            return True  # no NVIDIA GPU: ONNX Runtime's CPU provider is the faster CPU engine
+    from ..store.gpu_runtime import activate_gpu_runtime
+
+    activate_gpu_runtime()  # an installed onnxruntime-gpu must win over the bundled CPU one
+    try:
+        import onnxruntime as ort
+
+        return "CUDAExecutionProvider" in ort.get_available_providers()
+    except Exception:  # noqa: BLE001 - a broken onnxruntime: not this backend
+        return False
 
 
 def create_engine(
@@ -61,8 +127,6 @@ def create_engine(
 
         return TorchEngine(model_path, device=device, **kwargs)
     if backend == "onnx":
-        from pathlib import Path
-
         from ..store.gpu_runtime import activate_gpu_runtime
 
         activate_gpu_runtime()  # onnxruntime-gpu installed on first use wins over the bundled CPU one
@@ -88,5 +152,5 @@ def create_engine(
                     f"'sprint export-onnx --model {folder}' on a machine with it"
                 ) from None
             export = export_model(Path(folder), progress=export_progress)
-        return OnnxEngine(export, device=device)
-    raise SprintError(f"unknown backend {backend!r}: choose torch or onnx")
+        return OnnxEngine(export, device=device, model_path=folder)
+    raise SprintError(f"unknown backend {backend!r}: choose torch or onnx (auto goes through choose_backend)")

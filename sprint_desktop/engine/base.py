@@ -46,6 +46,10 @@ class ModelInfo:
     max_sequence_length: int
     control_mode: str = "img2img"
     """How a control image is used: "controlnet" when the model has one, else "img2img"."""
+    default_steps: int = 2
+    """Steps an image gets unless asked otherwise (``default_steps`` in ``sprint_desktop.json``)."""
+    refine_steps: int = 4
+    """The model's best step count: "instant, then refine" refines at it (``refine_steps``)."""
 
 
 def resolve_request(request: GenerateRequest, info: ModelInfo) -> GenerateRequest:

@@ -178,3 +178,54 @@ def check_safetensors_file(path: Path) -> None:
         raise ModelLoadError(
             f"{path} is truncated or corrupt: {size:,} bytes on disk, {expected:,} expected. Download it again."
         )
+
+
+MODEL_SETTINGS_FILE = "sprint_desktop.json"
+"""Optional per-model defaults beside model_index.json: ``name``, ``complex_human_instruction``,
+``max_sequence_length``, ``default_size`` ([width, height]), ``default_steps`` (what an image gets
+unless asked otherwise) and ``refine_steps`` (the model's best step count: what "instant, then
+refine" refines the instant image at)."""
+
+FALLBACK_STEPS = 2
+"""Steps for a model that does not say (diffusers' ``SanaSprintPipeline`` default)."""
+FALLBACK_REFINE_STEPS = 4
+"""Refinement steps for a model that does not say: the most a step-adaptive SANA-Sprint samples."""
+
+
+def read_model_settings(root: Path) -> dict:
+    """The model folder's ``sprint_desktop.json`` ({} when it has none; `ModelLoadError` when broken)."""
+    path = Path(root) / MODEL_SETTINGS_FILE
+    return read_json_object(path) if path.is_file() else {}
+
+
+@dataclass(frozen=True)
+class ModelDefaults:
+    """What a model asks for when the user has not said: steps, refinement steps and size."""
+
+    steps: int = FALLBACK_STEPS
+    refine_steps: int = FALLBACK_REFINE_STEPS
+    size: tuple[int, int] | None = None
+
+
+def model_defaults(settings: dict) -> ModelDefaults:
+    """`ModelDefaults` from a ``sprint_desktop.json`` object; a missing or out-of-range value falls
+    back (a hand-edited file must not stop the model from loading)."""
+    from ..core.trigflow import MAX_STEPS, MIN_STEPS
+
+    def whole(value: object, low: int, high: int) -> int | None:
+        if isinstance(value, int) and not isinstance(value, bool) and low <= value <= high:
+            return value
+        return None
+
+    size = settings.get("default_size")
+    sides = [whole(v, 1, 1 << 16) for v in size] if isinstance(size, list) and len(size) == 2 else []
+    return ModelDefaults(
+        steps=whole(settings.get("default_steps"), MIN_STEPS, MAX_STEPS) or FALLBACK_STEPS,
+        refine_steps=whole(settings.get("refine_steps"), MIN_STEPS, MAX_STEPS) or FALLBACK_REFINE_STEPS,
+        size=(sides[0], sides[1]) if sides and sides[0] and sides[1] else None,
+    )
+
+
+def read_model_defaults(root: Path) -> ModelDefaults:
+    """`model_defaults` of the folder ``root`` (cheap: one small JSON file, no weights)."""
+    return model_defaults(read_model_settings(root))

@@ -26,6 +26,7 @@ from ..core.request import GenerateRequest
 from ..core.trigflow import DEFAULT_INTERMEDIATE_T, T_MAX, renoise, trigflow_timesteps
 from ..export.cache import EXPORT_FORMAT
 from .base import Engine, ModelInfo
+from .model_folder import model_defaults, read_model_settings
 from .text_cache import LRUCache
 
 PROVIDER_ORDER = (
@@ -63,6 +64,9 @@ class OnnxEngine(Engine):
         prompt_cache_size: prompt embeddings kept (LRU).
         io_binding: run the denoise loop with IO binding (latents stay on the device); None turns it
             on for the CUDA and TensorRT providers. The CPU provider supports it too (tests).
+        model_path: the model folder the export was made from, for its ``sprint_desktop.json``
+            defaults (steps); None: the folder holding a shipped ``<model>/onnx/`` export, else the
+            folder the manifest names.
     """
 
     backend_name = "onnx"
@@ -74,9 +78,11 @@ class OnnxEngine(Engine):
         threads: int | None = None,
         prompt_cache_size: int = 32,
         io_binding: bool | None = None,
+        model_path: str | Path | None = None,
     ) -> None:
         super().__init__()
         self.export_dir = Path(export_dir)
+        self.model_path = Path(model_path) if model_path is not None else None
         self._io_binding_arg = io_binding
         self.io_binding = False
         self._device_arg = device
@@ -170,6 +176,7 @@ class OnnxEngine(Engine):
             self._chi_prompt = "\n".join(self.chi_lines)
             self._chi_tokens = len(self.tokenizer.encode(self._chi_prompt).ids)
         meta = manifest["info"]
+        defaults = model_defaults(read_model_settings(self._model_folder(manifest)))
         self._info = ModelInfo(
             name=str(manifest.get("model_name", self.export_dir.name)),
             path=str(manifest.get("model", "")),
@@ -182,8 +189,19 @@ class OnnxEngine(Engine):
             latent_channels=int(meta["latent_channels"]),
             max_sequence_length=self.max_sequence_length,
             control_mode="controlnet" if self.controlnet_active else "img2img",
+            default_steps=defaults.steps,
+            refine_steps=defaults.refine_steps,
         )
         return self._info
+
+    def _model_folder(self, manifest: dict[str, Any]) -> Path:
+        """Where the model's ``sprint_desktop.json`` is (see ``model_path``); a folder without one
+        gives the fallback defaults."""
+        if self.model_path is not None:
+            return self.model_path
+        if (self.export_dir.parent / "model_index.json").is_file():
+            return self.export_dir.parent  # a shipped export: <model>/onnx/
+        return Path(str(manifest.get("model", "")) or self.export_dir)
 
     def _pad_id(self) -> int:
         config = {}

@@ -33,11 +33,14 @@ from ..core.trigflow import (
     x0_from_trigflow,
 )
 from .base import Engine, ModelInfo, ProgressCallback
-from .model_folder import check_weights_match, inspect_model_folder, read_json_object, safetensors_keys
+from .model_folder import (
+    check_weights_match,
+    inspect_model_folder,
+    model_defaults,
+    read_model_settings,
+    safetensors_keys,
+)
 from .text_cache import LRUCache
-
-MODEL_SETTINGS_FILE = "sprint_desktop.json"
-"""Optional per-model defaults beside model_index.json (e.g. ``{"complex_human_instruction": false}``)."""
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +137,7 @@ class TorchEngine(Engine):
         if self._info is not None:
             return self._info
         folder = inspect_model_folder(self.model_path)
-        settings = _read_model_settings(folder.path)
+        settings = read_model_settings(folder.path)
         device = choose_device(self._device_arg)
         dtypes = choose_dtypes(device, self._dtype_arg)
         import diffusers
@@ -228,19 +231,22 @@ class TorchEngine(Engine):
         patch = int(self.transformer.config.patch_size)
         multiple = self.vae_scale_factor * patch
         default_side = int(self.transformer.config.sample_size) * self.vae_scale_factor
-        size = settings.get("default_size", [default_side, default_side])
+        defaults = model_defaults(settings)
+        width, height = defaults.size or (default_side, default_side)
         self._info = ModelInfo(
             name=str(settings.get("name", self.model_path.name)),
             path=str(self.model_path),
             backend=self.backend_name,
             device=str(device),
             dtype=str(dtypes["transformer"]).replace("torch.", ""),
-            default_width=int(size[0]),
-            default_height=int(size[1]),
+            default_width=width,
+            default_height=height,
             size_multiple=multiple,
             latent_channels=int(self.transformer.config.in_channels),
             max_sequence_length=self.max_sequence_length,
             control_mode="controlnet" if self.controlnet is not None else "img2img",
+            default_steps=defaults.steps,
+            refine_steps=defaults.refine_steps,
         )
 
     def close(self) -> None:
@@ -486,8 +492,3 @@ def _version_tuple(version: str) -> tuple[int, ...]:
         digits = "".join(ch for ch in piece if ch.isdigit())
         parts.append(int(digits or 0))
     return tuple(parts)
-
-
-def _read_model_settings(root: Path) -> dict[str, Any]:
-    path = root / MODEL_SETTINGS_FILE
-    return read_json_object(path) if path.is_file() else {}

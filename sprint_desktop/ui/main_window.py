@@ -349,8 +349,9 @@ class MainWindow(QMainWindow):
 
     def _restore_settings(self) -> None:
         s = self.settings
-        self.steps.setValue(s.steps)
-        self.steps_label.setText(f"{s.steps} step{'s' if s.steps > 1 else ''}")
+        steps = s.steps or 2  # 0: the model's default, set when it has loaded
+        self.steps.setValue(steps)
+        self.steps_label.setText(f"{steps} step{'s' if steps > 1 else ''}")
         self.seed.setValue(min(s.seed, MAX_SEED))
         self.seed_mode.setCurrentText(s.seed_mode)
         self.guidance.setValue(s.guidance)
@@ -412,6 +413,8 @@ class MainWindow(QMainWindow):
         self.generate_button.setEnabled(True)
         self.clear_error()
         self._fill_sizes(info)
+        if self.settings.steps == 0:  # the user has not chosen: the model's own default
+            self.steps.setValue(info.default_steps)
         self.canvas.set_resolution(max(info.default_width, info.default_height))
         controlnet = info.control_mode == "controlnet"
         for widget in (self.control_scale, self.control_scale_label):
@@ -813,9 +816,12 @@ class MainWindow(QMainWindow):
     def save_settings(self) -> None:
         s = self.settings
         width, height = self.size_combo.currentData() or (0, 0)
+        # Steps stay "the model's default" (0) until the user picks another value.
+        follows_model = s.steps == 0 and (self.info is None or self.steps.value() == self.info.default_steps)
+        steps = 0 if follows_model else self.steps.value()
         self.settings = replace(
             s,
-            steps=self.steps.value(),
+            steps=steps,
             seed=self.seed.value(),
             seed_mode=self.seed_mode.currentText(),
             guidance=round(self.guidance.value(), 3),

@@ -31,10 +31,14 @@ class SettingsDialog(QDialog):
         self.model.setAccessibleName("model folder")
         form.addRow("Model folder", self._with_browse(self.model, folder=True))
         self.backend = QComboBox()
+        self.backend.addItem("Automatic", "auto")
         self.backend.addItem("PyTorch", "torch")
         self.backend.addItem("ONNX Runtime", "onnx")
         self.backend.setCurrentIndex(max(0, self.backend.findData(settings.backend)))
-        self.backend.setToolTip("ONNX Runtime runs an export of the model (made on first use, then cached)")
+        self.backend.setToolTip(
+            "Automatic: ONNX Runtime when the model has an ONNX export (fastest start), else PyTorch. "
+            "ONNX Runtime runs an export of the model (made on first use, then cached)"
+        )
         form.addRow("Backend", self.backend)
         self.device = QComboBox()
         self.device.addItems(list(DEVICES))

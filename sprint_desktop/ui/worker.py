@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class LoadJob:
     model_path: str
-    backend: str = "torch"
+    backend: str = "auto"
     device: str | None = None
 
 
@@ -55,7 +55,7 @@ class EngineWorker(QObject):
         self._thread.start()
 
     # ------------------------------------------------------------------ called from the GUI thread
-    def load(self, model_path: str, backend: str = "torch", device: str | None = None) -> None:
+    def load(self, model_path: str, backend: str = "auto", device: str | None = None) -> None:
         with self._cond:
             self._load = LoadJob(model_path, backend, None if device in (None, "auto") else device)
             dropped, self._pending = self._pending, None
@@ -121,7 +121,9 @@ class EngineWorker(QObject):
                 self.engine = None
             from ..engine import choose_backend, create_engine  # torch is imported here, in this thread
 
-            backend, notice = choose_backend(job.backend)  # no PyTorch (the packaged app): ONNX Runtime
+            # "auto": ONNX Runtime when the model has an export (no torch import), else PyTorch; a
+            # runtime that cannot be imported (the packaged app has no PyTorch) gives the other one.
+            backend, notice = choose_backend(job.backend, job.model_path, job.device)
             if notice:
                 log.warning("%s", notice)
                 self.load_progress.emit(notice)

@@ -41,7 +41,7 @@ def test_bad_values_fall_back_per_field(tmp_path):
     )
     loaded, notice = load_settings(path)
     assert notice is None
-    assert (loaded.steps, loaded.theme, loaded.guidance) == (2, "light", 3.0)
+    assert (loaded.steps, loaded.theme, loaded.guidance) == (0, "light", 3.0)  # 0: the model's default
 
 
 def test_gallery_add_list_delete_and_survive_reopen(tmp_path):

@@ -58,3 +58,47 @@ def test_neither_runtime_is_a_clear_error():
 def test_an_unknown_backend_is_refused():
     with pytest.raises(SprintError, match="unknown backend 'tensorflow'"):
         choose_backend("tensorflow")
+
+
+def _auto_in_a_fresh_process(model, env_cache, blocked=("torch",)) -> dict:
+    """``choose_backend("auto")`` in an interpreter where ``blocked`` cannot be imported; also says
+    whether torch got imported on the way."""
+    code = f"""
+import json, sys
+sys.modules.update(dict.fromkeys({list(blocked)!r}))
+from sprint_desktop.engine import choose_backend
+backend, notice = choose_backend("auto", {str(model)!r}, "cpu")
+print(json.dumps({{"backend": backend, "notice": notice, "torch": sys.modules.get("torch") is not None}}))
+"""
+    import os
+
+    env = {**os.environ, "XDG_CACHE_HOME": str(env_cache)}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def test_auto_starts_on_a_shipped_export_without_importing_torch(shipped_model_dir, tmp_path):
+    pytest.importorskip("onnxruntime")
+    out = _auto_in_a_fresh_process(shipped_model_dir, tmp_path / "empty-cache", blocked=())
+    assert out == {"backend": "onnx", "notice": None, "torch": False}
+
+
+def test_auto_uses_a_cached_export(tiny_model_dir, tmp_path):
+    pytest.importorskip("onnxruntime")
+    from sprint_desktop.export.onnx_export import export_model
+
+    export_model(tiny_model_dir, cache_root=tmp_path / "cache" / "SprintDesktop" / "onnx")
+    assert _auto_in_a_fresh_process(tiny_model_dir, tmp_path / "cache", blocked=())["backend"] == "onnx"
+
+
+def test_auto_without_an_export_is_pytorch(tiny_model_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "empty"))
+    assert choose_backend("auto", tiny_model_dir, "cpu") == ("torch", None)
+    assert choose_backend("auto") == ("torch", None)  # no model to look at
+
+
+def test_auto_without_an_export_or_torch_says_so(tiny_model_dir, tmp_path):
+    pytest.importorskip("onnxruntime")
+    out = _auto_in_a_fresh_process(tiny_model_dir, tmp_path / "empty-cache")
+    assert out["backend"] == "onnx" and out["notice"].startswith("PyTorch is not available")
