@@ -35,7 +35,7 @@ class Settings:
     output_dir: str = ""  # empty: <user data>/gallery
     theme: str = "light"
     live_debounce_ms: int = 150
-    live_max_wait_ms: int = 2000
+    refine: bool = True  # instant, then refine: the model's best step count when the input pauses
     steps: int = 0  # 0: the model's default_steps (its sprint_desktop.json)
     guidance: float = 4.5
     seed: int = 0
@@ -70,8 +70,6 @@ class Settings:
             out.strength = d.strength
         if not 0 <= out.live_debounce_ms <= 5000:
             out.live_debounce_ms = d.live_debounce_ms
-        if not 100 <= out.live_max_wait_ms <= 60000:
-            out.live_max_wait_ms = d.live_max_wait_ms
         if not 0 <= out.seed <= MAX_SEED:
             out.seed = d.seed
         for name in ("width", "height"):

@@ -132,25 +132,38 @@ class SprintControlNetModel(ModelMixin, ConfigMixin):  # type: ignore[misc]
             mine.load_state_dict(copy.deepcopy(theirs.state_dict()))
         return model if transformer.dtype == torch.float32 else model.to(transformer.dtype)
 
+    def embed_condition(self, controlnet_cond: torch.Tensor) -> torch.Tensor:
+        """The control latent's contribution to the first block's input, ``(B, h*w, D)``: the same
+        for every step and every request with that sketch, so callers compute it once per sketch
+        and pass it to `forward` as ``cond_embedding``."""
+        weight = self.cond_embed.proj.weight
+        return self.input_block(self.cond_embed(controlnet_cond.to(weight.dtype)))
+
     def forward(
         self,
         hidden_states: torch.Tensor,
         encoder_hidden_states: torch.Tensor,
         timestep: torch.Tensor,
-        controlnet_cond: torch.Tensor,
+        controlnet_cond: torch.Tensor | None = None,
         guidance: torch.Tensor | None = None,
         encoder_attention_mask: torch.Tensor | None = None,
         conditioning_scale: float = 1.0,
+        cond_embedding: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, ...]:
         """hidden_states (B, C, h, w) as fed to the transformer; controlnet_cond (B, C, h, w) the
-        control latent. Returns one residual (B, h*w, D) per block, scaled by ``conditioning_scale``."""
+        control latent, or ``cond_embedding`` its `embed_condition` computed beforehand. Returns one
+        residual (B, h*w, D) per block, scaled by ``conditioning_scale``."""
         if encoder_attention_mask is not None and encoder_attention_mask.ndim == 2:
             encoder_attention_mask = (1 - encoder_attention_mask.to(hidden_states.dtype)) * -10000.0
             encoder_attention_mask = encoder_attention_mask.unsqueeze(1)
         batch, _, height, width = hidden_states.shape
         p = int(self.config.get("patch_size", 1))
         h = self.patch_embed(hidden_states)
-        h = h + self.input_block(self.cond_embed(controlnet_cond.to(h.dtype)))
+        if cond_embedding is None:
+            if controlnet_cond is None:
+                raise ValueError("pass controlnet_cond or its cond_embedding")
+            cond_embedding = self.embed_condition(controlnet_cond)
+        h = h + cond_embedding.to(h.dtype)
         if self.config.get("guidance_embeds", True):
             if guidance is None:
                 raise ValueError("this ControlNet has a guidance embedding: pass guidance")

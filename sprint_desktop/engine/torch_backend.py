@@ -120,6 +120,7 @@ class TorchEngine(Engine):
         self._max_len_arg = max_sequence_length
         self.prompt_cache: LRUCache[tuple[torch.Tensor, torch.Tensor, bool]] = LRUCache(prompt_cache_size)
         self.control_cache: LRUCache[torch.Tensor] = LRUCache(8)
+        self.control_embed_cache: LRUCache[torch.Tensor] = LRUCache(8)
         self.pipeline: Any = None
         self.controlnet: Any = None
         self._info: ModelInfo | None = None
@@ -253,6 +254,7 @@ class TorchEngine(Engine):
         self.pipeline = self.text_encoder = self.transformer = self.vae = self.controlnet = None
         self.prompt_cache.clear()
         self.control_cache.clear()
+        self.control_embed_cache.clear()
         self._prefix_states.clear()
         self._info = None
         if torch.cuda.is_available():
@@ -376,12 +378,8 @@ class TorchEngine(Engine):
         start_x0 = None
         control = None
         if request.control_image is not None and self.controlnet is not None:
-            # ControlNet: the sketch latent conditions every step; the schedule is the plain one.
-            control = (
-                (self.encode_control(request) / sigma_d)
-                .expand(batch, -1, -1, -1)
-                .to(self.dtypes["transformer"])
-            )
+            # ControlNet: the sketch conditions every step; the schedule is the plain one.
+            control = self.control_embedding(request).expand(batch, -1, -1)
             ts = (
                 list(request.timesteps)
                 if request.timesteps
@@ -430,10 +428,10 @@ class TorchEngine(Engine):
                     x_flow.to(tdtype),
                     embeds,
                     s,
-                    control,
                     guidance=guidance,
                     encoder_attention_mask=mask,
                     conditioning_scale=float(request.control_scale),
+                    cond_embedding=control,
                 )
             v = self.transformer(
                 x_flow.to(tdtype),
@@ -451,6 +449,19 @@ class TorchEngine(Engine):
         if report is not None:
             report("denoise", steps, steps)
         return x0 / sigma_d
+
+    def control_embedding(self, request: GenerateRequest) -> torch.Tensor:
+        """The ControlNet's conditioning of the request's sketch, ``(1, h*w, D)``: the sketch's
+        latent (`encode_control`) through the ControlNet's condition embedding. Computed once per
+        sketch (and size), not per step or per request: cached by the sketch's content."""
+        key = (request.control_digest, request.width, request.height)
+        cached = self.control_embed_cache.get(key)
+        if cached is not None:
+            return cached
+        latent = (self.encode_control(request) / self.sigma_d).to(self.dtypes["transformer"])
+        embedding = self.controlnet.embed_condition(latent)
+        self.control_embed_cache.put(key, embedding)
+        return embedding
 
     def encode_control(self, request: GenerateRequest) -> torch.Tensor:
         """The control image as a model-space clean latent ``(1, C, h, w)``, cached by content."""

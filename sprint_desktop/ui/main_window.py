@@ -105,7 +105,7 @@ class MainWindow(QMainWindow):
         self.prompt_pending = False
         self.live_id = 0
         self.scheduler: LiveScheduler[GenerateRequest] = LiveScheduler(
-            debounce=self.settings.live_debounce_ms / 1000, max_wait=self.settings.live_max_wait_ms / 1000
+            debounce=self.settings.live_debounce_ms / 1000
         )
         self._live_timer = QTimer(self)
         self._live_timer.setSingleShot(True)
@@ -791,7 +791,6 @@ class MainWindow(QMainWindow):
             self.settings = dialog.result_settings()
             apply_theme(self.settings.theme)
             self.scheduler.debounce = self.settings.live_debounce_ms / 1000
-            self.scheduler.max_wait = self.settings.live_max_wait_ms / 1000
             if old[3] != self.settings.output_dir:
                 self.gallery = self._open_gallery()
                 self.refresh_gallery()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDialog,
     QDialogButtonBox,
@@ -52,11 +53,17 @@ class SettingsDialog(QDialog):
         self.theme.setCurrentText(settings.theme)
         form.addRow("Theme", self.theme)
         self.debounce = QSpinBox(minimum=0, maximum=5000, value=settings.live_debounce_ms, suffix=" ms")
-        self.debounce.setToolTip("Longest wait after the last stroke before a live image")
+        self.debounce.setToolTip(
+            "Only when images take long: the longest wait after the first stroke before a live image"
+        )
         form.addRow("Live debounce", self.debounce)
-        self.max_wait = QSpinBox(minimum=100, maximum=60000, value=settings.live_max_wait_ms, suffix=" ms")
-        self.max_wait.setToolTip("Refresh at least this often while drawing continuously")
-        form.addRow("Live refresh", self.max_wait)
+        self.refine = QCheckBox("Refine when I pause")
+        self.refine.setChecked(settings.refine)
+        self.refine.setToolTip(
+            "Show a 1-step image at once, then, when you stop drawing or typing for a moment, redo the "
+            "same image at the model's best step count (any new input cancels it)"
+        )
+        form.addRow("Instant, then refine", self.refine)
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
         )
@@ -88,5 +95,5 @@ class SettingsDialog(QDialog):
             output_dir=self.output.text().strip(),
             theme=self.theme.currentText(),
             live_debounce_ms=self.debounce.value(),
-            live_max_wait_ms=self.max_wait.value(),
+            refine=self.refine.isChecked(),
         ).validated()

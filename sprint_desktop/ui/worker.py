@@ -48,6 +48,7 @@ class EngineWorker(QObject):
         self._load: LoadJob | None = None
         self._pending: tuple[int, GenerateRequest] | None = None
         self._cancel: CancelToken | None = None
+        self._running_id = 0
         self._stop = False
         self._ids = itertools.count(1)
         self.engine: Any = None
@@ -77,6 +78,18 @@ class EngineWorker(QObject):
             self.cancelled.emit(dropped[0])  # every request ends with exactly one signal
         return request_id
 
+    def cancel(self, request_id: int) -> None:
+        """Cancel request ``request_id`` (between steps) if it is the one running or queued; it then
+        ends with `cancelled`. A request that has already ended is left alone."""
+        with self._cond:
+            dropped = None
+            if self._pending is not None and self._pending[0] == request_id:
+                dropped, self._pending = self._pending, None
+            elif self._cancel is not None and self._running_id == request_id:
+                self._cancel.cancel()
+        if dropped is not None:
+            self.cancelled.emit(request_id)
+
     def stop(self, timeout: float = 10.0) -> None:
         with self._cond:
             self._stop = True
@@ -103,6 +116,7 @@ class EngineWorker(QObject):
                 if load is None:
                     job, self._pending = self._pending, None
                     self._cancel = CancelToken()
+                    self._running_id = job[0] if job is not None else 0
                 cancel = self._cancel
             if load is not None:
                 self._do_load(load)

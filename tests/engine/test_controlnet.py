@@ -67,6 +67,44 @@ def test_trained_controlnet_changes_the_image_and_caches_the_sketch(with_control
     np.testing.assert_array_equal(weaker.image, plain.image)
 
 
+def test_the_sketch_conditioning_is_computed_once_per_sketch_not_per_step_or_request(with_controlnet):
+    engine = TorchEngine(with_controlnet, device="cpu")
+    engine.load()
+    torch.manual_seed(1)
+    for block in engine.controlnet.controlnet_blocks:
+        torch.nn.init.normal_(block.weight, std=0.5)
+    torch.nn.init.normal_(engine.controlnet.input_block.weight, std=0.5)
+    encodes, embeds = [], []
+    engine.vae.encoder.register_forward_hook(lambda *a: encodes.append(1))
+    engine.controlnet.cond_embed.register_forward_hook(lambda *a: embeds.append(1))
+    sketch = _sketch()
+    four = engine.generate(GenerateRequest("a red square", steps=4, seed=3, control_image=sketch))
+    assert (len(encodes), len(embeds)) == (1, 1)  # 4 steps, one conditioning
+    for seed in (4, 5):  # the same sketch again (a refinement, a retry, a new seed): none at all
+        engine.generate(GenerateRequest("a red square", steps=2, seed=seed, control_image=sketch))
+    assert (len(encodes), len(embeds)) == (1, 1)
+    other = sketch.copy()
+    other[3, 3] = 0
+    engine.generate(GenerateRequest("a red square", steps=1, seed=3, control_image=other))
+    assert (len(encodes), len(embeds)) == (2, 2)  # a changed sketch: once more
+
+    # The cached conditioning gives the image that computing it inside every step gave.
+    fresh = TorchEngine(with_controlnet, device="cpu")
+    fresh.load()
+    fresh.controlnet.load_state_dict(engine.controlnet.state_dict())
+    fresh.control_embedding = lambda request: torch.zeros(1, 1, 1)  # unused: embedded at every step
+
+    original = fresh.controlnet.forward
+
+    def per_step(hidden, text, t, controlnet_cond=None, cond_embedding=None, **kw):
+        latent = (fresh.encode_control(request) / fresh.sigma_d).to(hidden.dtype)
+        return original(hidden, text, t, controlnet_cond=latent, **kw)
+
+    request = fresh.resolve(GenerateRequest("a red square", steps=4, seed=3, control_image=sketch))
+    fresh.controlnet.forward = per_step
+    np.testing.assert_array_equal(fresh.generate(request).image, four.image)
+
+
 def test_controlnet_of_another_shape_is_refused(with_controlnet):
     cfg_path = with_controlnet / "controlnet" / "config.json"
     cfg = json.loads(cfg_path.read_text())
