@@ -67,6 +67,20 @@ class LiveScheduler(Generic[R]):
         self.shown = None  # the shown image is about to be replaced: do not refine it
         return self.in_flight and self.refining
 
+    def show(self, request: R, now: float) -> None:
+        """An image of ``request`` was shown by other means (an explicit Generate): refine it after
+        a pause, as if this scheduler had run it."""
+        self.last_run = request
+        self.pending, self.first_change = None, None
+        self.shown, self.shown_at, self.refined = request, now, None
+
+    def interrupt(self, now: float) -> bool:
+        """New input that makes no request of its own (a keystroke in the prompt): the shown image
+        is not refined. Returns True when a refinement is in flight: cancel it."""
+        self.last_change = now
+        self.shown = None
+        return self.in_flight and self.refining
+
     def wait_time(self) -> float:
         """The debounce adapts to the speed of generation: none for fast jobs, else half the last
         job's time, capped at ``debounce``."""

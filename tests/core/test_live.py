@@ -224,3 +224,17 @@ def test_a_failed_refinement_is_not_retried():
     s.poll(0.5)
     s.finished(0.6, completed=False)
     assert s.poll(5.0) is None and s.idle
+
+
+def test_an_image_shown_by_other_means_is_refined_and_a_keystroke_cancels_that():
+    """The prompt's Generate runs outside the scheduler; its image is refined after a pause, and
+    typing (input that makes no request yet) cancels the refinement."""
+    s = _refining()
+    s.show(Req(1), 0.0)
+    assert s.poll(0.2) is None and s.poll(0.4) == Req(1, steps=4)
+    assert s.interrupt(0.5) is True  # a refinement is running: cancel it
+    s.finished(0.51, completed=False)
+    assert s.poll(5.0) is None and s.idle  # the old prompt's image is not refined any more
+    s.show(Req(2), 6.0)
+    assert s.interrupt(6.1) is False  # nothing running: only the coming refinement is dropped
+    assert s.poll(7.0) is None

@@ -66,16 +66,18 @@ def test_the_torch_engine_reports_the_models_defaults(one_step_model, tiny_engin
     assert (plain.default_steps, plain.refine_steps) == (FALLBACK_STEPS, FALLBACK_REFINE_STEPS)
 
 
-def test_the_onnx_engine_reports_the_models_defaults(one_step_model, tmp_path):
+def test_the_onnx_engine_reports_the_models_defaults(one_step_model, shipped_model_dir, tmp_path):
     pytest.importorskip("onnxruntime")
     from sprint_desktop.engine.onnx_backend import OnnxEngine
-    from sprint_desktop.export.onnx_export import export_model
 
-    export = export_model(one_step_model, cache_root=tmp_path)
+    export = shipped_model_dir / "onnx"  # the tiny model's graphs; the defaults come from the folder
     info = OnnxEngine(export, device="cpu", model_path=one_step_model).load()
     assert (info.default_steps, info.refine_steps) == (1, 3)
-    # Without model_path, the folder the manifest names.
-    assert OnnxEngine(export, device="cpu").load().default_steps == 1
+    # Without model_path, a shipped export reads the model folder it is in.
+    model = tmp_path / "shipped"
+    shutil.copytree(shipped_model_dir, model)
+    (model / "sprint_desktop.json").write_text(json.dumps({"default_steps": 3}))
+    assert OnnxEngine(model / "onnx", device="cpu").load().default_steps == 3
 
 
 def test_the_cli_uses_the_models_default_steps(one_step_model, tmp_path):
