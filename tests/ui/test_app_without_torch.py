@@ -1,12 +1,15 @@
-"""The app as packaged: no PyTorch in the process, the model's shipped ONNX export, default settings
-(backend "torch"): it falls back to ONNX Runtime, passes its self-test and keeps onnx images."""
+"""The app as packaged: no PyTorch in the process, the model's shipped ONNX export: with the default
+backend ("auto") it starts on ONNX Runtime, with "torch" asked for it falls back to ONNX Runtime
+and says so; either way it passes its self-test and keeps onnx images."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 
+import pytest
 from PIL import Image
 
 from sprint_desktop.core.metadata import read_png_params
@@ -29,7 +32,12 @@ def _env(tmp_path):
     }
 
 
-def test_self_test_without_torch_uses_the_shipped_export(shipped_model_dir, tmp_path):
+@pytest.mark.parametrize("backend", ["auto", "torch"])
+def test_self_test_without_torch_uses_the_shipped_export(shipped_model_dir, tmp_path, backend):
+    if backend != "auto":
+        settings = tmp_path / "c" / "SprintDesktop" / "settings.json"
+        settings.parent.mkdir(parents=True)
+        settings.write_text(json.dumps({"version": 1, "settings": {"backend": backend}}))
     out = tmp_path / "shot.png"
     args = ["--self-test", str(out), "--model", str(shipped_model_dir)]
     proc = subprocess.run(
@@ -41,7 +49,8 @@ def test_self_test_without_torch_uses_the_shipped_export(shipped_model_dir, tmp_
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "self-test passed" in proc.stdout
-    assert "PyTorch is not available" in proc.stderr  # the fallback is logged
+    # "auto" goes straight to the export; an explicit "torch" falls back and the fallback is logged.
+    assert ("PyTorch is not available" in proc.stderr) == (backend == "torch")
     kept = sorted((tmp_path / "d").rglob("*.png"))
     assert len(kept) == 2  # the prompt's image and the sketch's
     for path in kept:
