@@ -1,5 +1,5 @@
 """A stand-in for the embedded Sprint-Shapes model while it trains: the project's tiny random-weights
-pipeline (`engine.builders.tiny_pipeline`) at Sprint-Shapes' 64 x 64, saved in diffusers layout.
+pipeline (`devtools.builders.tiny_pipeline`) at Sprint-Shapes' 64 x 64, saved in diffusers layout.
 Its images are noise; it lets the package be built and smoke-tested before the real model lands.
 
     python packaging/standin_model.py /tmp/sprint-standin
@@ -16,7 +16,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sprint_desktop.engine.builders import save_pipeline, tiny_pipeline  # noqa: E402
+from sprint_desktop.devtools.builders import save_pipeline, tiny_pipeline  # noqa: E402
 from sprint_desktop.engine.model_folder import MODEL_SETTINGS_FILE  # noqa: E402
 
 SIDE = 64  # Sprint-Shapes' image size

@@ -18,7 +18,7 @@ import pytest  # noqa: E402
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     """A tiny random SANA-Sprint pipeline (real diffusers/transformers classes, seed 0) on disk."""
-    from sprint_desktop.engine.builders import save_pipeline, tiny_pipeline
+    from sprint_desktop.devtools.builders import save_pipeline, tiny_pipeline
 
     path = tmp_path_factory.mktemp("models") / "tiny-sprint"
     save_pipeline(tiny_pipeline(seed=0), path)

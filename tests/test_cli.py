@@ -175,10 +175,10 @@ def test_missing_model_folder(tmp_path, capsys):
 
 
 def test_no_model_installed_message(tmp_path, monkeypatch, capsys):
-    import sprint_desktop.cli as cli
+    import sprint_desktop.cli.common as common
 
     monkeypatch.delenv("SPRINT_MODEL", raising=False)
-    monkeypatch.setattr(cli, "default_model_path", lambda: None)
+    monkeypatch.setattr(common, "default_model_path", lambda: None)
     code = main(["generate", "a red circle", "-o", str(tmp_path / "x.png")])
     assert code == 1
     assert "no model is installed" in capsys.readouterr().err
@@ -347,3 +347,65 @@ def test_distill_options_reach_the_training_config(tmp_path):
     config = json.loads((out / "config.json").read_text())
     assert (config["iters"], config["batch"], config["lr"], config["eval_every"]) == (1, 2, 0.002, 1)
     assert (out / "vae" / "config.json").exists()
+
+
+@pytest.mark.parametrize("part", ["vae", "teacher", "student", "controlnet"])
+def test_distill_options_are_the_config_fields_with_their_defaults(part):
+    import argparse
+    import dataclasses
+
+    from sprint_desktop.cli.distill import add_config_options, config_class
+
+    config_cls = config_class(part)
+    parser = argparse.ArgumentParser()
+    add_config_options(parser, config_cls)
+    parsed = vars(parser.parse_args([]))
+    fields = [f for f in dataclasses.fields(config_cls) if f.init]
+    assert sorted(parsed) == sorted(f.name for f in fields)  # every field is an option, nothing else
+    assert config_cls(**parsed) == config_cls()  # and each option's default is the dataclass default
+    for f in fields:
+        assert parsed[f.name] == getattr(config_cls(), f.name), f.name
+
+
+def test_distill_help_shows_the_dataclass_defaults(capsys):
+    from sprint_desktop.distill.train_teacher import TeacherConfig
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["distill", "teacher", "--help"])
+    assert exit_info.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())
+    defaults = TeacherConfig()
+    assert f"--iters ITERS (default: {defaults.iters})" in text
+    assert f"--lr LR (default: {defaults.lr})" in text
+    assert "--mixed-precision {no,bf16,fp16}" in text and "--ema-reset, --no-ema-reset" in text
+
+
+def test_distill_options_parse_to_the_field_types():
+    import argparse
+
+    from sprint_desktop.cli.distill import add_config_options, config_class
+
+    parser = argparse.ArgumentParser()
+    add_config_options(parser, config_class("student"))
+    args = parser.parse_args(["--disc-layers", "1,3", "--mode", "scm", "--lr", "1e-3"])
+    assert (args.disc_layers, args.mode, args.lr) == ((1, 3), "scm", 1e-3)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--mode", "fast"])
+    parser = argparse.ArgumentParser()
+    add_config_options(parser, config_class("teacher"))
+    assert parser.parse_args(["--ema-reset"]).ema_reset is True
+
+
+def test_bench_without_the_developer_tools_says_so(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "sprint_desktop.devtools", None)  # as in the installed app
+    assert main(["bench", "--arch", "tiny"]) == 1
+    err = capsys.readouterr().err
+    assert "sprint bench needs a source install" in err and "Traceback" not in err
+
+
+def test_usage_errors_found_by_a_command_exit_2_with_the_usage(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["generate", "a red circle"])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: sprint") and "give -o OUT.png for a single prompt" in err

@@ -79,6 +79,13 @@ SPRINT_STAGED_MODELS="$STAGE/models" "${NICE[@]}" "$PY" -m PyInstaller packaging
 if find dist/sprint-desktop -path '*/torch/*' -print -quit | grep -q .; then
   die "PyTorch ended up in the bundle; check the spec's excludes"
 fi
+# No training or developer tools either: list the modules frozen into the executable's archive.
+"$PY" -m PyInstaller.utils.cliutils.archive_viewer --list --recursive dist/sprint-desktop/sprint-desktop \
+  > build/bundle-modules.txt || die "cannot list the bundle's modules (pyi-archive_viewer)"
+grep -q 'sprint_desktop\.ui\.main_window' build/bundle-modules.txt || die "the module list looks wrong: no sprint_desktop.ui"
+if grep -E 'sprint_desktop\.(devtools|distill)' build/bundle-modules.txt; then
+  die "training or developer tools ended up in the bundle; check the spec's LEFT_OUT"
+fi
 [ "${SKIP_PACKAGES:-0}" = 1 ] && { say "done (bundle only): dist/sprint-desktop/"; exit 0; }
 
 # 6. Packages: .deb and .tar.gz -----------------------------------------------------------------------

@@ -85,7 +85,7 @@ def test_cuda_provider_with_io_binding(controlnet_model, controlnet_engine, sket
 
 def test_backend_bench_times_both_onnx_loops(controlnet_model, tiny_model_dir, tmp_path, monkeypatch):
     from sprint_desktop.core.errors import SprintError
-    from sprint_desktop.engine.bench import run_backend_bench
+    from sprint_desktop.devtools.bench import run_backend_bench
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     with pytest.raises(SprintError, match="needs a model with a ControlNet"):

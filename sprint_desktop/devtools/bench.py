@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from ..core.request import GenerateRequest
-from .torch_backend import TorchEngine
+from ..engine.torch_backend import TorchEngine
 
 BENCH_WORDS = "red orange yellow green cyan blue purple black circle square triangle cross".split()
 
@@ -83,7 +83,7 @@ def run_bench(
     info = engine.info
     if control and engine.controlnet is None:
         # Timing only: a ControlNet of the usual shape (half the blocks) copied from this model.
-        from .controlnet import SprintControlNetModel
+        from ..engine.controlnet import SprintControlNetModel
 
         engine.controlnet = SprintControlNetModel.from_transformer(
             engine.transformer, max(1, engine.transformer.config.num_layers // 2)
@@ -219,8 +219,8 @@ def run_backend_bench(
     import numpy as np
 
     from ..core.errors import SprintError
+    from ..engine.onnx_backend import OnnxEngine
     from ..export.onnx_export import export_model
-    from .onnx_backend import OnnxEngine
 
     if control and not (Path(model) / "controlnet" / "config.json").is_file():
         raise SprintError(f"--control with --backend onnx needs a model with a ControlNet: {model} has none")

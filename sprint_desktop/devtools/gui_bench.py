@@ -2,7 +2,7 @@
 the engine call alone (interleaved, same process); live-canvas stroke-to-image latency and rate.
 "Launch" is the process start (read from /proc on Linux), so the interpreter and the imports count.
 
-    python -m sprint_desktop.ui.gui_bench [--model PATH] [--repeats 20] [--json bench-out/gui.json]
+    python -m sprint_desktop.devtools.gui_bench [--model PATH] [--repeats 20] [--json bench-out/gui.json]
 """
 
 from __future__ import annotations
@@ -36,8 +36,8 @@ from PySide6.QtCore import QPointF  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from ..core.request import GenerateRequest  # noqa: E402
-from .app import _wait  # noqa: E402
-from .main_window import MainWindow  # noqa: E402
+from ..ui.app import _wait  # noqa: E402
+from ..ui.main_window import MainWindow  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,41 @@
+"""`sprint evaluate`: the model card's table (compliance and CPU ms per image)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from .common import EXIT_OK, UsageError, parse_int_list
+
+
+def register(sub: Any) -> None:
+    ev = sub.add_parser("evaluate", help="the model card's table: compliance and CPU ms per image")
+    ev.add_argument("--model", help="a model folder, sampled by our engine")
+    ev.add_argument("--teacher", help="a teacher run folder (flow Euler sampling with CFG); needs --vae")
+    ev.add_argument("--vae", default="runs/vae/vae")
+    ev.add_argument("--steps", type=parse_int_list, default=[1, 2, 4])
+    ev.add_argument("--images", type=int, default=200)
+    ev.add_argument("--json", type=Path, default=Path("bench-out/evaluate.json"))
+    ev.add_argument("--grid", type=Path, help="also save a sample grid PNG (seen and held-out prompts)")
+    ev.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if bool(args.model) == bool(args.teacher):
+        raise UsageError("give either --model PATH or --teacher RUN")
+    if args.grid and not args.model:
+        raise UsageError("--grid needs --model")
+    from ..distill.evaluate import evaluate_model, evaluate_teacher, format_rows, sample_grid, write
+
+    if args.teacher:
+        rows = evaluate_teacher(args.teacher, args.vae, args.steps, args.images)
+    else:
+        rows = evaluate_model(args.model, args.steps, args.images)
+    write(rows, args.json)
+    print(format_rows(rows))
+    if args.grid:
+        for n in args.steps:
+            path = args.grid.with_name(f"{args.grid.stem}-{n}step{args.grid.suffix or '.png'}")
+            print(f"grid written to {sample_grid(args.model, path, steps=n)}")
+    return EXIT_OK
