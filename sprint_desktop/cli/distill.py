@@ -46,7 +46,11 @@ HELP = {
     "num_layers": "blocks copied from the base model (0: half)",
 }
 # Allowed values of str fields that are not typed as a Literal.
-CHOICES = {"mode": ("hybrid", "scm", "ladd"), "mixed_precision": ("no", "bf16", "fp16")}
+CHOICES = {
+    "mode": ("hybrid", "scm", "ladd"),
+    "mixed_precision": ("no", "bf16", "fp16"),
+    "lr_schedule": ("constant", "cosine"),
+}
 
 
 class LazyParser(argparse.ArgumentParser):
@@ -127,7 +131,7 @@ def _option_kwargs(name: str, hint: Any) -> dict[str, Any] | None:
 def _shown(value: Any) -> str:
     if isinstance(value, tuple | list):
         return ",".join(str(v) for v in value)
-    return str(value)
+    return str(value) if value != "" else '""'
 
 
 def add_config_options(parser: argparse.ArgumentParser, config_cls: type) -> None:
