@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.errors import ModelLoadError
+from ..core.files import UnreadableFileError, parse_json, read_bounded_text
 
 PIPELINE_CLASSES = ("SanaSprintPipeline",)
 REQUIRED_COMPONENTS = ("tokenizer", "text_encoder", "transformer", "vae", "scheduler")
@@ -20,6 +21,8 @@ WEIGHTED_COMPONENTS = ("text_encoder", "transformer", "vae")
 ALLOWED_LIBRARIES = ("transformers", "diffusers")
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")
+MAX_CONFIG_BYTES = 16 * 2**20
+"""A config JSON is a few KB; larger is not a config (and is not read into memory)."""
 
 
 @dataclass(frozen=True)
@@ -73,15 +76,18 @@ def inspect_model_folder(path: str | Path) -> ModelFolder:
         raise ModelLoadError(
             f"tokenizer files missing in {tok} (expected one of {', '.join(TOKENIZER_FILES)})"
         )
+    from .config_bounds import check_model_configs
+
+    check_model_configs(root, read_json_object)
     return ModelFolder(path=root, pipeline_class=pipeline_class, components=components)
 
 
 def read_json_object(path: Path) -> dict:
     """A JSON object from ``path``, or `ModelLoadError` saying what is wrong with the file."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelLoadError(f"{path} is not valid JSON: {exc}") from None
+        data = parse_json(read_bounded_text(path, MAX_CONFIG_BYTES, "config file"), str(path))
+    except UnreadableFileError as exc:
+        raise ModelLoadError(str(exc)) from None
     if not isinstance(data, dict):
         raise ModelLoadError(f"{path} must hold a JSON object")
     return data
@@ -102,11 +108,13 @@ def check_component_weights(folder: Path) -> None:
         raise ModelLoadError(f"no weights in {folder} (expected *.safetensors)")
     for index_file in indexes:
         try:
-            weight_map = json.loads(index_file.read_text(encoding="utf-8"))["weight_map"]
+            weight_map = read_json_object(index_file)["weight_map"]
             shards = sorted(set(weight_map.values()))
-        except (OSError, KeyError, TypeError, AttributeError, json.JSONDecodeError) as exc:
+        except (KeyError, TypeError, AttributeError) as exc:
             raise ModelLoadError(f"{index_file} is damaged: {exc}") from None
         for shard in shards:
+            if not isinstance(shard, str) or shard != Path(shard).name or "\\" in shard:
+                raise ModelLoadError(f"{index_file} names a shard outside its folder: {shard!r:.80}")
             if not (folder / shard).is_file():
                 raise ModelLoadError(f"weight shard missing: {folder / shard} (listed in {index_file.name})")
     for file in safetensors:
@@ -160,7 +168,7 @@ def check_safetensors_file(path: Path) -> None:
             header = json.loads(fh.read(header_len).decode("utf-8"))
     except OSError as exc:
         raise ModelLoadError(f"cannot read {path}: {exc}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         raise ModelLoadError(f"{path} has a damaged header: download it again") from None
     if not isinstance(header, dict):
         raise ModelLoadError(f"{path} has a damaged header: download it again")
