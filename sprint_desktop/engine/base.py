@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ..core.cancel import CancelToken
-from ..core.errors import GenerationCancelled
+from ..core.errors import GenerationCancelled, SprintError
 from ..core.noise import draw_noise
 from ..core.request import GenerateRequest, GenerateResult, Timings
 
@@ -71,6 +71,22 @@ def resolve_request(request: GenerateRequest, info: ModelInfo) -> GenerateReques
     return replace(
         request, width=width, height=height, model=request.model or info.name, backend=info.backend
     )
+
+
+class NonFiniteOutputError(SprintError):
+    """The model produced NaN or infinite values: damaged weights, or a dtype that overflows."""
+
+
+def non_finite_message(stage: str, dtype: str) -> str:
+    return (
+        f"the model produced NaN or infinite values in its {stage} ({dtype}), so there is no image to "
+        "show: its weights may be damaged (check them with `sprint models --verify NAME`, or download "
+        "the model again), or this precision overflows (try fp32)"
+    )
+
+
+def _all_finite_numpy(array: Any) -> bool:
+    return bool(np.isfinite(np.asarray(array)).all())
 
 
 class Engine(abc.ABC):
@@ -186,6 +202,10 @@ class Engine(abc.ABC):
         """Float images in [0, 1], ``(B, H, W, 3)``."""
         raise NotImplementedError
 
+    def _all_finite(self, latents: Any) -> bool:
+        """Whether ``latents`` (the backend's array type) holds only finite values."""
+        return _all_finite_numpy(latents)
+
     def _sync(self) -> None:  # noqa: B027 - a hook with a default, not an abstract method
         """Wait for queued device work (so stage timings are honest); a no-op on the CPU."""
         return None
@@ -218,8 +238,13 @@ class Engine(abc.ABC):
         self._sync()
         t_denoise = time.perf_counter()
         check()
+        dtype = str(getattr(self.info, "dtype", "?"))
+        if not self._all_finite(latents):  # decode would clamp an Inf into a plausible pixel
+            raise NonFiniteOutputError(non_finite_message("latents", dtype))
         report("decode", 0, 1)
         images = self.decode(latents)
+        if not _all_finite_numpy(images):
+            raise NonFiniteOutputError(non_finite_message("decoded image", dtype))
         t_decode = time.perf_counter()
         warnings = tuple(getattr(self, "notices", ()))
         if truncated:

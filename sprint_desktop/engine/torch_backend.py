@@ -157,6 +157,7 @@ class TorchEngine(Engine):
             for name in ("transformer", "text_encoder", "vae"):
                 module = getattr(pipeline, name)
                 check_weights_match(name, safetensors_keys(folder.path / name), set(module.state_dict()))
+                check_finite_weights(name, folder.path / name, module)
             self.controlnet = self._load_controlnet(folder.path / "controlnet", dtypes["transformer"])
             self._setup(pipeline, settings, device=device, dtypes=dtypes)
         except ModelLoadError:
@@ -181,6 +182,7 @@ class TorchEngine(Engine):
             folder, use_safetensors=True, local_files_only=True, **_dtype_kwarg(dtype)
         )
         check_weights_match("controlnet", safetensors_keys(folder), set(controlnet.state_dict()))
+        check_finite_weights("controlnet", folder, controlnet)
         return controlnet
 
     def _setup(
@@ -276,6 +278,9 @@ class TorchEngine(Engine):
                 f"out of memory on {self.device} at {request.width}x{request.height} with "
                 f"{request.batch_size} image(s): try a smaller size or fewer images"
             ) from None
+
+    def _all_finite(self, latents: Any) -> bool:
+        return bool(torch.isfinite(latents).all())
 
     def _sync(self) -> None:
         if self.device.type == "cuda":
@@ -488,6 +493,29 @@ class TorchEngine(Engine):
         image = self.vae.decode(latents.to(self.dtypes["vae"]) / scaling, return_dict=False)[0]
         image = (image.float() / 2 + 0.5).clamp(0, 1)
         return image.permute(0, 2, 3, 1).cpu().numpy()
+
+
+FINITE_CHUNK = 1 << 24
+"""Elements checked at a time, so the check's temporary mask stays small (16 MB) for any tensor."""
+
+
+def check_finite_weights(component: str, folder: Path, module: torch.nn.Module) -> None:
+    """`ModelLoadError` naming the tensors of ``module`` that hold NaN or Inf (a damaged file gives a
+    black image otherwise). One pass over the weights as loaded, in chunks."""
+    bad = []
+    for name, tensor in module.state_dict().items():
+        flat = tensor.detach().reshape(-1)
+        if not flat.is_floating_point():
+            continue
+        for start in range(0, flat.numel(), FINITE_CHUNK):
+            if not bool(torch.isfinite(flat[start : start + FINITE_CHUNK]).all()):
+                bad.append(name)
+                break
+    if bad:
+        raise ModelLoadError(
+            f"the {component} weights in {folder} hold NaN or infinite values ({len(bad)} tensor(s), e.g. "
+            f"{bad[0]}): the file is damaged; download the model again"
+        )
 
 
 def _dtype_kwarg(value: Any) -> dict[str, Any]:
