@@ -135,12 +135,39 @@ def state_of(entry: CatalogEntry, root: Path | None = None) -> ModelState:
     if not (folder / "model_index.json").is_file() or absent:
         what = ", ".join(absent) if absent else "model_index.json"
         return ModelState(entry, folder, "partial", size, f"missing: {what}")
+    from .download import record_problem
+
+    unfinished = record_problem(folder)  # a download that stopped is partial, whatever it left
+    if unfinished is not None:
+        return ModelState(entry, folder, "partial", size, unfinished)
     try:
         inspect_model_folder(folder)
     except ModelLoadError as exc:
         state = "partial" if "no weights" in str(exc) or "missing" in str(exc) else "corrupt"
         return ModelState(entry, folder, state, size, str(exc))
     return ModelState(entry, folder, "installed", size)
+
+
+def verify_model(entry: CatalogEntry, root: Path | None = None) -> str:
+    """`sprint models --verify`: the structural check of `state_of`, then every downloaded file's
+    bytes against the checksums recorded at download time. A sentence saying what was checked;
+    `SprintError` saying what is wrong."""
+    from .download import verify_download
+
+    state = state_of(entry, root)
+    if state.state != "installed":
+        raise SprintError(f"{entry.name} is {state.state}" + (f": {state.problem}" if state.problem else ""))
+    present, hashed = verify_download(state.folder)
+    size = f"{state.size_bytes / 2**20:.1f} MB"
+    if present:
+        return (
+            f"{entry.name}: all {present} downloaded files present, {hashed} checked against the sha256 "
+            f"recorded at download ({size}) in {state.folder}"
+        )
+    return (
+        f"{entry.name}: all files present with valid headers ({size}) in {state.folder}; no checksums were "
+        "recorded for this folder, so its bytes were not compared"
+    )
 
 
 def remove(entry: CatalogEntry, root: Path | None = None) -> Path:

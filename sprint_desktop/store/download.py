@@ -1,14 +1,27 @@
 """Downloading a catalog model through huggingface_hub: only the files the pipeline needs, a
 free-space check first, progress, resume after an interruption (huggingface_hub keeps the partial
 file and continues with a Range request), and a checksum of every weight file against the hub's
-metadata afterwards. Every failure becomes a `SprintError` a user can act on."""
+metadata afterwards. Every failure becomes a `SprintError` a user can act on.
+
+Honesty about what is on disk: before the first byte, ``<model>/.sprint-download.json`` records
+every file the hub listed with its size and sha256 and ``"complete": false``; only when every one
+of them is present with its size and checksum does it become ``"complete": true``. The store shows a
+folder whose record is not complete as ``partial`` whatever else is there, and
+`verify_download` re-reads every byte against the recorded checksums later (`sprint models
+--verify`). A stalled transfer gives up after about two ``timeout`` periods (one resume), not the
+client's default of six attempts of ten seconds."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
+import inspect
+import json
+import os
 import shutil
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +38,10 @@ ALLOW_PATTERNS = [
     "tokenizer/*",
 ]
 ProgressFn = Callable[[int, int], None]  # (bytes done, bytes total)
+RECORD_FILE = ".sprint-download.json"
+"""The download record in a model folder: the hub's file list with sizes and sha256, and whether
+every file arrived intact."""
+RESUMES_AFTER_STALL = 1
 
 
 class DownloadCancelled(SprintError):
@@ -81,17 +98,23 @@ def download(
                 f"not enough disk space for {entry.title}: {need / 2**30:.2f} GB needed, {free / 2**30:.2f} GB free "
                 f"in {folder.parent}. Free some space or choose another model folder in Settings."
             )
-        snapshot_download(
-            entry.repo_id,
-            revision=entry.revision,
-            local_dir=folder,
-            allow_patterns=ALLOW_PATTERNS,
-            endpoint=endpoint,
-            token=token,
-            etag_timeout=timeout,
-            tqdm_class=_progress_tqdm(progress, total, cancel),
-            max_workers=2,
-        )
+        files = {
+            n: {"size": s.size, "sha256": s.lfs.sha256 if s.lfs is not None else None}
+            for n, s in wanted.items()
+        }
+        write_record(folder, entry.repo_id, entry.revision, files, complete=False)
+        with _stall_limits(timeout):
+            snapshot_download(
+                entry.repo_id,
+                revision=entry.revision,
+                local_dir=folder,
+                allow_patterns=ALLOW_PATTERNS,
+                endpoint=endpoint,
+                token=token,
+                etag_timeout=timeout,
+                tqdm_class=_progress_tqdm(progress, total, cancel),
+                max_workers=2,
+            )
     except DownloadCancelled:
         raise DownloadCancelled(
             f"the download of {entry.title} was stopped; finished files are kept, so the next download "
@@ -129,8 +152,137 @@ def download(
         raise SprintError(
             f"the download of {entry.title} stopped ({type(exc).__name__}: {exc}); run it again to resume"
         ) from None
-    verify(folder, {n: s.lfs.sha256 for n, s in wanted.items() if s.lfs is not None})
+    check_arrived(folder, files)
+    verify(folder, {n: f["sha256"] for n, f in files.items() if f["sha256"]})
+    write_record(folder, entry.repo_id, entry.revision, files, complete=True)
     return folder
+
+
+@contextlib.contextmanager
+def _stall_limits(timeout: float) -> Iterator[None]:
+    """While downloading: a read that waits ``timeout`` seconds fails, and a failed transfer is
+    resumed `RESUMES_AFTER_STALL` time(s) before the error reaches us (huggingface_hub's defaults
+    are 10 s and 5 resumes, so a stall took over a minute whatever ``--timeout`` said)."""
+    from huggingface_hub import constants, file_download
+
+    original_get = file_download.http_get
+    original_timeout = constants.HF_HUB_DOWNLOAD_TIMEOUT
+    limit_retries = "_nb_retries" in inspect.signature(original_get).parameters
+
+    def http_get(*args: Any, _nb_retries: int = RESUMES_AFTER_STALL, **kwargs: Any) -> Any:
+        return original_get(*args, _nb_retries=min(_nb_retries, RESUMES_AFTER_STALL), **kwargs)
+
+    constants.HF_HUB_DOWNLOAD_TIMEOUT = max(timeout, 0.1)  # type: ignore[assignment]
+    if limit_retries:
+        file_download.http_get = http_get  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        constants.HF_HUB_DOWNLOAD_TIMEOUT = original_timeout
+        file_download.http_get = original_get  # type: ignore[assignment]
+
+
+def write_record(
+    folder: Path, repo_id: str, revision: str, files: dict[str, dict[str, Any]], complete: bool
+) -> None:
+    """Write ``folder``'s download record atomically."""
+    folder.mkdir(parents=True, exist_ok=True)
+    payload = json.dumps(
+        {"repo_id": repo_id, "revision": revision, "complete": complete, "files": files}, indent=1
+    )
+    fd, tmp = tempfile.mkstemp(prefix=f".{RECORD_FILE}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, folder / RECORD_FILE)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+
+
+def read_record(folder: Path) -> dict[str, Any] | None:
+    """``folder``'s download record, or None when it has none (the embedded model, a folder copied
+    by hand, a download from before records); a damaged record reads as an incomplete download."""
+    path = folder / RECORD_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError, RecursionError):
+        return {"complete": False, "files": {}}
+    if not isinstance(data, dict) or not isinstance(data.get("files"), dict):
+        return {"complete": False, "files": {}}
+    return data
+
+
+def record_problem(folder: Path) -> str | None:
+    """Why the record says ``folder`` is not a finished download (cheap: names and sizes only),
+    or None when it has no record or every recorded file is there with its size."""
+    record = read_record(folder)
+    if record is None:
+        return None
+    if record.get("complete") is not True:
+        return "the download did not finish: download it again to complete it"
+    for name, meta in record["files"].items():
+        path = folder / name
+        size = meta.get("size") if isinstance(meta, dict) else None
+        if not path.is_file():
+            return f"missing: {name}"
+        if isinstance(size, int) and path.stat().st_size != size:
+            return f"{name} has {path.stat().st_size:,} bytes, {size:,} expected"
+    return None
+
+
+def check_arrived(folder: Path, files: dict[str, dict[str, Any]]) -> None:
+    """Every file the hub listed is in ``folder`` with its listed size."""
+    missing = [n for n in files if not (folder / n).is_file()]
+    if missing:
+        raise SprintError(
+            f"{len(missing)} of the {len(files)} files the hub listed did not arrive "
+            f"({', '.join(sorted(missing)[:3])}): the download is incomplete; run it again later"
+        )
+    wrong = [
+        n for n, f in files.items() if isinstance(f["size"], int) and (folder / n).stat().st_size != f["size"]
+    ]
+    if wrong:
+        raise SprintError(
+            f"{len(wrong)} downloaded file(s) have another size than the hub listed ({', '.join(sorted(wrong)[:3])}); "
+            "run the download again"
+        )
+
+
+def verify_download(folder: Path) -> tuple[int, int]:
+    """Re-check a finished download against its record: every file present with its size, and
+    every file with a recorded sha256 re-hashed. Returns (files present, files hashed); raises
+    `SprintError` naming what differs (nothing is deleted: the user decides)."""
+    record = read_record(folder)
+    if record is None:
+        return 0, 0
+    problem = record_problem(folder)
+    if problem is not None:
+        raise SprintError(problem)
+    bad, hashed = [], 0
+    for name, meta in record["files"].items():
+        expected = meta.get("sha256") if isinstance(meta, dict) else None
+        if isinstance(expected, str):
+            hashed += 1
+            if _sha256(folder / name) != expected:
+                bad.append(name)
+    if bad:
+        raise SprintError(
+            f"{len(bad)} file(s) differ from what was downloaded ({', '.join(sorted(bad)[:3])}): they were "
+            "changed or damaged on disk; download the model again"
+        )
+    return len(record["files"]), hashed
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
 
 
 def _wanted(name: str) -> bool:
@@ -145,13 +297,9 @@ def verify(folder: Path, checksums: dict[str, str]) -> None:
     bad = []
     for name, expected in checksums.items():
         path = folder / name
-        h = hashlib.sha256()
-        with path.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-        if h.hexdigest() != expected:
+        if not path.is_file() or _sha256(path) != expected:
             bad.append(name)
-            path.unlink()
+            path.unlink(missing_ok=True)
     if bad:
         raise SprintError(
             f"{len(bad)} downloaded file(s) failed their checksum and were removed ({', '.join(bad)}); "

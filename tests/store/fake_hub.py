@@ -27,6 +27,10 @@ class FakeHub:
         self.corrupt: set[str] = set()
         self.bytes_per_second = 0  # 0: as fast as possible
         self.requests: list[tuple[str, str, str | None]] = []  # (method, path, Range header)
+        self.info_only: dict[str, bytes] = {}  # listed in the repo info, absent from the tree and downloads
+        self.tree_status = 200  # another status fails the tree listing
+        self.stall_after: dict[str, tuple[int, float]] = {}  # file -> (bytes sent, then seconds of silence)
+        self.info_body: bytes | None = None  # replaces the repo info answer (hostile hub responses)
         hub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -54,6 +58,11 @@ class FakeHub:
                 if hub.stall_seconds:
                     time.sleep(hub.stall_seconds)
                 tree_prefix = f"/api/models/{hub.repo_id}/tree/"
+                if path.startswith(tree_prefix) and hub.tree_status != 200:
+                    self.send_response(hub.tree_status)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if path.startswith(tree_prefix):
                     body = json.dumps(
                         [
@@ -81,7 +90,11 @@ class FakeHub:
                     return
                 info_prefix = f"/api/models/{hub.repo_id}/revision/"
                 resolve_prefix = f"/{hub.repo_id}/resolve/"
+                if path.startswith(info_prefix) and hub.info_body is not None:
+                    self._send_json(hub.info_body, head)
+                    return
                 if path.startswith(info_prefix):
+                    listed = {**hub.files, **hub.info_only}
                     body = json.dumps(
                         {
                             "id": hub.repo_id,
@@ -103,7 +116,7 @@ class FakeHub:
                                         else {}
                                     ),
                                 }
-                                for name, data in hub.files.items()
+                                for name, data in listed.items()
                             ],
                         }
                     ).encode()
@@ -140,6 +153,12 @@ class FakeHub:
                     if head:
                         return
                     payload = data[start:]
+                    stall = hub.stall_after.get(name)
+                    if stall is not None:
+                        self.wfile.write(payload[: stall[0]])
+                        self.wfile.flush()
+                        time.sleep(stall[1])
+                        return
                     cut = hub.cut_after.pop(name, None)
                     if cut is not None:
                         self.wfile.write(payload[:cut])
