@@ -153,7 +153,7 @@ def download(
             f"the download of {entry.title} stopped ({type(exc).__name__}: {exc}); run it again to resume"
         ) from None
     check_arrived(folder, files)
-    verify(folder, {n: f["sha256"] for n, f in files.items() if f["sha256"]})
+    verify(folder, {n: str(f["sha256"]) for n, f in files.items() if f["sha256"]})
     write_record(folder, entry.repo_id, entry.revision, files, complete=True)
     return folder
 
