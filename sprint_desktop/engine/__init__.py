@@ -143,7 +143,7 @@ def create_engine(
             except ImportError:
                 shipped = folder / SHIPPED_DIR
                 missing = (
-                    f"the ONNX export shipped in {shipped} does not match the model's files"
+                    f"the ONNX export shipped in {shipped} does not match the model's files or its own checksums"
                     if (shipped / "manifest.json").is_file()
                     else f"no ONNX export of {folder} yet"
                 )

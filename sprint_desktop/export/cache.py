@@ -17,6 +17,12 @@ unzip, an installer) fails it, so for the shipped export, and only after the fas
 `model_content_fingerprint` (weights by their bytes) is compared with the manifest's
 ``content_fingerprint``, which exports made since it was added record. Changed bytes fail both; an
 export whose manifest has no ``content_fingerprint`` gets the fast check only, as before.
+
+The shipped export's own files are checked the same way: their sizes at every load, and their
+sha256 against the manifest whenever this machine has not yet verified them as they are now (the
+first use of a shipped export, after a copy, after any file changed). A verification leaves a stamp
+(every file's size and modification time) under the user cache, so later launches are fast; a file
+whose bytes changed at the same size is refused, and the export is rebuilt or the load refused.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -59,8 +66,11 @@ def _model_files(model_path: Path) -> Iterator[tuple[str, Path]]:
         if not path.is_file() or path.suffix not in WEIGHT_SUFFIXES + CONFIG_SUFFIXES:
             continue
         rel = path.relative_to(model_path).as_posix()
-        if rel.split("/", 1)[0] not in FINGERPRINT_SKIPPED:
-            yield rel, path
+        if rel.split("/", 1)[0] in FINGERPRINT_SKIPPED or any(
+            part.startswith(".") for part in rel.split("/")
+        ):
+            continue  # a shipped export, or bookkeeping (a download record, huggingface_hub's .cache)
+        yield rel, path
 
 
 def model_fingerprint(model_path: Path) -> str:
@@ -126,6 +136,52 @@ def is_complete(folder: Path, verify_checksums: bool = False) -> bool:
         return False
 
 
+def verified_root() -> Path:
+    """Stamps of shipped exports this machine has verified byte for byte."""
+    return user_cache_dir() / "onnx-verified"
+
+
+def _stat_stamp(folder: Path, data: dict[str, Any]) -> dict[str, list[int]] | None:
+    try:
+        names = ["manifest.json", *(str(f["file"]) for f in data["files"])]
+        return {n: [(st := (folder / n).stat()).st_size, st.st_mtime_ns] for n in names}
+    except (OSError, KeyError, TypeError):
+        return None
+
+
+def _stamp_path(folder: Path, stamps: Path) -> Path:
+    return stamps / f"{hashlib.sha256(str(folder.resolve()).encode()).hexdigest()[:32]}.json"
+
+
+def export_files_verified(folder: Path, stamps: Path | None = None) -> bool:
+    """Every file of the export in ``folder`` has the sha256 its manifest records, checked now or
+    at an earlier verification whose stamp (sizes and modification times) still matches."""
+    data = read_manifest(folder)
+    if data is None:
+        return False
+    stamps = stamps or verified_root()
+    now = _stat_stamp(folder, data)
+    if now is None:
+        return False
+    stamp = _stamp_path(folder, stamps)
+    try:
+        if json.loads(stamp.read_text()) == {"folder": str(folder.resolve()), "files": now}:
+            return True
+    except (OSError, ValueError):
+        pass
+    if not is_complete(folder, verify_checksums=True):
+        log.warning("%s: a file differs from its manifest's sha256; the export is not used", folder)
+        return False
+    try:
+        stamps.mkdir(parents=True, exist_ok=True)
+        tmp = stamp.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"folder": str(folder.resolve()), "files": now}))
+        os.replace(tmp, stamp)
+    except OSError:
+        pass  # an unwritable cache: verify again next time
+    return True
+
+
 def _is_export_of(folder: Path, fingerprint: str) -> bool:
     """``folder`` holds a complete export, in the format this app reads, of the model whose
     fingerprint is ``fingerprint``."""
@@ -141,7 +197,9 @@ def _is_export_of(folder: Path, fingerprint: str) -> bool:
 Check = Literal["fingerprint", "content"]
 
 
-def shipped_export_check(model_path: Path, precision: str = "fp32") -> Check | None:
+def shipped_export_check(
+    model_path: Path, precision: str = "fp32", stamps: Path | None = None
+) -> Check | None:
     """Which check accepts ``<model>/onnx/`` as a complete ``precision`` export of the model as it
     is now: ``"fingerprint"`` (the fast one), ``"content"`` (the weights' bytes, tried only when the
     fast one fails and the manifest records a ``content_fingerprint``), or None (not accepted)."""
@@ -151,18 +209,22 @@ def shipped_export_check(model_path: Path, precision: str = "fp32") -> Check | N
         return None
     if data.get("format") != EXPORT_FORMAT or not is_complete(folder):
         return None
+    check: Check | None = None
     if data.get("fingerprint") == model_fingerprint(model_path):
-        return "fingerprint"
-    recorded = data.get("content_fingerprint")
-    if isinstance(recorded, str) and recorded == model_content_fingerprint(model_path):
-        return "content"
-    return None
+        check = "fingerprint"
+    else:
+        recorded = data.get("content_fingerprint")
+        if isinstance(recorded, str) and recorded == model_content_fingerprint(model_path):
+            check = "content"
+    if check is None or not export_files_verified(folder, stamps):
+        return None
+    return check
 
 
-def shipped_export(model_path: Path, precision: str = "fp32") -> Path | None:
+def shipped_export(model_path: Path, precision: str = "fp32", stamps: Path | None = None) -> Path | None:
     """``<model>/onnx/`` when it holds a complete ``precision`` export of the model as it is now
     (see `shipped_export_check`)."""
-    check = shipped_export_check(model_path, precision)
+    check = shipped_export_check(model_path, precision, stamps)
     if check is None:
         return None
     folder = model_path / SHIPPED_DIR
