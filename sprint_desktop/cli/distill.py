@@ -164,6 +164,12 @@ def _package_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--controlnet", help="a trained ControlNet folder to ship with the model")
 
 
+def _package_teacher_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--vae", default="runs/vae/vae")
+    parser.add_argument("--teacher", default="runs/teacher", help="a teacher run folder")
+    parser.add_argument("--out", default="models/sprint-shapes-teacher")
+
+
 def register(sub: Any) -> None:
     distill = sub.add_parser("distill", help="train the embedded Sprint-Shapes model's parts")
     parts = distill.add_subparsers(dest="part", required=True, parser_class=LazyParser)
@@ -173,6 +179,11 @@ def register(sub: Any) -> None:
         ).set_defaults(func=run)
     parts.add_parser(
         "package", help="assemble models/sprint-shapes from trained parts", fill=_package_options
+    ).set_defaults(func=run)
+    parts.add_parser(
+        "package-teacher",
+        help="write a teacher run as a stock SanaPipeline folder (models/sprint-shapes-teacher)",
+        fill=_package_teacher_options,
     ).set_defaults(func=run)
 
 
@@ -188,5 +199,10 @@ def run(args: argparse.Namespace) -> int:
         from ..distill.package import package
 
         print(f"model written to {package(args.vae, args.teacher, args.student, args.out, args.controlnet)}")
+        return EXIT_OK
+    if args.part == "package-teacher":
+        from ..distill.package import package_teacher
+
+        print(f"teacher written to {package_teacher(args.vae, args.teacher, args.out)}")
         return EXIT_OK
     raise SprintError(f"unknown distill part {args.part!r}")

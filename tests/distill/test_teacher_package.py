@@ -119,3 +119,35 @@ def test_package_teacher_needs_a_complete_run(tmp_path, missing):
     make_vae().save_pretrained(tmp_path / "vae")
     with pytest.raises((OSError, ValueError)):
         package_teacher(str(tmp_path / "vae"), str(run), str(tmp_path / "out"))
+
+
+def test_cli_packages_a_teacher_run(tmp_path, capsys):
+    from diffusers import SanaPipeline
+
+    from sprint_desktop.cli import main
+
+    tok = make_tokenizer()
+    run = tmp_path / "run"
+    make_transformer(0, num_layers=1).save_pretrained(run / "transformer")
+    make_text_encoder(len(tok)).save_pretrained(run / "text_encoder")
+    tok.save_pretrained(run / "tokenizer")
+    make_vae().save_pretrained(tmp_path / "vae")
+    out = tmp_path / "teacher"
+    args = [
+        "distill",
+        "package-teacher",
+        "--vae",
+        str(tmp_path / "vae"),
+        "--teacher",
+        str(run),
+        "--out",
+        str(out),
+    ]
+    assert main(args) == 0
+    assert f"teacher written to {out}" in capsys.readouterr().out
+    pipe = SanaPipeline.from_pretrained(out, local_files_only=True)
+    assert not pipe.transformer.config.guidance_embeds
+    from safetensors import safe_open
+
+    with safe_open(out / "transformer" / "diffusion_pytorch_model.safetensors", "pt") as f:
+        assert {f.get_slice(k).get_dtype() for k in f.keys()} == {"F16"}  # noqa: SIM118 (not a dict)
