@@ -215,7 +215,9 @@ def run_backend_bench(
 ) -> dict[str, Any]:
     """ONNX Runtime against PyTorch on the same model, same machine, interleaved run by run; ONNX
     Runtime both through ``session.run`` and through IO binding (`OnnxEngine(io_binding=True)`).
-    With ``control`` every request carries a new sketch (the model must ship a ControlNet)."""
+    With ``control`` every request carries a new sketch (the model must ship a ControlNet), and
+    ONNX Runtime also runs the same requests without one (``onnx_nosketch``), interleaved, for the
+    ControlNet's cost as a ratio in the same run."""
     import numpy as np
 
     from ..core.errors import SprintError
@@ -235,6 +237,8 @@ def run_backend_bench(
     }
     for engine in engines.values():
         info = engine.load()
+    if control:
+        engines["onnx_nosketch"] = engines["onnx"]  # the same engine, asked without the sketch
     width, height = size if size else (info.default_width, info.default_height)
     results: dict[str, Any] = {}
     k = 0
@@ -250,7 +254,7 @@ def run_backend_bench(
                 engine = engines[name]
                 k += 1
                 sketch = None
-                if control:  # a new sketch every run, as while drawing
+                if control and name != "onnx_nosketch":  # a new sketch every run, as while drawing
                     sketch = np.full((height, width, 3), 255, np.uint8)
                     sketch[height // 4 : 3 * height // 4, (k % (width // 2)) + width // 4] = 0
                 r = engine.generate(
@@ -267,6 +271,10 @@ def run_backend_bench(
         }
         row["ratio_onnx_vs_torch"] = round(row["onnx"]["total_ms"] / row["torch"]["total_ms"], 3)
         row["ratio_iobinding_vs_run"] = round(row["onnx_iobinding"]["total_ms"] / row["onnx"]["total_ms"], 3)
+        if control:
+            row["ratio_onnx_control_vs_plain"] = round(
+                row["onnx"]["total_ms"] / row["onnx_nosketch"]["total_ms"], 3
+            )
         results[str(n)] = row
     lines = [
         f"model: {model}  size: {width}x{height}  CPU  median of {repeats} after {warmup} warm-up  "
@@ -281,6 +289,17 @@ def run_backend_bench(
             f"{row['ratio_onnx_vs_torch']:.3f}x | {row['onnx_iobinding']['total_ms']:.2f} | "
             f"{row['ratio_iobinding_vs_run']:.3f}x |"
         )
+    if control:
+        lines += [
+            "",
+            "| steps | ONNX Runtime, no sketch ms | with a new sketch ms | ControlNet / plain |",
+            "|---|---|---|---|",
+        ]
+        for n_steps, row in results.items():
+            lines.append(
+                f"| {n_steps} | {row['onnx_nosketch']['total_ms']:.2f} | {row['onnx']['total_ms']:.2f} | "
+                f"{row['ratio_onnx_control_vs_plain']:.3f}x |"
+            )
     lines += [
         "",
         "Stages (median ms; encode = prompt, denoise = sketch encoding + steps, decode = DC-AE):",

@@ -94,3 +94,4 @@ def test_backend_bench_times_both_onnx_loops(controlnet_model, tiny_model_dir, t
     row = report["results"]["1"]
     assert {"torch", "onnx", "onnx_iobinding", "ratio_onnx_vs_torch", "ratio_iobinding_vs_run"} <= set(row)
     assert report["control"] and "IO binding / run" in report["table"]
+    assert row["ratio_onnx_control_vs_plain"] > 0 and "ControlNet / plain" in report["table"]
