@@ -132,20 +132,21 @@ class LiveScheduler(Generic[R]):
         self._started = now
         return request
 
-    def finished(self, now: float, completed: bool = True) -> None:
-        """The job in flight ended; ``completed=False`` for an error or a cancel, so that the same
-        request may run again (its image was never shown). A refinement is not retried."""
+    def finished(self, now: float, completed: bool = True, failed: bool = False) -> None:
+        """The job in flight ended; ``completed=False`` for a cancel, so that the same request may
+        run again (its image was never shown); ``failed=True`` for an error: not run again (it
+        would fail again) and not refined. A refinement is never retried."""
         self.in_flight = False
         self.last_finished = now
         if self.refining:
             self.refining = False
-            if completed:
+            if completed and not failed:
                 self.refined = self._running
             return
-        if completed:
+        if completed or failed:
             self.last_duration = max(0.0, now - self._started)
             self.refined = None
-            if self.pending is None:
+            if self.pending is None and not failed:
                 self.shown, self.shown_at = self._running, now
             return
         self.last_run = None

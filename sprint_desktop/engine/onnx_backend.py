@@ -176,15 +176,19 @@ class OnnxEngine(Engine):
             self._chi_prompt = "\n".join(self.chi_lines)
             self._chi_tokens = len(self.tokenizer.encode(self._chi_prompt).ids)
         meta = manifest["info"]
-        defaults = model_defaults(read_model_settings(self._model_folder(manifest)))
+        # The folder's own settings file first (its name, size and steps may have been edited since
+        # the export, which records only what its graphs depend on), the manifest's copy else.
+        settings = read_model_settings(self._model_folder(manifest))
+        defaults = model_defaults(settings)
+        width, height = defaults.size or (int(meta["default_width"]), int(meta["default_height"]))
         self._info = ModelInfo(
-            name=str(manifest.get("model_name", self.export_dir.name)),
+            name=str(settings.get("name") or manifest.get("model_name", self.export_dir.name)),
             path=str(manifest.get("model", "")),
             backend=self.backend_name,
             device=self.device,
             dtype=manifest.get("precision", "fp32"),
-            default_width=int(meta["default_width"]),
-            default_height=int(meta["default_height"]),
+            default_width=width,
+            default_height=height,
             size_multiple=int(meta["size_multiple"]),
             latent_channels=int(meta["latent_channels"]),
             max_sequence_length=self.max_sequence_length,

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..core.paths import user_cache_dir
+from ..engine.model_folder import MODEL_SETTINGS_FILE
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,29 @@ def _model_files(model_path: Path) -> Iterator[tuple[str, Path]]:
         yield rel, path
 
 
+EXPORTED_SETTINGS = ("complex_human_instruction", "max_sequence_length")
+"""The keys of the model's ``sprint_desktop.json`` that an export bakes in (the text encoder's input);
+the others (name, default size and steps, example prompts...) are read from the folder at load, so
+editing them does not make the export stale."""
+
+
+def _config_bytes(rel: str, path: Path) -> bytes | None:
+    """What a fingerprint hashes of a config file: its bytes, or for the model's settings file only
+    the keys in `EXPORTED_SETTINGS` (None, hashing nothing, when it has none of them, as when it is
+    absent; its raw bytes when it is not a JSON object)."""
+    content = path.read_bytes()
+    if rel != MODEL_SETTINGS_FILE:
+        return content
+    try:
+        data = json.loads(content)
+    except ValueError:
+        return content
+    if not isinstance(data, dict):
+        return content
+    exported = {k: data[k] for k in EXPORTED_SETTINGS if k in data}
+    return json.dumps(exported, sort_keys=True).encode() if exported else None
+
+
 def model_fingerprint(model_path: Path) -> str:
     """Every component of the model, the ControlNet included: configs, tokenizer files and settings
     by content, weights by size and modification time (hashing GBs would take minutes)."""
@@ -81,8 +105,7 @@ def model_fingerprint(model_path: Path) -> str:
         if path.suffix in WEIGHT_SUFFIXES:
             stat = path.stat()
             h.update(f"{rel}:{stat.st_size}:{stat.st_mtime_ns}\0".encode())
-        else:
-            content = path.read_bytes()
+        elif (content := _config_bytes(rel, path)) is not None:
             h.update(f"{rel}:{len(content)}\0".encode())
             h.update(content)
     return h.hexdigest()
@@ -95,8 +118,7 @@ def model_content_fingerprint(model_path: Path) -> str:
     for rel, path in _model_files(model_path):
         if path.suffix in WEIGHT_SUFFIXES:
             h.update(f"{rel}:{path.stat().st_size}:{file_sha256(path)}\0".encode())
-        else:
-            content = path.read_bytes()
+        elif (content := _config_bytes(rel, path)) is not None:
             h.update(f"{rel}:{len(content)}\0".encode())
             h.update(content)
     return h.hexdigest()

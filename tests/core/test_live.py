@@ -238,3 +238,11 @@ def test_an_image_shown_by_other_means_is_refined_and_a_keystroke_cancels_that()
     s.show(Req(2), 6.0)
     assert s.interrupt(6.1) is False  # nothing running: only the coming refinement is dropped
     assert s.poll(7.0) is None
+
+
+def test_a_failed_request_is_neither_retried_nor_refined():
+    s = _refining()
+    s.change(Req(1), 0.0)
+    s.poll(0.0)
+    s.finished(0.04, failed=True)
+    assert s.poll(5.0) is None and s.idle

@@ -155,3 +155,19 @@ def test_a_process_without_torch_runs_the_model_on_its_shipped_export(copy, requ
     assert out["export"] == str(shipped_model_dir / "onnx") and out["backend"] == "onnx"
     assert out["shape"] == [32, 32, 3] and out["std"] > 0 and out["heavy"] == []
     assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("*.onnx"))
+
+
+def test_display_settings_do_not_make_the_export_stale_but_text_settings_do(model_copy, tmp_path):
+    """The export bakes in only the text encoder's settings; name, size, steps and example prompts
+    are read from the folder at load, so editing them keeps the export (and "auto" on ONNX)."""
+    from sprint_desktop.engine.onnx_backend import OnnxEngine
+
+    settings = model_copy / "sprint_desktop.json"
+    settings.write_text(
+        json.dumps({"name": "Renamed", "default_steps": 1, "default_size": [64, 32], "example_prompts": ["x"]})
+    )
+    assert shipped_export(model_copy) == model_copy / "onnx"
+    info = OnnxEngine(model_copy / "onnx", device="cpu").load()
+    assert (info.name, info.default_steps, info.default_width, info.default_height) == ("Renamed", 1, 64, 32)
+    settings.write_text(json.dumps({"max_sequence_length": 7}))
+    assert shipped_export(model_copy) is None
