@@ -164,7 +164,9 @@ def test_display_settings_do_not_make_the_export_stale_but_text_settings_do(mode
 
     settings = model_copy / "sprint_desktop.json"
     settings.write_text(
-        json.dumps({"name": "Renamed", "default_steps": 1, "default_size": [64, 32], "example_prompts": ["x"]})
+        json.dumps(
+            {"name": "Renamed", "default_steps": 1, "default_size": [64, 32], "example_prompts": ["x"]}
+        )
     )
     assert shipped_export(model_copy) == model_copy / "onnx"
     info = OnnxEngine(model_copy / "onnx", device="cpu").load()
