@@ -1,0 +1,286 @@
+"""Weights-only fp16 checkpoint files, to carry a training run to a borrowed GPU and back.
+
+A training checkpoint (``runs/<name>/checkpoint.pt`` of `distill.train_teacher` or
+`distill.train_student`) is a dict whose entries are of three kinds:
+- a module's state dict (name -> tensor): stored as tensors ``<entry>/<name>``, floating ones in
+  fp16 (integer buffers keep their dtype);
+- an optimizer's state dict (``state`` + ``param_groups``): only the param groups (learning rates,
+  betas, ...) travel; the moments stay behind, so the optimizer restarts like a fresh Adam;
+- anything JSON can hold (``step``, a learning-rate scheduler's state dict): stored as JSON.
+
+`pack` writes one safetensors file of chosen entries with everything else in its metadata, plus
+the run's small text files (``config.json``, the saved ``transformer/config.json``...) and which
+module entry each saved pretrained weight file holds. `unpack` merges one or more such files back
+into a ``checkpoint.pt`` that ``sprint distill teacher/student`` resumes from (a raw entry missing
+from the files is filled from its EMA twin and the other way round), and rewrites the run's
+pretrained folders so the student, ``package`` and ``evaluate`` can use them at once.
+
+    python -m sprint_desktop.devtools.checkpoints pack runs/teacher gpu-carry/teacher.safetensors
+    python -m sprint_desktop.devtools.checkpoints unpack teacher-ema.safetensors teacher-raw.safetensors --out runs/teacher-gpu
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+FORMAT = "sprint-weights/1"
+CHECKPOINT = "checkpoint.pt"
+TEXT_FILES = ("config.json", "log.jsonl")
+"""Small text files of the run folder that travel (besides the pretrained folders' configs)."""
+LR_KEYS = ("lr", "initial_lr", "base_lrs", "_last_lr")
+EMA = "ema_"
+
+
+class CarryError(Exception):
+    """A checkpoint file that cannot be packed or unpacked; the message says why."""
+
+
+def entry_kind(value: Any) -> str:
+    """ "module", "optimizer" or "json" (see the module docstring)."""
+    if isinstance(value, dict) and value and all(isinstance(v, torch.Tensor) for v in value.values()):
+        return "module"
+    if isinstance(value, dict) and set(value) == {"state", "param_groups"}:
+        return "optimizer"
+    return "json"
+
+
+def _pretrained_files(run_dir: Path, checkpoint: dict[str, Any]) -> dict[str, str]:
+    """Saved pretrained weight files of the run (``transformer/diffusion_pytorch_model.safetensors``...)
+    mapped to the checkpoint entry whose tensors they hold (the EMA twin first, as training saves it)."""
+    from safetensors import safe_open
+
+    found: dict[str, str] = {}
+    for weights in sorted(run_dir.glob("*/*.safetensors")):
+        with safe_open(str(weights), "pt") as f:
+            keys = set(f.keys())
+        for name in sorted(checkpoint, key=lambda n: not n.startswith(EMA)):
+            value = checkpoint[name]
+            if entry_kind(value) == "module" and set(value) == keys:
+                found[weights.relative_to(run_dir).as_posix()] = name
+                break
+    return found
+
+
+def _text_files(run_dir: Path, pretrained: Iterable[str]) -> dict[str, str]:
+    files: dict[str, str] = {}
+    for name in TEXT_FILES:
+        if (run_dir / name).is_file():
+            files[name] = (run_dir / name).read_text()
+    folders = {Path(p).parent for p in pretrained} | {Path("tokenizer")}
+    for folder in sorted(folders):
+        for f in sorted((run_dir / folder).glob("*")):
+            if f.is_file() and f.suffix in (".json", ".txt", ".model", ".jinja"):
+                files[f.relative_to(run_dir).as_posix()] = f.read_text()
+    return files
+
+
+def pack(
+    run_dir: str | Path,
+    dest: str | Path,
+    entries: Sequence[str] | None = None,
+    checkpoint: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``dest`` from ``run_dir/checkpoint.pt`` (or ``checkpoint`` when given): the module
+    entries named in ``entries`` (all when None) as fp16 tensors, every optimizer's param groups and
+    every JSON entry in the metadata, with the run's text files. Returns ``dest``."""
+    from safetensors.torch import save_file
+
+    run_dir, dest = Path(run_dir), Path(dest)
+    if checkpoint is None:
+        path = run_dir / CHECKPOINT
+        if not path.is_file():
+            raise CarryError(f"no {CHECKPOINT} in {run_dir}: nothing to pack")
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    kinds = {name: entry_kind(v) for name, v in checkpoint.items()}
+    modules = [n for n, k in kinds.items() if k == "module"]
+    chosen = modules if entries is None else list(entries)
+    unknown = [n for n in chosen if n not in modules]
+    if unknown:
+        raise CarryError(f"{run_dir}/{CHECKPOINT} has no module entry {unknown}; it has {modules}")
+    tensors: dict[str, torch.Tensor] = {}
+    dtypes: dict[str, str] = {}
+    for name in chosen:
+        for key, t in checkpoint[name].items():
+            t = t.detach().cpu()
+            if t.is_floating_point():
+                dtypes.setdefault(name, str(t.dtype).replace("torch.", ""))
+                t = t.to(torch.float16)
+            tensors[f"{name}/{key}"] = t.contiguous()
+    json_entries: dict[str, Any] = {}
+    optimizers: dict[str, Any] = {}
+    for name, kind in kinds.items():
+        if kind == "optimizer":
+            optimizers[name] = checkpoint[name]["param_groups"]
+        elif kind == "json":
+            json_entries[name] = checkpoint[name]
+    pretrained = {f: e for f, e in _pretrained_files(run_dir, checkpoint).items() if e in chosen}
+    try:
+        metadata = {
+            "format": FORMAT,
+            "kinds": json.dumps(kinds),
+            "modules": json.dumps(chosen),
+            "dtypes": json.dumps(dtypes),
+            "json": json.dumps(json_entries),
+            "optimizers": json.dumps(optimizers),
+            "pretrained": json.dumps(pretrained),
+            "files": json.dumps(_text_files(run_dir, pretrained)),
+        }
+    except TypeError as exc:
+        raise CarryError(
+            f"{run_dir}/{CHECKPOINT} holds an entry that is neither weights nor JSON: {exc}"
+        ) from None
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".tmp")
+    save_file(tensors, str(tmp), metadata=metadata)
+    tmp.replace(dest)
+    return dest
+
+
+def read(paths: Sequence[str | Path]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Merge packed files into a checkpoint dict (fp32 tensors) and their merged metadata
+    (``kinds``, ``files``, ``pretrained``). Later files win for the same entry."""
+    from safetensors import safe_open
+
+    if not paths:
+        raise CarryError("no packed file given")
+    checkpoint: dict[str, Any] = {}
+    meta: dict[str, Any] = {"kinds": {}, "files": {}, "pretrained": {}, "dtypes": {}}
+    for path in paths:
+        try:
+            with safe_open(str(path), "pt") as f:
+                header = f.metadata() or {}
+                if header.get("format") != FORMAT:
+                    raise CarryError(f"{path} is not a packed checkpoint ({FORMAT})")
+                for key in f.keys():  # noqa: SIM118 - safe_open is not iterable
+                    entry, name = key.split("/", 1)
+                    checkpoint.setdefault(entry, {})[name] = f.get_tensor(key)
+        except CarryError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - safetensors raises SafetensorError, OSError, ...
+            raise CarryError(f"cannot read {path}: {exc}") from None
+        for key in ("kinds", "files", "pretrained", "dtypes"):
+            meta[key].update(json.loads(header[key]))
+        checkpoint.update(json.loads(header["json"]))
+        for name, groups in json.loads(header["optimizers"]).items():
+            checkpoint[name] = {"state": {}, "param_groups": groups}
+    for entry, dtype in meta["dtypes"].items():
+        if entry in checkpoint:
+            checkpoint[entry] = {
+                k: t.to(getattr(torch, dtype)) if t.is_floating_point() else t
+                for k, t in checkpoint[entry].items()
+            }
+    for name, kind in meta["kinds"].items():
+        if kind != "module" or name in checkpoint:
+            continue
+        twin = name[len(EMA) :] if name.startswith(EMA) else EMA + name
+        if twin not in checkpoint:
+            raise CarryError(f"the packed files hold neither {name} nor {twin}")
+        checkpoint[name] = {k: t.clone() for k, t in checkpoint[twin].items()}
+    return checkpoint, meta
+
+
+def scale_lr(checkpoint: dict[str, Any], factor: float) -> None:
+    """Multiply every learning rate in the optimizers' param groups and the schedulers' states
+    (``lr``, ``initial_lr``, ``base_lrs``, ``_last_lr``, also nested) by ``factor``, in place."""
+
+    def walk(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: scaled(v) if k in LR_KEYS else walk(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        return value
+
+    def scaled(value: Any) -> Any:
+        if isinstance(value, list):
+            return [scaled(v) for v in value]
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return value * factor
+        return walk(value)
+
+    for name, value in list(checkpoint.items()):
+        if isinstance(value, dict) and entry_kind(value) != "module":
+            checkpoint[name] = walk(value)
+
+
+def unpack(
+    paths: Sequence[str | Path],
+    out: str | Path,
+    lr: float | None = None,
+    config: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``out/checkpoint.pt`` (resumable by the training script), the run's text files and
+    its pretrained folders from packed ``paths``. ``lr`` rescales every learning rate by
+    ``lr / config['lr']`` (the run's config as packed); ``config`` entries override the packed
+    ``config.json``. Returns ``out``."""
+    from safetensors.torch import save_file
+
+    checkpoint, meta = read(paths)
+    out = Path(out)
+    files = dict(meta["files"])
+    run_config = json.loads(files.get("config.json", "{}"))
+    if lr is not None:
+        if not run_config.get("lr"):
+            raise CarryError("the packed files carry no config.json with an lr: cannot rescale to --lr")
+        scale_lr(checkpoint, lr / float(run_config["lr"]))
+        run_config["lr"] = lr
+    run_config.update(config or {})
+    if run_config:
+        files["config.json"] = json.dumps(run_config, indent=2)
+    out.mkdir(parents=True, exist_ok=True)
+    for rel, text in files.items():
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        (out / rel).write_text(text)
+    for rel, entry in meta["pretrained"].items():
+        save_file(
+            {k: t.contiguous() for k, t in checkpoint[entry].items()},
+            str(out / rel),
+            metadata={"format": "pt"},
+        )
+    tmp = out / (CHECKPOINT + ".tmp")
+    torch.save(checkpoint, tmp)
+    tmp.replace(out / CHECKPOINT)
+    return out
+
+
+def mib(path: str | Path) -> float:
+    return round(Path(path).stat().st_size / 2**20, 2)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m sprint_desktop.devtools.checkpoints", description=__doc__.split("\n")[0]
+    )
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("pack", help="a run folder's checkpoint.pt -> one fp16 weights-only file")
+    p.add_argument("run_dir")
+    p.add_argument("dest")
+    p.add_argument("--entries", help="comma-separated module entries (default: all)")
+    u = sub.add_parser("unpack", help="packed files -> RUN/checkpoint.pt + pretrained folders")
+    u.add_argument("files", nargs="+")
+    u.add_argument("--out", required=True, help="the run folder to write (resume with --out RUN)")
+    u.add_argument("--lr", type=float, help="continue at this learning rate (rescales the schedule)")
+    args = parser.parse_args(argv)
+    try:
+        if args.cmd == "pack":
+            entries = args.entries.split(",") if args.entries else None
+            dest = pack(args.run_dir, args.dest, entries)
+            print(f"{dest}: {mib(dest)} MiB")
+        else:
+            out = unpack(args.files, args.out, lr=args.lr)
+            step = torch.load(out / CHECKPOINT, map_location="cpu", weights_only=True).get("step")
+            print(f"{out / CHECKPOINT} written (step {step})")
+    except CarryError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
