@@ -63,8 +63,6 @@ def run_bench(
     text_encoder_layers: int | None = None,
     control: bool = False,
 ) -> dict[str, Any]:
-    import numpy as np
-
     t0 = time.perf_counter()
     if arch is None:
         assert model is not None
@@ -80,6 +78,24 @@ def run_bench(
             f", Gemma-2 cut to {text_encoder_layers} layers" if text_encoder_layers else ""
         )
     load_s = time.perf_counter() - t0
+    return bench_engine(engine, label, size, steps, repeats, warmup, stock, control, load_s)
+
+
+def bench_engine(
+    engine: TorchEngine,
+    label: str,
+    size: tuple[int, int] | None,
+    steps: list[int],
+    repeats: int,
+    warmup: int,
+    stock: bool = True,
+    control: bool = False,
+    load_s: float = 0.0,
+) -> dict[str, Any]:
+    """The timing loop of `run_bench` on an engine built by the caller (the GPU run times the same
+    engine eager and compiled)."""
+    import numpy as np
+
     info = engine.info
     if control and engine.controlnet is None:
         # Timing only: a ControlNet of the usual shape (half the blocks) copied from this model.
@@ -212,12 +228,14 @@ def run_backend_bench(
     warmup: int,
     size: tuple[int, int] | None,
     control: bool = False,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """ONNX Runtime against PyTorch on the same model, same machine, interleaved run by run; ONNX
     Runtime both through ``session.run`` and through IO binding (`OnnxEngine(io_binding=True)`).
     With ``control`` every request carries a new sketch (the model must ship a ControlNet), and
     ONNX Runtime also runs the same requests without one (``onnx_nosketch``), interleaved, for the
-    ControlNet's cost as a ratio in the same run."""
+    ControlNet's cost as a ratio in the same run. ``device`` "cuda": PyTorch on CUDA and ONNX
+    Runtime on its GPU providers."""
     import numpy as np
 
     from ..core.errors import SprintError
@@ -229,11 +247,11 @@ def run_backend_bench(
     t0 = time.perf_counter()
     export = export_model(model)
     export_s = time.perf_counter() - t0
-    torch_engine = TorchEngine(model, device="cpu")
+    torch_engine = TorchEngine(model, device=device)
     engines: dict[str, Any] = {
         "torch": torch_engine,
-        "onnx": OnnxEngine(export, device="cpu", io_binding=False),
-        "onnx_iobinding": OnnxEngine(export, device="cpu", io_binding=True),
+        "onnx": OnnxEngine(export, device=device, io_binding=False),
+        "onnx_iobinding": OnnxEngine(export, device=device, io_binding=True),
     }
     for engine in engines.values():
         info = engine.load()
@@ -277,7 +295,7 @@ def run_backend_bench(
             )
         results[str(n)] = row
     lines = [
-        f"model: {model}  size: {width}x{height}  CPU  median of {repeats} after {warmup} warm-up  "
+        f"model: {model}  size: {width}x{height}  {device}  median of {repeats} after {warmup} warm-up  "
         f"(export {export_s:.1f} s, cached after the first)" + ("  new sketch per image" if control else ""),
         "",
         "| steps | PyTorch ms | ONNX Runtime ms | ONNX / PyTorch | ORT IO binding ms | IO binding / run |",

@@ -86,10 +86,15 @@ def pack(
     dest: str | Path,
     entries: Sequence[str] | None = None,
     checkpoint: dict[str, Any] | None = None,
-) -> Path:
+    max_mib: float | None = None,
+) -> list[Path]:
     """Write ``dest`` from ``run_dir/checkpoint.pt`` (or ``checkpoint`` when given): the module
     entries named in ``entries`` (all when None) as fp16 tensors, every optimizer's param groups and
-    every JSON entry in the metadata, with the run's text files. Returns ``dest``."""
+    every JSON entry in the metadata, with the run's text files.
+
+    With ``max_mib`` the tensors are split over as many files as needed to keep each under it
+    (``<stem>-1of3.safetensors``...; each file carries the metadata, `read` wants them all).
+    Returns the files written."""
     from safetensors.torch import save_file
 
     run_dir, dest = Path(run_dir), Path(dest)
@@ -136,11 +141,42 @@ def pack(
         raise CarryError(
             f"{run_dir}/{CHECKPOINT} holds an entry that is neither weights nor JSON: {exc}"
         ) from None
+    header = sum(len(k) + len(v) for k, v in metadata.items()) + 200 * len(tensors)
+    shards = _split(tensors, None if max_mib is None else int(max_mib * 2**20) - header)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + ".tmp")
-    save_file(tensors, str(tmp), metadata=metadata)
-    tmp.replace(dest)
-    return dest
+    written = []
+    for i, shard in enumerate(shards, 1):
+        target = dest if len(shards) == 1 else dest.with_name(f"{dest.stem}-{i}of{len(shards)}{dest.suffix}")
+        tmp = target.with_name(target.name + ".tmp")
+        save_file(shard, str(tmp), metadata={**metadata, "shard": f"{i}/{len(shards)}", "set": dest.stem})
+        tmp.replace(target)
+        written.append(target)
+    return written
+
+
+def _split(tensors: dict[str, torch.Tensor], limit: int | None) -> list[dict[str, torch.Tensor]]:
+    """Consecutive groups of ``tensors`` of at most ``limit`` bytes each (one group without a limit)."""
+    if limit is None:
+        return [tensors]
+    shards: list[dict[str, torch.Tensor]] = [{}]
+    size = 0
+    for key, t in tensors.items():
+        n = t.numel() * t.element_size()
+        if n > limit:
+            raise CarryError(f"tensor {key} ({n / 2**20:.1f} MiB) alone is over the file size limit")
+        if size + n > limit and shards[-1]:
+            shards.append({})
+            size = 0
+        shards[-1][key] = t
+        size += n
+    return shards
+
+
+def shard_files(folder: str | Path, stem: str) -> list[Path]:
+    """The file(s) `pack` wrote for ``dest = folder/stem.safetensors``."""
+    folder = Path(folder)
+    single = folder / f"{stem}.safetensors"
+    return [single] if single.is_file() else sorted(folder.glob(f"{stem}-*of*.safetensors"))
 
 
 def read(paths: Sequence[str | Path]) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -152,12 +188,15 @@ def read(paths: Sequence[str | Path]) -> tuple[dict[str, Any], dict[str, Any]]:
         raise CarryError("no packed file given")
     checkpoint: dict[str, Any] = {}
     meta: dict[str, Any] = {"kinds": {}, "files": {}, "pretrained": {}, "dtypes": {}}
+    sets: dict[str, tuple[int, set[int]]] = {}
     for path in paths:
         try:
             with safe_open(str(path), "pt") as f:
                 header = f.metadata() or {}
                 if header.get("format") != FORMAT:
                     raise CarryError(f"{path} is not a packed checkpoint ({FORMAT})")
+                index, total = header.get("shard", "1/1").split("/")
+                sets.setdefault(header.get("set", str(path)), (int(total), set()))[1].add(int(index))
                 for key in f.keys():  # noqa: SIM118 - safe_open is not iterable
                     entry, name = key.split("/", 1)
                     checkpoint.setdefault(entry, {})[name] = f.get_tensor(key)
@@ -170,6 +209,10 @@ def read(paths: Sequence[str | Path]) -> tuple[dict[str, Any], dict[str, Any]]:
         checkpoint.update(json.loads(header["json"]))
         for name, groups in json.loads(header["optimizers"]).items():
             checkpoint[name] = {"state": {}, "param_groups": groups}
+    for name, (total, seen) in sets.items():
+        if len(seen) != total:
+            missing = sorted(set(range(1, total + 1)) - seen)
+            raise CarryError(f"{name}: part(s) {missing} of {total} are missing; give all of its files")
     for entry, dtype in meta["dtypes"].items():
         if entry in checkpoint:
             checkpoint[entry] = {
@@ -262,6 +305,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("run_dir")
     p.add_argument("dest")
     p.add_argument("--entries", help="comma-separated module entries (default: all)")
+    p.add_argument("--max-mib", type=float, help="split into files of at most this size")
     u = sub.add_parser("unpack", help="packed files -> RUN/checkpoint.pt + pretrained folders")
     u.add_argument("files", nargs="+")
     u.add_argument("--out", required=True, help="the run folder to write (resume with --out RUN)")
@@ -270,8 +314,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.cmd == "pack":
             entries = args.entries.split(",") if args.entries else None
-            dest = pack(args.run_dir, args.dest, entries)
-            print(f"{dest}: {mib(dest)} MiB")
+            for dest in pack(args.run_dir, args.dest, entries, max_mib=args.max_mib):
+                print(f"{dest}: {mib(dest)} MiB")
         else:
             out = unpack(args.files, args.out, lr=args.lr)
             step = torch.load(out / CHECKPOINT, map_location="cpu", weights_only=True).get("step")

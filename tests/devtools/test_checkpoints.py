@@ -9,30 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from sprint_desktop.devtools.checkpoints import CarryError, main, pack, read, unpack
-from sprint_desktop.distill.train_teacher import TeacherConfig
+from sprint_desktop.devtools.checkpoints import CarryError, main, pack, read, shard_files, unpack
 from sprint_desktop.distill.train_teacher import train as train_teacher
 
-VAE = Path(__file__).resolve().parents[2] / "models" / "sprint-shapes" / "vae"
-
-
-def _cfg(out: Path, iters: int) -> TeacherConfig:
-    return TeacherConfig(
-        vae=str(VAE),
-        out=str(out),
-        iters=iters,
-        batch=2,
-        eval_every=100,
-        eval_images=2,
-        eval_steps=1,
-        log_every=1,
-        warmup=1,
-    )
-
-
-@pytest.fixture(scope="module")
-def teacher_run(tmp_path_factory):
-    return train_teacher(_cfg(tmp_path_factory.mktemp("cpu") / "teacher", iters=1))
+from .conftest import teacher_config as _cfg
 
 
 def _state(run: Path) -> dict:
@@ -40,7 +20,7 @@ def _state(run: Path) -> dict:
 
 
 def test_pack_keeps_weights_in_fp16_and_the_rest_exactly(teacher_run, tmp_path):
-    packed = pack(teacher_run, tmp_path / "teacher.safetensors")
+    (packed,) = pack(teacher_run, tmp_path / "teacher.safetensors")
     state = _state(teacher_run)
     back, meta = read([packed])
     assert back["step"] == state["step"] == 1
@@ -66,7 +46,7 @@ def test_pack_keeps_weights_in_fp16_and_the_rest_exactly(teacher_run, tmp_path):
 
 
 def test_unpacked_run_resumes_at_the_new_learning_rate(teacher_run, tmp_path, capsys):
-    packed = pack(teacher_run, tmp_path / "teacher.safetensors")
+    (packed,) = pack(teacher_run, tmp_path / "teacher.safetensors")
     cfg = _cfg(tmp_path / "gpu", iters=2)
     run = unpack([packed], cfg.out, lr=2 * cfg.lr)
     assert _state(run)["opt"]["param_groups"][0]["lr"] == pytest.approx(2 * cfg.lr)
@@ -81,7 +61,7 @@ def test_unpacked_run_resumes_at_the_new_learning_rate(teacher_run, tmp_path, ca
 def test_ema_only_file_resumes_with_raw_weights_from_the_ema(teacher_run, tmp_path):
     from diffusers import SanaTransformer2DModel
 
-    packed = pack(teacher_run, tmp_path / "ema.safetensors", ["ema_transformer", "ema_text_encoder"])
+    (packed,) = pack(teacher_run, tmp_path / "ema.safetensors", ["ema_transformer", "ema_text_encoder"])
     run = unpack([packed], tmp_path / "back")
     state = _state(run)
     for k, t in state["ema_transformer"].items():
@@ -109,3 +89,16 @@ def test_bad_inputs_say_one_line(teacher_run, tmp_path, capsys):
     (tmp_path / "junk.safetensors").write_bytes(b"junk")
     assert main(["unpack", str(tmp_path / "junk.safetensors"), "--out", str(tmp_path / "o")]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_split_files_stay_under_the_limit_and_are_needed_together(teacher_run, tmp_path):
+    whole, _ = read(pack(teacher_run, tmp_path / "one" / "t.safetensors"))
+    parts = pack(teacher_run, tmp_path / "t.safetensors", max_mib=8)
+    assert len(parts) >= 4 and parts == shard_files(tmp_path, "t")
+    assert all(p.stat().st_size <= 8 * 2**20 for p in parts)
+    back, _ = read(parts)
+    for entry in ("transformer", "ema_text_encoder"):
+        for k, t in whole[entry].items():
+            assert torch.equal(back[entry][k], t)
+    with pytest.raises(CarryError, match="missing"):
+        read(parts[1:])

@@ -1,0 +1,337 @@
+"""Section 3 of the GPU run: the Sprint-Shapes campaign on a borrowed GPU, in chunks of about a
+minute, each ending in a checkpoint whose weights go to ``$OUT`` at once, so whatever finishes
+before the machine goes back comes back.
+
+Three phases, each its own process (accelerate keeps one mixed-precision state per process):
+- ``data``: the training scenes' latent cache (`distill.data`), rendered by a pool of processes
+  (one core renders ~300 scenes/s; a 40,000-scene cache would cost minutes on one) and encoded on
+  the GPU; it runs while the check section does, the GPU being idle then.
+- ``teacher``: resumes from the packed CPU checkpoint carried in (`devtools.checkpoints`), at the
+  GPU batch and learning rate, by calling `distill.train_teacher.train` with ``iters`` one chunk
+  further each time; after each chunk its EMA and raw weights are packed into ``$OUT``.
+- ``student``: the hybrid (sCM + LADD) student from that teacher, the same way.
+
+The chunk length is measured, not guessed: the first chunk is short (``probe`` iterations), later
+ones aim at ``interval_s`` of wall time each (load + iterations + evaluation + checkpoint) and the
+last one is cut to end before the phase's deadline.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .checkpoints import CarryError, mib, pack, read, unpack
+from .section import Section
+
+RETURN_LIMIT_MIB = 16.0
+"""The largest file that comes back from the device machine."""
+WEIGHT_FILES = 6
+"""Files of weights that may come back: 8 in all, less ``gpu_run.json`` and ``gpu_run.log``."""
+HUGE = 10**9
+
+
+@dataclass
+class TrainSettings:
+    """How the campaign runs on the GPU (``dry_run`` shrinks everything to CPU size)."""
+
+    teacher_batch: int = 256
+    student_batch: int = 128
+    lr_rule: str = "sqrt"  # learning rate x sqrt(GPU batch / CPU batch); "same": unchanged
+    interval_s: float = 60.0  # one chunk (and so one saved checkpoint) about every minute
+    probe: int = 50  # iterations of the first chunk, which measures the speed
+    eval_images: int | None = None  # None: the run's own setting
+    eval_steps: int | None = None
+    cache: int | None = None  # None: the run's own setting
+    workers: int = 0  # render processes for the cache (0: the CPU count)
+    max_chunks: int = HUGE
+    student_max_chunks: int = HUGE
+    log_every: int = 25
+    seed: int = 0
+
+    @classmethod
+    def dry(cls) -> TrainSettings:
+        return cls(
+            teacher_batch=2,
+            student_batch=2,
+            interval_s=0.0,
+            probe=1,
+            eval_images=2,
+            eval_steps=1,
+            cache=16,
+            workers=2,
+            max_chunks=1,
+            student_max_chunks=1,
+            log_every=1,
+        )
+
+
+def lr_factor(rule: str, gpu_batch: int, cpu_batch: int) -> float:
+    """Learning-rate multiplier for a larger batch: square-root scaling (Adam), or none."""
+    if rule == "same":
+        return 1.0
+    if rule != "sqrt":
+        raise ValueError(f"lr rule must be sqrt or same, got {rule!r}")
+    return math.sqrt(max(gpu_batch, 1) / max(cpu_batch, 1))
+
+
+# ------------------------------------------------------------------------------------- the data
+def _render(scene: Any) -> Any:
+    from ..distill.world import render
+
+    return render(scene)
+
+
+def build_cache(vae_dir: Path, n: int, seed: int, workers: int, device: str) -> Path:
+    """The latent cache `distill.data.load_or_build` would make for (``vae_dir``, ``n``, ``seed``):
+    the same scenes (one seeded sampler, in order), rendered by ``workers`` processes, encoded on
+    ``device``; written in its format under its key. Returns the cache's path (kept if current)."""
+    import multiprocessing
+    import os
+
+    import numpy as np
+    import torch
+
+    from ..distill import data
+    from ..distill.world import sample_scene
+
+    path = data.cache_path(vae_dir, n, seed)
+    key = {"vae": data.vae_fingerprint(vae_dir), "n": n, "seed": seed}
+    if path.exists() and json.loads(torch.load(path, weights_only=True)["key"]) == key:
+        return path
+    rng = np.random.default_rng(seed)
+    scenes = [sample_scene(rng, held_out=False) for _ in range(n)]
+    # Fork before anything touches CUDA (a forked CUDA context is unusable).
+    with multiprocessing.get_context("fork").Pool(workers or os.cpu_count() or 1) as pool:
+        images = pool.map(_render, scenes, chunksize=64)
+    from diffusers import AutoencoderDC
+
+    from ..distill.train_vae import to_tensor
+
+    vae = AutoencoderDC.from_pretrained(vae_dir).to(device).eval()
+    latents = []
+    with torch.no_grad():
+        for start in range(0, n, 256):
+            batch = to_tensor(np.stack(images[start : start + 256])).to(device)
+            latents.append(vae.encode(batch).latent.float().cpu())
+    tmp = path.with_suffix(".tmp")
+    torch.save(
+        {
+            "key": json.dumps(key),
+            "latents": torch.cat(latents),
+            "captions": json.dumps([s.caption for s in scenes]),
+        },
+        tmp,
+    )
+    tmp.replace(path)
+    return path
+
+
+# ------------------------------------------------------------------------------------ the phases
+def _config(cls: Any, base: dict[str, Any], **overrides: Any) -> Any:
+    """``cls`` (a config dataclass) from a run's saved config, keeping only the fields it has."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{**{k: v for k, v in base.items() if k in names}, **overrides})
+
+
+def _last_record(run: Path) -> dict[str, Any]:
+    log = run / "log.jsonl"
+    lines = log.read_text().splitlines() if log.exists() else []
+    return json.loads(lines[-1]) if lines else {}
+
+
+def _step(run: Path) -> int:
+    import torch
+
+    ckpt = run / "checkpoint.pt"
+    return int(torch.load(ckpt, map_location="cpu", weights_only=True)["step"]) if ckpt.exists() else 0
+
+
+def send_back(run: Path, out: Path, sets: list[tuple[str, list[str]]], reserve: int = 0) -> dict[str, Any]:
+    """Pack ``run``'s checkpoint into ``out``, one set of files per (stem, module entries), each
+    file under the return limit, in order, while they fit in the weight files that may come back
+    (``reserve`` of them kept for a later phase). Returns what was sent (MiB per file) or why not."""
+    from .checkpoints import shard_files
+
+    sent: dict[str, Any] = {}
+    staging = run / "send"
+    for stem, entries in sets:
+        shutil.rmtree(staging, ignore_errors=True)
+        files = pack(run, staging / f"{stem}.safetensors", entries, max_mib=RETURN_LIMIT_MIB - 0.5)
+        others = [p for p in out.glob("*.safetensors") if p not in shard_files(out, stem)]
+        slots = WEIGHT_FILES - reserve - len(others)
+        if len(files) > slots:
+            sent[stem] = f"not sent: needs {len(files)} files, {max(slots, 0)} left of {WEIGHT_FILES}"
+            continue
+        for old in shard_files(out, stem):
+            old.unlink()
+        for f in files:
+            shutil.move(str(f), out / f.name)
+            sent[f.name] = mib(out / f.name)
+    shutil.rmtree(staging, ignore_errors=True)
+    return sent
+
+
+def run_chunks(
+    section: Section,
+    train: Any,
+    cfg: Any,
+    settings: TrainSettings,
+    deliver: Any,
+) -> None:
+    """Call ``train(cfg with iters = step + chunk)`` until the deadline, ``deliver()`` after each."""
+    run = Path(cfg.out)
+    step = _step(run)
+    chunk, overhead, s_it = settings.probe, None, None
+    chunks: list[dict[str, Any]] = []
+    section.set("start_step", step)
+    while len(chunks) < settings.max_chunks:
+        left = section.left() - 5.0  # keep a few seconds for the last delivery
+        if s_it is not None and overhead is not None:
+            fits = int((left - overhead) / s_it)  # iterations that still end before the deadline
+            if fits < 1:
+                break
+            chunk = min(max(int((settings.interval_s - overhead) / s_it), settings.probe), fits)
+        t0 = time.time()
+        train(dataclasses.replace(cfg, iters=step + chunk))
+        wall = time.time() - t0
+        step = _step(run)
+        rec = _last_record(run)
+        s_it = max(float(rec.get("s_per_it", wall / chunk)), 1e-4)
+        overhead = max(wall - chunk * s_it, 0.0)
+        chunks.append({"iters": chunk, "wall_s": round(wall, 1), "step": step, "last": rec})
+        section.set("chunks", chunks)
+        section.set("sent", deliver())
+    section.set("end_step", step)
+
+
+def teacher_phase(
+    section: Section, carry: Path, work: Path, out: Path, settings: TrainSettings, device: str
+) -> None:
+    from ..distill.train_teacher import TeacherConfig
+    from ..distill.train_teacher import train as train_teacher
+
+    vae = prepare_vae(carry, work)
+    run = work / "runs" / "teacher"
+    carried = carry / "teacher.safetensors"
+    base: dict[str, Any] = dataclasses.asdict(TeacherConfig())
+    if carried.is_file() and not (run / "checkpoint.pt").exists():
+        _, meta = read([carried])
+        base.update(json.loads(meta["files"].get("config.json", "{}")))
+        factor = lr_factor(settings.lr_rule, settings.teacher_batch, int(base["batch"]))
+        unpack([carried], run, lr=float(base["lr"]) * factor)
+        section.set(
+            "carried", {"file": str(carried), "MiB": mib(carried), "step": _step(run), "cpu_config": base}
+        )
+    else:
+        factor = lr_factor(settings.lr_rule, settings.teacher_batch, int(base["batch"]))
+        section.set("carried", None if not carried.is_file() else "already unpacked")
+    cfg = _config(
+        TeacherConfig,
+        base,
+        vae=str(vae),
+        out=str(run),
+        batch=settings.teacher_batch,
+        lr=float(base["lr"]) * factor,
+        eval_every=HUGE,  # evaluate and checkpoint at the end of every chunk only
+        log_every=settings.log_every,
+        seed=int(base.get("seed", settings.seed)),
+        **_eval_overrides(settings, base, teacher=True),
+        **({"cache": settings.cache} if settings.cache is not None else {}),
+    )
+    section.set("config", dataclasses.asdict(cfg))
+    ema = ["ema_transformer", "ema_text_encoder"]
+    raw = ["transformer", "text_encoder"]
+
+    def deliver() -> dict[str, Any]:
+        # The EMA first; the raw weights only if the student (about the EMA's size) still fits after.
+        sent = send_back(run, out, [("teacher-ema", ema)])
+        student_files = sum(1 for k in sent if k.endswith(".safetensors"))
+        return {**sent, **send_back(run, out, [("teacher-raw", raw)], reserve=student_files)}
+
+    run_chunks(section, train_teacher, cfg, settings, deliver)
+
+
+def student_phase(
+    section: Section, carry: Path, work: Path, out: Path, settings: TrainSettings, device: str
+) -> None:
+    from ..distill.train_student import StudentConfig
+    from ..distill.train_student import train as train_student
+
+    vae = prepare_vae(carry, work)
+    teacher = work / "runs" / "teacher"
+    if not (teacher / "transformer" / "config.json").is_file():
+        raise CarryError(f"no teacher in {teacher} (the teacher phase saved none): no student to train")
+    teacher_cfg = json.loads((teacher / "config.json").read_text())
+    base = dataclasses.asdict(StudentConfig())
+    run = work / "runs" / "student-hybrid"
+    cfg = _config(
+        StudentConfig,
+        base,
+        teacher=str(teacher),
+        vae=str(vae),
+        out=str(run),
+        mode="hybrid",
+        batch=settings.student_batch,
+        lr=base["lr"] * lr_factor(settings.lr_rule, settings.student_batch, base["batch"]),
+        d_lr=base["d_lr"] * lr_factor(settings.lr_rule, settings.student_batch, base["batch"]),
+        eval_every=HUGE,
+        log_every=settings.log_every,
+        cache=settings.cache if settings.cache is not None else int(teacher_cfg.get("cache", 0)),
+        seed=int(teacher_cfg.get("seed", settings.seed)),  # the teacher's cache is the student's
+        **_eval_overrides(settings, base, teacher=False),
+    )
+    section.set("config", dataclasses.asdict(cfg))
+    run_chunks(
+        section,
+        train_student,
+        cfg,
+        dataclasses.replace(settings, max_chunks=settings.student_max_chunks),
+        lambda: send_back(run, out, [("student-hybrid", ["student", "logvar", "disc"])]),
+    )
+
+
+def _eval_overrides(settings: TrainSettings, base: dict[str, Any], teacher: bool) -> dict[str, Any]:
+    over: dict[str, Any] = {}
+    if settings.eval_images is not None:
+        over["eval_images"] = settings.eval_images
+    if teacher and settings.eval_steps is not None:
+        over["eval_steps"] = settings.eval_steps
+    return over
+
+
+def prepare_vae(carry: Path, work: Path) -> Path:
+    """The VAE the runs use: the carried one (``carry/vae``), else the shipped model's, copied into
+    the work folder (the latent cache is written beside it, never into the repository)."""
+    src = carry / "vae"
+    if not (src / "config.json").is_file():
+        src = Path(__file__).resolve().parents[2] / "models" / "sprint-shapes" / "vae"
+    dest = work / "runs" / "vae" / "vae"
+    if not (dest / "config.json").is_file():
+        shutil.copytree(src, dest)
+    return dest
+
+
+def data_phase(section: Section, carry: Path, work: Path, settings: TrainSettings, device: str) -> None:
+    """The teacher's latent cache, built ahead (see `build_cache`)."""
+    from ..distill.train_teacher import TeacherConfig
+
+    vae = prepare_vae(carry, work)
+    base: dict[str, Any] = dataclasses.asdict(TeacherConfig())
+    carried = carry / "teacher.safetensors"
+    if carried.is_file():
+        _, meta = read([carried])
+        base.update(json.loads(meta["files"].get("config.json", "{}")))
+    n = settings.cache if settings.cache is not None else int(base.get("cache", 0))
+    section.set("cache", n)
+    if n > 0:
+        t0 = time.time()
+        path = build_cache(vae, n, int(base.get("seed", settings.seed)), settings.workers, device)
+        section.set("path", str(path))
+        section.set("build_s", round(time.time() - t0, 1))

@@ -1,0 +1,33 @@
+"""A real tiny teacher run (one iteration on the shipped model's VAE), shared by the carry and the
+GPU-run tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+VAE = Path(__file__).resolve().parents[2] / "models" / "sprint-shapes" / "vae"
+
+
+def teacher_config(out: Path, iters: int):
+    from sprint_desktop.distill.train_teacher import TeacherConfig
+
+    return TeacherConfig(
+        vae=str(VAE),
+        out=str(out),
+        iters=iters,
+        batch=2,
+        eval_every=100,
+        eval_images=2,
+        eval_steps=1,
+        log_every=1,
+        warmup=1,
+    )
+
+
+@pytest.fixture(scope="session")
+def teacher_run(tmp_path_factory):
+    from sprint_desktop.distill.train_teacher import train
+
+    return train(teacher_config(tmp_path_factory.mktemp("cpu") / "teacher", iters=1))

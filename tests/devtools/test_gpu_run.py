@@ -1,0 +1,210 @@
+"""The prepared GPU run (scripts/gpu_run.sh, docs/GPU_RUN.md) on this CPU: the dry run goes
+through every section at tiny sizes from a carried real teacher checkpoint, and what it returns
+resumes here; the pieces with logic of their own (chunk planner, parallel scene cache, the files
+that may come back, the carry size check) are tested directly."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from sprint_desktop.devtools.checkpoints import read, shard_files, unpack
+from sprint_desktop.devtools.gpu_train import TrainSettings, build_cache, run_chunks, send_back
+from sprint_desktop.devtools.section import Section
+
+from .conftest import VAE, teacher_config
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def dry_run(teacher_run, tmp_path_factory):
+    """scripts/gpu_prepare.sh then scripts/gpu_run.sh --dry-run, as docs/GPU_RUN.md says."""
+    base = tmp_path_factory.mktemp("gpu")
+    env = {**os.environ, "PYTHON": sys.executable, "SITE": str(base / "site")}
+    prep = subprocess.run(
+        [
+            "scripts/gpu_prepare.sh",
+            "--no-wheels",
+            "--teacher",
+            str(teacher_run),
+            "--carry",
+            str(base / "carry"),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert prep.returncode == 0, prep.stdout + prep.stderr
+    t0 = time.perf_counter()
+    r = subprocess.run(
+        [
+            "scripts/gpu_run.sh",
+            "--dry-run",
+            "--carry",
+            str(base / "carry"),
+            "--out",
+            str(base / "out"),
+            "--work",
+            str(base / "work"),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    report = json.loads((base / "out" / "gpu_run.json").read_text())
+    report["wall_s"] = time.perf_counter() - t0
+    return r, report, base
+
+
+def test_dry_run_goes_through_every_section(dry_run):
+    r, report, base = dry_run
+    log = (base / "out" / "gpu_run.log").read_text()
+    assert r.returncode == 0, r.stdout[-3000:] + log[-5000:]
+    sections = report["sections"]
+    assert {n: s["status"] for n, s in sections.items()} == dict.fromkeys(
+        ("data", "check", "bench", "teacher", "student"), "ok"
+    )
+    # check: versions and the gpu-marked tests (collected only, on a CPU)
+    check = sections["check"]
+    assert check["info"]["versions"]["torch"]["version"] == torch.__version__
+    assert "CPUExecutionProvider" in check["info"]["onnxruntime_providers"]
+    assert check["gpu_tests"]["rc"] == 0 and "collected" in check["gpu_tests"]["summary"]
+    # bench: stock vs ours (with a ControlNet), compiled, ONNX; per-stage medians and parity
+    tasks = sections["bench"]["tasks"]
+    eager = tasks["tiny eager"]["results"]["1"]
+    assert {"stock", "ours_new", "ours_cached", "ours_control"} <= set(eager)
+    assert set(eager["ours_new"]) == {"encode_ms", "denoise_ms", "decode_ms", "total_ms"}
+    # the same model and noise in fp32: our loop gives the stock pipeline's image
+    assert tasks["tiny eager"]["parity_vs_stock"]["1"]["max_abs"] < 1e-4
+    assert tasks["tiny compile None"]["parity_vs_eager"]["1"]["max_abs"] < 1e-4
+    assert "ours_cached" in tasks["tiny compile None"]["results"]["1"]
+    assert tasks["onnx"]["without_controlnet"]["results"]["1"]["onnx_iobinding"]["total_ms"] > 0
+    # training: resumed from the carried step-1 checkpoint, then the student from that teacher
+    assert sections["teacher"]["carried"]["step"] == 1
+    assert sections["teacher"]["end_step"] == 2 and sections["student"]["end_step"] == 1
+    assert "resumed from step 1" in log
+    # what comes back fits the device tool: at most 8 files of at most 16 MiB
+    files = sorted(p.name for p in (base / "out").iterdir())
+    assert len(files) <= 8 and all((base / "out" / f).stat().st_size <= 16 * 2**20 for f in files)
+    assert shard_files(base / "out", "teacher-ema") and shard_files(base / "out", "student-hybrid")
+    assert "teacher" in r.stdout and "files:" in r.stdout  # the summary printed last
+    print(f"dry run: {report['wall_s']:.0f} s wall")
+
+
+def test_returned_teacher_resumes_here_at_the_cpu_learning_rate(dry_run, tmp_path, capsys):
+    from sprint_desktop.distill.train_teacher import train
+
+    _, _, base = dry_run
+    out = base / "out"
+    cfg = teacher_config(tmp_path / "teacher-gpu", iters=3)
+    files = shard_files(out, "teacher-ema") + shard_files(out, "teacher-raw")
+    run = unpack(files, cfg.out, lr=cfg.lr)
+    state = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert state["step"] == 2 and state["opt"]["param_groups"][0]["lr"] == pytest.approx(cfg.lr)
+    back, _ = read(shard_files(out, "teacher-ema"))
+    torch.testing.assert_close(
+        state["ema_transformer"]["proj_out.weight"], back["ema_transformer"]["proj_out.weight"]
+    )
+    assert (run / "transformer" / "config.json").is_file() and (
+        run / "tokenizer" / "tokenizer.json"
+    ).is_file()
+    train(cfg)
+    assert "resumed from step 2" in capsys.readouterr().out
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["step"] == 3
+
+
+def test_chunks_aim_at_the_interval_and_end_before_the_deadline(tmp_path):
+    """A stand-in trainer (writes the checkpoint and log the real ones write, at 10 ms an iteration
+    plus 50 ms a call) drives the real chunk planner."""
+    from dataclasses import dataclass
+
+    @dataclass
+    class Cfg:
+        out: str
+        iters: int = 0
+
+    calls: list[tuple[float, int]] = []
+
+    def fake_train(cfg: Cfg) -> None:
+        run = Path(cfg.out)
+        start = torch.load(run / "checkpoint.pt")["step"] if (run / "checkpoint.pt").exists() else 0
+        time.sleep(0.05 + 0.01 * (cfg.iters - start))
+        torch.save({"step": cfg.iters}, run / "checkpoint.pt")
+        with (run / "log.jsonl").open("a") as f:
+            f.write(json.dumps({"step": cfg.iters, "s_per_it": 0.01}) + "\n")
+        calls.append((time.time(), cfg.iters - start))
+
+    (tmp_path / "run").mkdir()
+    deadline = time.time() + 7.0
+    section = Section(tmp_path / "s.json", deadline)
+    delivered = []
+    settings = TrainSettings(interval_s=0.5, probe=3)
+    run_chunks(section, fake_train, Cfg(str(tmp_path / "run")), settings, lambda: delivered.append(1) or {})
+    sizes = [n for _, n in calls]
+    assert sizes[0] == 3 and 40 <= sizes[1] <= 46  # (0.5 s - ~0.05 s overhead) / 10 ms
+    assert len(delivered) == len(calls) >= 5
+    assert calls[-1][0] <= deadline
+    assert section.data["end_step"] == sum(sizes)
+
+
+def test_parallel_scene_cache_is_the_one_training_would_build(tmp_path):
+    from diffusers import AutoencoderDC
+
+    from sprint_desktop.distill import data
+
+    vae_dir = tmp_path / "vae"
+    vae_dir.mkdir()
+    for f in VAE.iterdir():
+        (vae_dir / f.name).write_bytes(f.read_bytes())
+    path = build_cache(vae_dir, n=5, seed=3, workers=2, device="cpu")
+    vae = AutoencoderDC.from_pretrained(vae_dir).eval()
+    expected = data.build(vae, 5, 3)
+    cache = data.load_or_build(path, vae, vae_dir, 5, 3)  # accepted as is: same key, same format
+    assert cache.captions == expected.captions
+    torch.testing.assert_close(cache.latents, expected.latents, atol=1e-5, rtol=1e-4)
+
+
+def test_weights_come_back_only_while_files_are_left(teacher_run, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    sent = send_back(teacher_run, out, [("teacher-ema", ["ema_transformer", "ema_text_encoder"])])
+    n = len(shard_files(out, "teacher-ema"))
+    assert n == len(sent) >= 2  # ~18 MiB in fp16: more than one 16 MiB file
+    assert send_back(teacher_run, out, [("teacher-ema", ["ema_transformer"])])  # replaces its own files
+    for i in range(6 - 1):
+        (out / f"other-{i}.safetensors").write_bytes(b"x")
+    sent = send_back(teacher_run, out, [("teacher-raw", ["transformer", "text_encoder"])])
+    assert sent["teacher-raw"].startswith("not sent") and not shard_files(out, "teacher-raw")
+
+
+def test_prepare_refuses_a_carry_over_the_limit_in_one_line(teacher_run, tmp_path):
+    r = subprocess.run(
+        [
+            "scripts/gpu_prepare.sh",
+            "--no-wheels",
+            "--teacher",
+            str(teacher_run),
+            "--carry",
+            str(tmp_path / "c"),
+            "--limit-mib",
+            "40",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHON": sys.executable},
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and "over the 40 MiB limit" in r.stderr
+    manifest = json.loads((tmp_path / "c" / "manifest.json").read_text())
+    assert manifest["teacher_entries"].startswith("EMA only")
