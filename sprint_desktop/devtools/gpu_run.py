@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import os
 import platform
@@ -31,6 +32,8 @@ from .section import Section
 
 ROOT = Path(__file__).resolve().parents[2]
 LOG = "gpu_run.log"
+TRAIN_ENV = "SPRINT_GPU_TRAIN"
+"""JSON of `gpu_train.TrainSettings` fields to change (``run --train teacher_iters=8000``)."""
 CARRY_LIMIT_MIB = 64.0
 
 
@@ -190,6 +193,7 @@ def run_section(name: str, work: Path, carry: Path, out: Path, deadline: float, 
                 torch.backends.cuda.matmul.allow_tf32 = True
                 torch.backends.cudnn.allow_tf32 = True
             settings = gpu_train.TrainSettings.dry() if dry else gpu_train.TrainSettings()
+            settings = dataclasses.replace(settings, **json.loads(os.environ.get(TRAIN_ENV, "{}")))
             if name == "data":
                 gpu_train.data_phase(section, carry, work, settings, device)
             elif name == "teacher":
@@ -224,6 +228,7 @@ class Runner:
             "HF_HUB_OFFLINE": "1",
             "TOKENIZERS_PARALLELISM": "false",
             "XDG_CACHE_HOME": str(self.work / "cache"),  # ONNX exports and the like stay in the work folder
+            TRAIN_ENV: json.dumps(dict(_setting(kv) for kv in args.train or [])),
         }
 
     def left(self) -> float:
@@ -318,6 +323,19 @@ class Runner:
             self.finish("data", proc, deadline)
 
 
+def _setting(text: str) -> tuple[str, Any]:
+    """``name=value`` with a JSON value (a bare word is a string)."""
+    from . import gpu_train
+
+    name, _, value = text.partition("=")
+    if name not in {f.name for f in dataclasses.fields(gpu_train.TrainSettings)}:
+        raise SystemExit(f"error: --train {text}: TrainSettings has no field {name!r}")
+    try:
+        return name, json.loads(value)
+    except ValueError:
+        return name, value
+
+
 def format_summary(report: dict[str, Any]) -> str:
     """The short table printed last (the device tool returns the end of the output)."""
     lines = [
@@ -340,8 +358,8 @@ def format_summary(report: dict[str, Any]) -> str:
             )
     for phase in ("teacher", "student"):
         s = report["sections"].get(phase, {})
-        if "end_step" in s or "chunks" in s:
-            last = (s.get("chunks") or [{}])[-1].get("last", {})
+        if "start_step" in s:
+            last = (s.get("calls") or s.get("chunks") or [{}])[-1].get("last", {})
             lines.append(
                 f"  {phase}: step {s.get('start_step')} -> {s.get('end_step', '?')}, last log {last}"
             )
@@ -442,6 +460,12 @@ def main(argv: list[str] | None = None) -> int:
         "--budget", type=float, help="seconds for the whole run (default 555; dry run 900, a safety net)"
     )
     r.add_argument("--sections", default="check,bench,train")
+    r.add_argument(
+        "--train",
+        action="append",
+        metavar="FIELD=VALUE",
+        help="change a training setting (devtools.gpu_train.TrainSettings), e.g. teacher_iters=8000",
+    )
     s = sub.add_parser("section", help="one section (started by run)")
     s.add_argument("name")
     s.add_argument("--work", required=True)

@@ -21,7 +21,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
 import shutil
+import signal
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +55,10 @@ class TrainSettings:
     workers: int = 0  # render processes for the cache (0: the CPU count)
     max_chunks: int = HUGE
     student_max_chunks: int = HUGE
+    probe_s: float = 30.0  # the teacher's first call stops after this long, to measure its speed
+    stop_margin_s: float = 25.0  # the teacher stops this long before its deadline (checkpoint, send)
+    teacher_iters: int | None = None  # None: the campaign's (the carried config's) iters
+    teacher_extra: int | None = None  # train this many iterations past the carried step instead
     log_every: int = 25
     seed: int = 0
 
@@ -68,6 +75,9 @@ class TrainSettings:
             workers=2,
             max_chunks=1,
             student_max_chunks=1,
+            probe_s=0.0,
+            stop_margin_s=0.0,
+            teacher_extra=2,
             log_every=1,
         )
 
@@ -211,6 +221,84 @@ def run_chunks(
     section.set("end_step", step)
 
 
+def _stop_when_asked(before: Any, after_s: float, at: float, done: threading.Event) -> None:
+    """Once the training loop has installed its own SIGTERM handler (a new one, not ``before``),
+    wait ``after_s`` more seconds (or until the time ``at``), then send this process SIGTERM: the
+    loop checkpoints after its current step and returns (`distill.train_teacher.StopRequest`)."""
+    seen = None
+    while not done.wait(0.1):
+        handler = signal.getsignal(signal.SIGTERM)
+        if seen is None and handler is not before and hasattr(getattr(handler, "__self__", None), "asked"):
+            seen = time.time()
+        if seen is not None and time.time() >= min(seen + after_s, at):
+            os.kill(os.getpid(), signal.SIGTERM)
+            return
+
+
+def _deliver_new_checkpoints(run: Path, deliver: Any, section: Section, done: threading.Event) -> None:
+    """Send each checkpoint the loop writes (every ``eval_every`` steps) while it goes on."""
+    ckpt = run / "checkpoint.pt"
+    last = ckpt.stat().st_mtime if ckpt.exists() else None
+    while not done.wait(1.0):
+        now = ckpt.stat().st_mtime if ckpt.exists() else None
+        if now != last:
+            last = now
+            section.set("sent", deliver())
+
+
+def run_stoppable(section: Section, train: Any, cfg: Any, settings: TrainSettings, deliver: Any) -> None:
+    """The teacher on the GPU in two calls of ``train`` (one learning-rate schedule, ``cfg.iters``
+    the campaign's): a probe stopped by SIGTERM after ``probe_s`` to measure the speed, then one
+    call that evaluates and checkpoints about every ``interval_s`` (each checkpoint sent at once)
+    and is stopped ``stop_margin_s`` before the deadline; then the EMA is saved as pretrained
+    folders for the student (a call with nothing left to train does that)."""
+    run = Path(cfg.out)
+    calls: list[dict[str, Any]] = []
+    section.set("start_step", _step(run))
+
+    def call(c: Any, after_s: float, at: float) -> dict[str, Any]:
+        done = threading.Event()
+        before = signal.getsignal(signal.SIGTERM)
+        threads = [
+            threading.Thread(target=_stop_when_asked, args=(before, after_s, at, done), daemon=True),
+            threading.Thread(
+                target=_deliver_new_checkpoints, args=(run, deliver, section, done), daemon=True
+            ),
+        ]
+        t0 = time.time()
+        for t in threads:
+            t.start()
+        try:
+            train(c)
+        finally:
+            done.set()
+            for t in threads:
+                t.join()
+        rec = _last_record(run)
+        calls.append(
+            {
+                "eval_every": c.eval_every,
+                "wall_s": round(time.time() - t0, 1),
+                "step": _step(run),
+                "last": rec,
+            }
+        )
+        section.set("calls", calls)
+        section.set("sent", deliver())
+        return rec
+
+    if _step(run) < cfg.iters:
+        rec = call(cfg, settings.probe_s, section.deadline - settings.stop_margin_s)
+        s_it = max(float(rec.get("s_per_it", 1.0)), 1e-4)
+        if _step(run) < cfg.iters and section.left() > settings.stop_margin_s + 10 * s_it:
+            every = max(1, round(settings.interval_s / s_it))
+            call(dataclasses.replace(cfg, eval_every=every), HUGE, section.deadline - settings.stop_margin_s)
+    if not (run / "transformer" / "config.json").is_file() or _step(run) < cfg.iters:
+        # a stopped loop saves no pretrained folders: a call with nothing left to train does
+        train(dataclasses.replace(cfg, iters=_step(run)))
+    section.set("end_step", _step(run))
+
+
 def teacher_phase(
     section: Section, carry: Path, work: Path, out: Path, settings: TrainSettings, device: str
 ) -> None:
@@ -221,31 +309,43 @@ def teacher_phase(
     run = work / "runs" / "teacher"
     carried = carry / "teacher.safetensors"
     base: dict[str, Any] = dataclasses.asdict(TeacherConfig())
-    if carried.is_file() and not (run / "checkpoint.pt").exists():
+    if carried.is_file():
         _, meta = read([carried])
         base.update(json.loads(meta["files"].get("config.json", "{}")))
-        factor = lr_factor(settings.lr_rule, settings.teacher_batch, int(base["batch"]))
+    factor = lr_factor(settings.lr_rule, settings.teacher_batch, int(base["batch"]))
+    if carried.is_file() and not (run / "checkpoint.pt").exists():
         unpack([carried], run, lr=float(base["lr"]) * factor)
         section.set(
             "carried", {"file": str(carried), "MiB": mib(carried), "step": _step(run), "cpu_config": base}
         )
     else:
-        factor = lr_factor(settings.lr_rule, settings.teacher_batch, int(base["batch"]))
         section.set("carried", None if not carried.is_file() else "already unpacked")
+    start = _step(run)
+    iters = (
+        start + settings.teacher_extra
+        if settings.teacher_extra
+        else settings.teacher_iters or int(base["iters"])
+    )
     cfg = _config(
         TeacherConfig,
         base,
         vae=str(vae),
         out=str(run),
+        iters=iters,
         batch=settings.teacher_batch,
         lr=float(base["lr"]) * factor,
-        eval_every=HUGE,  # evaluate and checkpoint at the end of every chunk only
+        eval_every=HUGE,  # the probe evaluates only when it reaches iters; the main call sets its own
         log_every=settings.log_every,
         seed=int(base.get("seed", settings.seed)),
         **_eval_overrides(settings, base, teacher=True),
         **({"cache": settings.cache} if settings.cache is not None else {}),
+        **_gpu_overrides(base),
     )
     section.set("config", dataclasses.asdict(cfg))
+    if start >= iters:
+        section.set(
+            "note", f"the carried teacher is at step {start}, its iters are {iters}: nothing to train"
+        )
     ema = ["ema_transformer", "ema_text_encoder"]
     raw = ["transformer", "text_encoder"]
 
@@ -255,7 +355,13 @@ def teacher_phase(
         student_files = sum(1 for k in sent if k.endswith(".safetensors"))
         return {**sent, **send_back(run, out, [("teacher-raw", raw)], reserve=student_files)}
 
-    run_chunks(section, train_teacher, cfg, settings, deliver)
+    run_stoppable(section, train_teacher, cfg, settings, deliver)
+
+
+def _gpu_overrides(base: dict[str, Any]) -> dict[str, Any]:
+    """CPU-run settings that must not follow the run to the GPU: a CPU-minute budget (its clock
+    counts on in the checkpoint) and a thread cap."""
+    return {k: v for k, v in {"cpu_budget_min": 0.0, "threads": 0}.items() if k in base}
 
 
 def student_phase(
