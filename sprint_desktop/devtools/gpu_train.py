@@ -51,6 +51,7 @@ class TrainSettings:
     probe: int = 50  # iterations of the first chunk, which measures the speed
     eval_images: int | None = None  # None: the run's own setting
     eval_steps: int | None = None
+    val_images: int | None = None  # the teacher's fixed validation batch (None: the run's)
     cache: int | None = None  # None: the run's own setting
     workers: int = 0  # render processes for the cache (0: the CPU count)
     max_chunks: int = HUGE
@@ -71,6 +72,7 @@ class TrainSettings:
             probe=1,
             eval_images=2,
             eval_steps=1,
+            val_images=4,
             cache=16,
             workers=2,
             max_chunks=1,
@@ -376,6 +378,7 @@ def student_phase(
         raise CarryError(f"no teacher in {teacher} (the teacher phase saved none): no student to train")
     teacher_cfg = json.loads((teacher / "config.json").read_text())
     base = dataclasses.asdict(StudentConfig())
+    depth = int(json.loads((teacher / "transformer" / "config.json").read_text())["num_layers"])
     run = work / "runs" / "student-hybrid"
     cfg = _config(
         StudentConfig,
@@ -391,6 +394,7 @@ def student_phase(
         log_every=settings.log_every,
         cache=settings.cache if settings.cache is not None else int(teacher_cfg.get("cache", 0)),
         seed=int(teacher_cfg.get("seed", settings.seed)),  # the teacher's cache is the student's
+        disc_layers=disc_layers_for(depth, tuple(base["disc_layers"])),
         **_eval_overrides(settings, base, teacher=False),
     )
     section.set("config", dataclasses.asdict(cfg))
@@ -403,12 +407,20 @@ def student_phase(
     )
 
 
+def disc_layers_for(depth: int, default: tuple[int, ...], reference: int = 8) -> tuple[int, ...]:
+    """The discriminator's teacher blocks for a teacher ``depth`` blocks deep: the default's
+    (chosen for ``reference`` blocks) at the same relative depths."""
+    return tuple(sorted({min(depth - 1, round(i * depth / reference)) for i in default}))
+
+
 def _eval_overrides(settings: TrainSettings, base: dict[str, Any], teacher: bool) -> dict[str, Any]:
     over: dict[str, Any] = {}
     if settings.eval_images is not None:
         over["eval_images"] = settings.eval_images
     if teacher and settings.eval_steps is not None:
         over["eval_steps"] = settings.eval_steps
+    if teacher and settings.val_images is not None and "val_images" in base:
+        over["val_images"] = settings.val_images
     return over
 
 

@@ -23,6 +23,11 @@ def teacher_config(out: Path, iters: int):
         eval_steps=1,
         log_every=1,
         warmup=1,
+        val_images=4,
+        # a small transformer (16 tokens, one block): the machinery is under test, not the model
+        patch_size=2,
+        num_layers=1,
+        num_heads=2,
     )
 
 

@@ -159,6 +159,15 @@ def test_chunks_aim_at_the_interval_and_end_before_the_deadline(tmp_path):
     assert section.data["end_step"] == sum(sizes)
 
 
+def test_discriminator_layers_follow_the_teachers_depth():
+    from sprint_desktop.devtools.gpu_train import disc_layers_for
+
+    assert disc_layers_for(8, (2, 5, 7)) == (2, 5, 7)
+    assert disc_layers_for(12, (2, 5, 7)) == (3, 8, 10)
+    assert disc_layers_for(4, (2, 5, 7)) == (1, 2, 3)
+    assert disc_layers_for(1, (2, 5, 7)) == (0,)
+
+
 def test_parallel_scene_cache_is_the_one_training_would_build(tmp_path):
     from diffusers import AutoencoderDC
 
@@ -179,14 +188,19 @@ def test_parallel_scene_cache_is_the_one_training_would_build(tmp_path):
 def test_weights_come_back_only_while_files_are_left(teacher_run, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
-    sent = send_back(teacher_run, out, [("teacher-ema", ["ema_transformer", "ema_text_encoder"])])
-    n = len(shard_files(out, "teacher-ema"))
-    assert n == len(sent) >= 2  # ~18 MiB in fp16: more than one 16 MiB file
-    assert send_back(teacher_run, out, [("teacher-ema", ["ema_transformer"])])  # replaces its own files
-    for i in range(6 - 1):
+    ema = ["ema_transformer", "ema_text_encoder"]
+    sent = send_back(teacher_run, out, [("teacher-ema", ema)])
+    assert list(sent) == ["teacher-ema.safetensors"] and shard_files(out, "teacher-ema")
+    for i in range(4):
         (out / f"other-{i}.safetensors").write_bytes(b"x")
-    sent = send_back(teacher_run, out, [("teacher-raw", ["transformer", "text_encoder"])])
-    assert sent["teacher-raw"].startswith("not sent") and not shard_files(out, "teacher-raw")
+    # 6 weight files may come back: 4 others + teacher-ema leave one, replacing its own file is fine
+    assert send_back(teacher_run, out, [("teacher-ema", ema)]) == sent
+    assert send_back(teacher_run, out, [("teacher-raw", ["transformer"])], reserve=1)[
+        "teacher-raw"
+    ].startswith("not sent: needs 1 files, 0 left")
+    assert not shard_files(out, "teacher-raw")
+    assert "teacher-raw.safetensors" in send_back(teacher_run, out, [("teacher-raw", ["transformer"])])
+    assert len(list(out.iterdir())) == 6
 
 
 def test_prepare_refuses_a_carry_over_the_limit_in_one_line(teacher_run, tmp_path):
