@@ -310,6 +310,12 @@ def main(argv: list[str] | None = None) -> int:
     u.add_argument("files", nargs="+")
     u.add_argument("--out", required=True, help="the run folder to write (resume with --out RUN)")
     u.add_argument("--lr", type=float, help="continue at this learning rate (rescales the schedule)")
+    u.add_argument(
+        "--config",
+        action="append",
+        metavar="FIELD=VALUE",
+        help="change a field of the run's config.json (e.g. batch=64), a JSON value",
+    )
     args = parser.parse_args(argv)
     try:
         if args.cmd == "pack":
@@ -317,7 +323,14 @@ def main(argv: list[str] | None = None) -> int:
             for dest in pack(args.run_dir, args.dest, entries, max_mib=args.max_mib):
                 print(f"{dest}: {mib(dest)} MiB")
         else:
-            out = unpack(args.files, args.out, lr=args.lr)
+            changes = {}
+            for item in args.config or []:
+                name, _, value = item.partition("=")
+                try:
+                    changes[name] = json.loads(value)
+                except ValueError:
+                    changes[name] = value
+            out = unpack(args.files, args.out, lr=args.lr, config=changes)
             step = torch.load(out / CHECKPOINT, map_location="cpu", weights_only=True).get("step")
             print(f"{out / CHECKPOINT} written (step {step})")
     except CarryError as exc:

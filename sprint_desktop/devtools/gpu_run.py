@@ -367,6 +367,33 @@ def format_summary(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def format_report(report: dict[str, Any]) -> str:
+    """The benchmark tables as Markdown for docs/BENCHMARKS.md, each naming the card and command."""
+    info = report["sections"].get("check", {}).get("info", {})
+    smi = str(info.get("nvidia_smi") or "").split(", ")
+    card = f"{info.get('gpu', 'no GPU')}" + (f" (driver {smi[1]})" if len(smi) > 1 else "")
+    versions = info.get("versions", {})
+    soft = ", ".join(f"{k} {v['version']}" for k, v in versions.items() if isinstance(v, dict))
+    lines = [f"Card: {card}; {soft}", "Command: `scripts/gpu_run.sh` (docs/GPU_RUN.md)", ""]
+    for name, task in report["sections"].get("bench", {}).get("tasks", {}).items():
+        lines.append(f"### {name}")
+        if "table" in task:
+            lines += [task["table"], ""]
+            for key in ("parity_vs_stock", "parity_vs_eager"):
+                if key in task:
+                    lines.append(f"{key.replace('_', ' ')}: {json.dumps(task[key])}")
+            if task.get("memory"):
+                lines.append(f"memory: {json.dumps(task['memory'])}")
+        for key in ("without_controlnet", "with_controlnet"):
+            if isinstance(task.get(key), dict):
+                lines += [f"ONNX {key.replace('_', ' ')}:", task[key].get("table", ""), ""]
+        for key in ("skipped", "error"):
+            if key in task:
+                lines.append(f"{key}: {task[key]}")
+        lines.append("")
+    return "\n".join(lines)
+
+
 # ---------------------------------------------------------------------------------------- prepare
 def _tree_mib(root: Path) -> float:
     """MiB of what the device tool sends: tracked and untracked-not-ignored files."""
@@ -473,6 +500,8 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--out", required=True)
     s.add_argument("--deadline", type=float, required=True)
     s.add_argument("--dry-run", action="store_true")
+    rep = sub.add_parser("report", help="a returned gpu_run.json's benchmark tables as Markdown")
+    rep.add_argument("json")
     p = sub.add_parser("prepare", help="fill gpu-carry/ (scripts/gpu_prepare.sh)")
     p.add_argument("--carry", default="gpu-carry")
     p.add_argument("--teacher", default="runs/teacher", help="the run folder whose checkpoint.pt travels")
@@ -484,6 +513,13 @@ def main(argv: list[str] | None = None) -> int:
         return run_section(
             args.name, Path(args.work), Path(args.carry), Path(args.out), args.deadline, args.dry_run
         )
+    if args.cmd == "report":
+        try:
+            print(format_report(json.loads(Path(args.json).read_text())))
+        except (OSError, ValueError, KeyError) as exc:
+            print(f"error: cannot read {args.json}: {exc}", file=sys.stderr)
+            return 2
+        return 0
     if args.cmd == "prepare":
         from .checkpoints import CarryError
 

@@ -252,8 +252,8 @@ def run_stoppable(section: Section, train: Any, cfg: Any, settings: TrainSetting
     """The teacher on the GPU in two calls of ``train`` (one learning-rate schedule, ``cfg.iters``
     the campaign's): a probe stopped by SIGTERM after ``probe_s`` to measure the speed, then one
     call that evaluates and checkpoints about every ``interval_s`` (each checkpoint sent at once)
-    and is stopped ``stop_margin_s`` before the deadline; then the EMA is saved as pretrained
-    folders for the student (a call with nothing left to train does that)."""
+    and is stopped ``stop_margin_s`` before the deadline (the loop then saves its EMA as the
+    pretrained folders the student starts from)."""
     run = Path(cfg.out)
     calls: list[dict[str, Any]] = []
     section.set("start_step", _step(run))
@@ -295,8 +295,8 @@ def run_stoppable(section: Section, train: Any, cfg: Any, settings: TrainSetting
         if _step(run) < cfg.iters and section.left() > settings.stop_margin_s + 10 * s_it:
             every = max(1, round(settings.interval_s / s_it))
             call(dataclasses.replace(cfg, eval_every=every), HUGE, section.deadline - settings.stop_margin_s)
-    if not (run / "transformer" / "config.json").is_file() or _step(run) < cfg.iters:
-        # a stopped loop saves no pretrained folders: a call with nothing left to train does
+    if not (run / "transformer" / "config.json").is_file():
+        # no pretrained folders yet (nothing was trained): a call with nothing to train saves them
         train(dataclasses.replace(cfg, iters=_step(run)))
     section.set("end_step", _step(run))
 

@@ -100,6 +100,19 @@ def test_dry_run_goes_through_every_section(dry_run):
     assert len(files) <= 8 and all((base / "out" / f).stat().st_size <= 16 * 2**20 for f in files)
     assert shard_files(base / "out", "teacher-ema") and shard_files(base / "out", "student-hybrid")
     assert "teacher" in r.stdout and "files:" in r.stdout  # the summary printed last
+    md = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "sprint_desktop.devtools.gpu_run",
+            "report",
+            str(base / "out" / "gpu_run.json"),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    ).stdout
+    assert "### tiny eager" in md and "| 1 | ours_cached |" in md and "parity vs stock" in md
     print(f"dry run: {report['wall_s']:.0f} s wall")
 
 
@@ -204,6 +217,9 @@ def test_weights_come_back_only_while_files_are_left(teacher_run, tmp_path):
 
 
 def test_prepare_refuses_a_carry_over_the_limit_in_one_line(teacher_run, tmp_path):
+    from sprint_desktop.devtools.gpu_run import _tree_mib
+
+    limit = int(_tree_mib(ROOT)) + 2  # the VAE alone (2.8 MiB) does not fit beside the tree
     r = subprocess.run(
         [
             "scripts/gpu_prepare.sh",
@@ -213,7 +229,7 @@ def test_prepare_refuses_a_carry_over_the_limit_in_one_line(teacher_run, tmp_pat
             "--carry",
             str(tmp_path / "c"),
             "--limit-mib",
-            "40",
+            str(limit),
         ],
         cwd=ROOT,
         env={**os.environ, "PYTHON": sys.executable},
@@ -221,6 +237,6 @@ def test_prepare_refuses_a_carry_over_the_limit_in_one_line(teacher_run, tmp_pat
         text=True,
     )
     assert r.returncode == 2
-    assert r.stderr.count("\n") == 1 and "over the 40 MiB limit" in r.stderr
+    assert r.stderr.count("\n") == 1 and f"over the {limit} MiB limit" in r.stderr
     manifest = json.loads((tmp_path / "c" / "manifest.json").read_text())
     assert manifest["teacher_entries"].startswith("EMA only")
