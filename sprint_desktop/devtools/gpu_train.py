@@ -52,7 +52,8 @@ class TrainSettings:
     eval_images: int | None = None  # None: the run's own setting
     eval_steps: int | None = None
     val_images: int | None = None  # the teacher's fixed validation batch (None: the run's)
-    cache: int | None = None  # None: the run's own setting
+    cache: int | None = None  # None: the run's own setting, or default_cache where it has none
+    default_cache: int = 20000  # fresh scenes every step would starve the GPU (one core renders ~300/s)
     workers: int = 0  # render processes for the cache (0: the CPU count)
     max_chunks: int = HUGE
     student_max_chunks: int = HUGE
@@ -340,7 +341,7 @@ def teacher_phase(
         log_every=settings.log_every,
         seed=int(base.get("seed", settings.seed)),
         **_eval_overrides(settings, base, teacher=True),
-        **({"cache": settings.cache} if settings.cache is not None else {}),
+        cache=cache_size(settings, base),
         **_gpu_overrides(base),
     )
     section.set("config", dataclasses.asdict(cfg))
@@ -392,7 +393,7 @@ def student_phase(
         d_lr=base["d_lr"] * lr_factor(settings.lr_rule, settings.student_batch, base["batch"]),
         eval_every=HUGE,
         log_every=settings.log_every,
-        cache=settings.cache if settings.cache is not None else int(teacher_cfg.get("cache", 0)),
+        cache=cache_size(settings, teacher_cfg),
         seed=int(teacher_cfg.get("seed", settings.seed)),  # the teacher's cache is the student's
         disc_layers=disc_layers_for(depth, tuple(base["disc_layers"])),
         **_eval_overrides(settings, base, teacher=False),
@@ -405,6 +406,13 @@ def student_phase(
         dataclasses.replace(settings, max_chunks=settings.student_max_chunks),
         lambda: send_back(run, out, [("student-hybrid", ["student", "logvar", "disc"])]),
     )
+
+
+def cache_size(settings: TrainSettings, run_config: dict[str, Any]) -> int:
+    """Scenes in the latent cache: the setting, else the run's, else ``default_cache``."""
+    if settings.cache is not None:
+        return settings.cache
+    return int(run_config.get("cache", 0)) or settings.default_cache
 
 
 def disc_layers_for(depth: int, default: tuple[int, ...], reference: int = 8) -> tuple[int, ...]:
@@ -446,7 +454,7 @@ def data_phase(section: Section, carry: Path, work: Path, settings: TrainSetting
     if carried.is_file():
         _, meta = read([carried])
         base.update(json.loads(meta["files"].get("config.json", "{}")))
-    n = settings.cache if settings.cache is not None else int(base.get("cache", 0))
+    n = cache_size(settings, base)
     section.set("cache", n)
     if n > 0:
         t0 = time.time()
