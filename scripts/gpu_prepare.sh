@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fill gpu-carry/ for scripts/gpu_run.sh (docs/GPU_RUN.md): the wheels the device machine lacks
-# (diffusers, importlib_metadata, platformdirs, at the versions installed here), the latest teacher
+# (diffusers and platformdirs, at the versions installed here), the latest teacher
 # checkpoint as one fp16 weights-only file and its VAE; checks that the tree plus gpu-carry/ stays
 # within the 64 MiB that travel.
 #   scripts/gpu_prepare.sh                          # runs/teacher -> gpu-carry/

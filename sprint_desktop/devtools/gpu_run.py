@@ -210,6 +210,17 @@ def run_section(name: str, work: Path, carry: Path, out: Path, deadline: float, 
         return 1
 
 
+def install_wheels(wheels: Path, site: Path) -> list[str]:
+    """``pip install --no-index --no-deps --target site`` of every wheel in ``wheels`` (nothing
+    when there are none); returns their names. The sections then import from ``site`` first."""
+    found = sorted(wheels.glob("*.whl"))
+    if found:
+        cmd = [sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile"]
+        cmd += ["--no-cache-dir", "--upgrade", "--target", str(site), *map(str, found)]
+        subprocess.run(cmd, check=True)
+    return [p.name for p in found]
+
+
 class Runner:
     """Starts sections as child processes (own process group, killed at their deadline) and merges
     their records into ``out/gpu_run.json`` after each."""
@@ -222,8 +233,17 @@ class Runner:
         self.out.mkdir(parents=True, exist_ok=True)
         self.work.mkdir(parents=True, exist_ok=True)
         self.runs: dict[str, dict[str, Any]] = {}
+        t0 = time.time()
+        site = self.work / "site"
+        self.wheels = install_wheels(self.carry / "wheels", site)
+        self.install_s = round(time.time() - t0, 1)
+        path = os.environ.get("PYTHONPATH", "")
+        # the tree first (it is the code under test), then the carried wheels, then the rest
+        path = os.pathsep.join([str(ROOT), str(site), *([path] if path else [])]) if self.wheels else path
         self.env = {
             **os.environ,
+            "PYTHONPATH": path,
+            "SPRINT_WHEELS": " ".join(self.wheels),
             "PYTHONUNBUFFERED": "1",
             "HF_HUB_OFFLINE": "1",
             "TOKENIZERS_PARALLELISM": "false",
@@ -280,6 +300,7 @@ class Runner:
         report = {
             "dry_run": self.args.dry_run,
             "budget_s": self.budget.total,
+            "wheels": {"installed": self.wheels, "install_s": self.install_s},
             "elapsed_s": round(time.time() - self.start, 1),
             "sections": sections,
             "files": files,
@@ -412,9 +433,11 @@ def _dir_mib(path: Path) -> float:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 2**20 if path.exists() else 0.0
 
 
-WHEELS = ("diffusers", "importlib_metadata", "platformdirs")
+WHEELS = ("diffusers", "platformdirs")
 """Our run needs these and the device machine's image lacks them (the rest is there: torch,
-transformers, accelerate, onnxruntime, safetensors, huggingface_hub, tokenizers, Pillow...)."""
+transformers, accelerate, onnxruntime, safetensors, huggingface_hub, tokenizers, Pillow...).
+diffusers' own requirement importlib_metadata is only imported before Python 3.8 (and its 10.x
+needs lazy-importer, which the image lacks too), so it stays behind."""
 
 
 def download_wheels(dest: Path) -> list[str]:
@@ -481,8 +504,10 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("run", help="the whole run (scripts/gpu_run.sh)")
     r.add_argument("--dry-run", action="store_true", help="every section at tiny sizes on the CPU")
     r.add_argument("--out", default=os.environ.get("OUT") or "gpu-out")
-    r.add_argument("--carry", default="gpu-carry")
-    r.add_argument("--work", help="scratch folder (default: a new one under /tmp)")
+    r.add_argument("--carry", default="gpu-carry", help="what scripts/gpu_prepare.sh filled")
+    r.add_argument(
+        "--work", help="scratch folder, the wheels installed there too (default: a new one under /tmp)"
+    )
     r.add_argument(
         "--budget", type=float, help="seconds for the whole run (default 555; dry run 900, a safety net)"
     )

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def dry_run(teacher_run, tmp_path_factory):
     """scripts/gpu_prepare.sh then scripts/gpu_run.sh --dry-run, as docs/GPU_RUN.md says."""
     base = tmp_path_factory.mktemp("gpu")
-    env = {**os.environ, "PYTHON": sys.executable, "SITE": str(base / "site")}
+    env = {**os.environ, "PYTHON": sys.executable}
     prep = subprocess.run(
         [
             "scripts/gpu_prepare.sh",
