@@ -58,7 +58,7 @@ class TrainSettings:
     max_chunks: int = HUGE
     student_max_chunks: int = HUGE
     probe_s: float = 30.0  # the teacher's first call stops after this long, to measure its speed
-    stop_margin_s: float = 25.0  # the teacher stops this long before its deadline (checkpoint, send)
+    stop_margin_s: float = 15.0  # the teacher stops this long before its deadline (checkpoint, send)
     teacher_iters: int | None = None  # None: the campaign's (the carried config's) iters
     teacher_extra: int | None = None  # train this many iterations past the carried step instead
     log_every: int = 25
