@@ -235,7 +235,11 @@ class Runner:
         self.runs: dict[str, dict[str, Any]] = {}
         t0 = time.time()
         site = self.work / "site"
-        self.wheels = install_wheels(self.carry / "wheels", site)
+        self.install_error = ""
+        try:
+            self.wheels = install_wheels(self.carry / "wheels", site)
+        except subprocess.CalledProcessError as exc:  # recorded; the sections say what is missing
+            self.wheels, self.install_error = [], f"pip install of {self.carry / 'wheels'} failed: {exc}"
         self.install_s = round(time.time() - t0, 1)
         path = os.environ.get("PYTHONPATH", "")
         # the tree first (it is the code under test), then the carried wheels, then the rest
@@ -300,7 +304,7 @@ class Runner:
         report = {
             "dry_run": self.args.dry_run,
             "budget_s": self.budget.total,
-            "wheels": {"installed": self.wheels, "install_s": self.install_s},
+            "wheels": {"installed": self.wheels, "install_s": self.install_s, "error": self.install_error},
             "elapsed_s": round(time.time() - self.start, 1),
             "sections": sections,
             "files": files,
