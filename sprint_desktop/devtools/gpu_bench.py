@@ -91,8 +91,8 @@ def build_engine(arch: str, settings: BenchSettings) -> Any:
     """Our engine over a random-weight pipeline of ``arch``, built directly on the device."""
     import torch
 
-    from ..engine.builders import published_pipeline, tiny_pipeline
     from ..engine.torch_backend import TorchEngine
+    from .builders import published_pipeline, tiny_pipeline
 
     with torch.device(settings.device):  # initialise the weights on the GPU: seconds, not minutes
         pipe = tiny_pipeline() if arch == "tiny" else published_pipeline(arch)
@@ -160,7 +160,7 @@ def _size(engine: Any, settings: BenchSettings) -> tuple[int, int]:
 def eager_task(
     section: Section, arch: str, settings: BenchSettings, engines: dict[str, Any]
 ) -> dict[str, Any]:
-    from ..engine.bench import bench_engine
+    from .bench import bench_engine
 
     _reset_memory(settings)
     t0 = time.perf_counter()
@@ -195,7 +195,7 @@ def compile_task(
     also captures CUDA graphs); the first call's compile time apart, then the usual timing."""
     import torch
 
-    from ..engine.bench import bench_engine
+    from .bench import bench_engine
 
     engine = engines.get(arch)
     if engine is None:
@@ -239,7 +239,7 @@ def onnx_task(section: Section, settings: BenchSettings, work: Path) -> dict[str
     on the GPU provider when this onnxruntime has one."""
     import onnxruntime as ort
 
-    from ..engine.bench import run_backend_bench
+    from .bench import run_backend_bench
 
     providers = ort.get_available_providers()
     info: dict[str, Any] = {"providers": providers, "onnxruntime": ort.__version__}
@@ -252,7 +252,7 @@ def onnx_task(section: Section, settings: BenchSettings, work: Path) -> dict[str
         return info
     model = settings.onnx_model
     if model is None:
-        from ..engine.builders import save_pipeline, tiny_pipeline
+        from .builders import save_pipeline, tiny_pipeline
 
         model = work / "tiny-model"
         if not (model / "model_index.json").is_file():
