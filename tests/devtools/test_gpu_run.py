@@ -160,14 +160,16 @@ def test_chunks_aim_at_the_interval_and_end_before_the_deadline(tmp_path):
         calls.append((time.time(), cfg.iters - start))
 
     (tmp_path / "run").mkdir()
-    deadline = time.time() + 7.0
+    deadline = time.time() + 9.0  # 4 s to use: run_chunks keeps 5 s for the last delivery
     section = Section(tmp_path / "s.json", deadline)
     delivered = []
     settings = TrainSettings(interval_s=0.5, probe=3)
     run_chunks(section, fake_train, Cfg(str(tmp_path / "run")), settings, lambda: delivered.append(1) or {})
     sizes = [n for _, n in calls]
-    assert sizes[0] == 3 and 40 <= sizes[1] <= 46  # (0.5 s - ~0.05 s overhead) / 10 ms
-    assert len(delivered) == len(calls) >= 5
+    # the probe, then chunks of about (0.5 s - the measured overhead) / 10 ms: never past the
+    # interval, well above the probe even on a busy machine
+    assert sizes[0] == 3 and all(20 <= n <= 46 for n in sizes[1:-1])
+    assert len(delivered) == len(calls) >= 3
     assert calls[-1][0] <= deadline
     assert section.data["end_step"] == sum(sizes)
 
