@@ -6,8 +6,10 @@
 #   RUNS=/tmp/r OUT=/tmp/m SCALE=0 scripts/train_sprint_shapes.sh  # 2 iterations a stage: a smoke test
 # Each stage's iterations can be set on its own (VAE_ITERS, TEACHER_ITERS, STUDENT_ITERS, CN_ITERS),
 # as can the evaluation size (EVAL_IMAGES); CACHE (scenes encoded once, 0 = fresh every step) and
-# PRECISION (no | bf16) make the teacher and students cheaper on a CPU. The shipped model's card
-# gives the exact line that made it.
+# PRECISION (no | bf16) make the teacher and students cheaper on a CPU. TEACHER_ARGS adds options to
+# the teacher stage (e.g. "--patch-size 2 --lr 1e-3 --warmup 500": a recipe from the sweep, see
+# docs/TRAINING.md). VAE_DEC_ITERS fine-tunes the decoder only (the latent space stays), and the
+# packaged model ships that decoder. The shipped model's card gives the exact line that made it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SPRINT=".venv/bin/sprint"
@@ -17,6 +19,8 @@ OUT="${OUT:-models/sprint-shapes}"
 BENCH="${BENCH:-bench-out}"
 iters() { python3 -c "print(max(2, int($1 * $SCALE)))"; }
 VAE_ITERS="${VAE_ITERS:-$(iters 3000)}"
+VAE_DEC_ITERS="${VAE_DEC_ITERS:-$(iters 1500)}"
+read -r -a TEACHER_EXTRA <<< "${TEACHER_ARGS:-}"
 TEACHER_ITERS="${TEACHER_ITERS:-$(iters 30000)}"
 STUDENT_ITERS="${STUDENT_ITERS:-$(iters 4000)}"
 CN_ITERS="${CN_ITERS:-$(iters 4000)}"
@@ -34,28 +38,33 @@ sys.exit(0 if l and json.loads(l[-1]).get('step', 0) >= $3 else 1)" 2>/dev/null
 
 done_ "$RUNS/vae" "$RUNS/vae/vae" "$VAE_ITERS" ||
   $SPRINT distill vae --out "$RUNS/vae" --iters "$VAE_ITERS" --eval-every "$(every "$VAE_ITERS")"
+done_ "$RUNS/vae-dec" "$RUNS/vae-dec/vae" "$VAE_DEC_ITERS" ||
+  $SPRINT distill vae --init "$RUNS/vae/vae" --decoder-only --out "$RUNS/vae-dec" --iters "$VAE_DEC_ITERS" \
+  --lr 5e-4 --grad-weight 1.0 --eval-every "$(every "$VAE_DEC_ITERS")"
+DECODER="$RUNS/vae-dec/vae"
 done_ "$RUNS/teacher" "$RUNS/teacher/transformer" "$TEACHER_ITERS" ||
   $SPRINT distill teacher --vae "$RUNS/vae/vae" --out "$RUNS/teacher" --iters "$TEACHER_ITERS" \
-  --eval-every "$(every "$TEACHER_ITERS")" "${CACHE_ARG[@]}" --mixed-precision "$PRECISION"
+  --eval-every "$(every "$TEACHER_ITERS")" "${CACHE_ARG[@]}" --mixed-precision "$PRECISION" "${TEACHER_EXTRA[@]}"
 for mode in hybrid scm ladd; do
   done_ "$RUNS/student-$mode" "$RUNS/student-$mode/transformer" "$STUDENT_ITERS" ||
   $SPRINT distill student --teacher "$RUNS/teacher" --vae "$RUNS/vae/vae" --mode "$mode" \
     --out "$RUNS/student-$mode" --iters "$STUDENT_ITERS" --eval-every "$STUDENT_ITERS" "${CACHE_ARG[@]}"
 done
-$SPRINT distill package --vae "$RUNS/vae/vae" --teacher "$RUNS/teacher" \
+$SPRINT distill package --vae "$DECODER" --teacher "$RUNS/teacher" \
   --student "$RUNS/student-hybrid/transformer" --out "$OUT"
 done_ "$RUNS/controlnet" "$RUNS/controlnet/controlnet" "$CN_ITERS" ||
   $SPRINT distill controlnet --model "$OUT" --out "$RUNS/controlnet" --iters "$CN_ITERS" \
   --eval-every "$CN_ITERS"
-$SPRINT distill package --vae "$RUNS/vae/vae" --teacher "$RUNS/teacher" \
+$SPRINT distill package --vae "$DECODER" --teacher "$RUNS/teacher" \
   --student "$RUNS/student-hybrid/transformer" --controlnet "$RUNS/controlnet/controlnet" --out "$OUT"
+$SPRINT distill package-teacher --vae "$DECODER" --teacher "$RUNS/teacher" --out "$OUT-teacher"
 mkdir -p "$BENCH"
 
 # The model card's table and sample grids.
-$SPRINT evaluate --teacher "$RUNS/teacher" --vae "$RUNS/vae/vae" --steps 20,4,2,1 \
+$SPRINT evaluate --teacher "$RUNS/teacher" --vae "$DECODER" --steps 20,4,2,1 \
   --images "$EVAL_IMAGES" --json "$BENCH/eval-teacher.json"
 for mode in scm ladd; do
-  $SPRINT distill package --vae "$RUNS/vae/vae" --teacher "$RUNS/teacher" \
+  $SPRINT distill package --vae "$DECODER" --teacher "$RUNS/teacher" \
     --student "$RUNS/student-$mode/transformer" --out "$RUNS/model-$mode"
   $SPRINT evaluate --model "$RUNS/model-$mode" --steps 1,2,4 --images "$EVAL_IMAGES" \
     --json "$BENCH/eval-$mode.json"
