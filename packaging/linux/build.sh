@@ -11,6 +11,9 @@
 #   PYTHON=python3.11  the interpreter for the build environment (3.11+, built with --enable-shared)
 #   TORCH_SPEC=...     the PyTorch used for the export only (default torch==2.13.0)
 #   SKIP_PACKAGES=1    stop after dist/sprint-desktop/ (no .deb / .tar.gz)
+#   GRAPH_ARCHS="..."  the architectures whose weight-free ONNX graphs ship in the bundle (default: the
+#                      catalog's real models, "sana-sprint-0.6b sana-sprint-1.6b"; "" ships none). A
+#                      downloaded model is bound to them on first use, with no PyTorch (issue #12).
 #
 # It installs what it needs itself: Debian packages (binutils, dpkg-dev tools) when run as root,
 # and a build environment in build/venv from PyPI. Outputs go to build/ and dist/ (git-ignored).
@@ -70,10 +73,19 @@ say "staging $MODEL as build/stage/models/sprint-shapes with its ONNX export"
 rm -rf "$STAGE"
 HF_HUB_OFFLINE=1 "${NICE[@]}" "$PY" packaging/stage_model.py "$MODEL" "$STAGE/models/sprint-shapes"
 
+# 4b. Weight-free graph sets of the catalog's real models (made here, with PyTorch) -------------------
+GRAPH_ARCHS="${GRAPH_ARCHS-sana-sprint-0.6b sana-sprint-1.6b}"
+mkdir -p "$STAGE/graphs"
+if [ -n "$GRAPH_ARCHS" ]; then
+  say "weight-free ONNX graphs of: $GRAPH_ARCHS (fp16 and fp32)"
+  arch_args=(); for a in $GRAPH_ARCHS; do arch_args+=(--arch "$a"); done
+  HF_HUB_OFFLINE=1 "${NICE[@]}" "$PY" packaging/stage_graphs.py "$STAGE/graphs" "${arch_args[@]}"
+fi
+
 # 5. The frozen app: PyInstaller one-folder bundle, no PyTorch inside ---------------------------------
 say "PyInstaller -> dist/sprint-desktop/"
 rm -rf dist/sprint-desktop
-SPRINT_STAGED_MODELS="$STAGE/models" "${NICE[@]}" "$PY" -m PyInstaller packaging/sprint-desktop.spec \
+SPRINT_STAGED_GRAPHS="$STAGE/graphs" SPRINT_STAGED_MODELS="$STAGE/models" "${NICE[@]}" "$PY" -m PyInstaller packaging/sprint-desktop.spec \
   --noconfirm --log-level WARN --distpath dist --workpath build/pyinstaller
 [ -x dist/sprint-desktop/sprint-desktop ] || die "PyInstaller did not produce dist/sprint-desktop/sprint-desktop"
 if find dist/sprint-desktop -path '*/torch/*' -print -quit | grep -q .; then

@@ -3,8 +3,11 @@
 #   1. clone this checkout's HEAD into build/smoke/src and build the package there (build.sh);
 #   2. run the built executable's --self-test offscreen with no network (RUNS times, fresh user
 #      folders each time) and check the screenshot and the generated images (non-blank, right size);
-#   3. measure the bundle, .deb and .tar.gz sizes and launch -> first image (median of RUNS);
-#   4. with INSTALL=1 (root, or sudo): install the .deb, check the menu entry, icon and metadata, and run
+#   3. the reduced real SANA-Sprint architecture end to end with no PyTorch: a loopback hub serves a
+#      checkpoint, the store's download code fetches it, the bundle's self-test binds its safetensors
+#      to weight-free graphs made from another checkpoint and generates (issue #12);
+#   4. measure the bundle, .deb and .tar.gz sizes and launch -> first image (median of RUNS);
+#   5. with INSTALL=1 (root, or sudo): install the .deb, check the menu entry, icon and metadata, and run
 #      the installed /usr/bin/sprint-desktop's self-test too.
 # Results: build/smoke/results.txt.
 #
@@ -97,12 +100,53 @@ for i in $(seq "$RUNS"); do
 done
 cp "$OUT/run-1/screenshot.png" "$OUT/screenshot.png"
 
+echo "reduced real architecture: loopback download -> bind -> generate in the bundle" >&2
+RED="$OUT/reduced"
+rm -rf "$RED"; mkdir -p "$RED"
+(cd "$SRC" && "$PY" packaging/stage_graphs.py "$RED/graphs" --reduced "$RED/src/reduced-sprint" >/dev/null)
+(cd "$SRC" && HF_HUB_OFFLINE=0 "$PY" - "$RED" > "$RED/folder.txt" <<'PY'
+import sys
+from pathlib import Path
+sys.path.insert(0, ".")
+from tests.store.fake_hub import FakeHub
+from sprint_desktop.store.catalog import CatalogEntry
+from sprint_desktop.store.download import download
+red = Path(sys.argv[1])
+entry = CatalogEntry(
+    name="reduced-sprint", title="Reduced", kind="hub", resolution=16, download_gb=0.01, min_vram_gb=0,
+    license="x", license_url="x", controlnet=True,
+    components=("tokenizer", "text_encoder", "transformer", "vae", "scheduler", "controlnet"), repo_id="org/reduced",
+)
+with FakeHub("org/reduced", red / "src" / "reduced-sprint") as hub:
+    print(download(entry, root=red / "store", endpoint=hub.url))
+PY
+)
+run="$RED/run"; mkdir -p "$run"
+HOME="$run/home" XDG_CONFIG_HOME="$run/config" XDG_DATA_HOME="$run/data" XDG_CACHE_HOME="$run/cache" \
+  SPRINT_GRAPHS="$RED/graphs" "${NONET[@]}" "$EXE" --self-test "$run/screenshot.png" --model "$(cat "$RED/folder.txt")" \
+  >"$run/stdout.txt" 2>"$run/stderr.txt" || { cat "$run/stdout.txt" "$run/stderr.txt" >&2; die "reduced-model self-test failed"; }
+"$PY" - "$run" <<'PY' || die "reduced-model self-test: wrong output"
+import sys
+from pathlib import Path
+from sprint_desktop.core.metadata import read_png_params
+run = Path(sys.argv[1])
+kept = sorted((run / "data").rglob("*.png"))
+assert len(kept) == 2, kept
+assert all(read_png_params(p).get("backend") == "onnx" for p in kept)
+bound = list((run / "cache").rglob("bound/*/manifest.json"))
+assert len(bound) == 1, bound  # the downloaded weights were bound in the user cache
+print(f"reduced model: bound in {bound[0].parent.name}, 2 images")
+PY
+echo "reduced real architecture: download -> bind -> generate passed (no PyTorch in the bundle)" | tee "$OUT/reduced.txt"
+
 version="$("$PY" -c 'import tomllib; print(tomllib.load(open("'"$SRC"'/pyproject.toml", "rb"))["project"]["version"])')"
 deb="$SRC/dist/sprint-desktop_${version}_amd64.deb"
 tgz="$SRC/dist/sprint-desktop-${version}-linux-x86_64.tar.gz"
 {
   echo "machine: $(nproc) CPU cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(free -g | awk '/Mem:/ {print $2}') GiB, no GPU, no display"
   cat "$OUT/build-time.txt" 2>/dev/null || true
+  cat "$OUT/reduced.txt" 2>/dev/null || true
+  [ -d "$BUNDLE/_internal/graphs" ] && echo "graphs shipped: $(du -sb "$BUNDLE/_internal/graphs" | cut -f1) bytes ($(du -sh "$BUNDLE/_internal/graphs" | cut -f1))"
   echo "bundle folder: $(du -sb "$BUNDLE" | cut -f1) bytes ($(du -sh "$BUNDLE" | cut -f1))"
   [ -f "$deb" ] && echo ".deb: $(stat -c %s "$deb") bytes ($(du -h "$deb" | cut -f1))"
   [ -f "$tgz" ] && echo ".tar.gz: $(stat -c %s "$tgz") bytes ($(du -h "$tgz" | cut -f1))"

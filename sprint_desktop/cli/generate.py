@@ -6,6 +6,7 @@ import argparse
 import json
 import secrets
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -132,7 +133,7 @@ def run(args: argparse.Namespace) -> int:
     backend, notice = choose_backend(wanted, model_path, args.device)
     if notice:
         print(f"sprint: {notice}", file=sys.stderr)
-    extra = {"dtype": args.dtype} if backend == "torch" else {}
+    extra = {"dtype": args.dtype} if backend == "torch" else {"bind_progress": bind_progress_printer()}
     engine = create_engine(str(model_path), backend=backend, device=args.device, **extra)
     info = engine.load()
     print(f"model {info.name} on {info.device} ({info.dtype}), backend {info.backend}", file=sys.stderr)
@@ -194,3 +195,16 @@ def _save_images(result: Any, target: Path, save_png: Any) -> list[Path]:
         ]
     except OSError as exc:
         raise SprintError(f"cannot write {target}: {exc.strerror or exc}") from None
+
+
+def bind_progress_printer() -> Callable[[str, int, int], None]:
+    """Binding progress on stderr: one line per component and per tenth of the weights."""
+    shown: set[tuple[str, int]] = set()
+
+    def progress(stage: str, done: int, total: int) -> None:
+        key = (stage, 10 * done // max(1, total))
+        if stage != "done" and key not in shown:
+            shown.add(key)
+            print(f"{stage}: {done} of {total} MiB of weights", file=sys.stderr)
+
+    return progress

@@ -4,6 +4,7 @@ Importing this package is cheap: backends import torch/onnxruntime only when cre
 """
 
 from pathlib import Path
+from typing import Any
 
 from .base import Engine, ModelInfo, Progress, ProgressCallback
 
@@ -84,7 +85,9 @@ def export_ready(model_path: str | Path) -> bool:
     if not (folder / "model_index.json").is_file():
         return False
     try:
-        return find_export(folder) is not None
+        from ..export.binder import find_bound
+
+        return find_export(folder) is not None or any(find_bound(folder, p) for p in ("fp32", "fp16"))
     except OSError:
         return False
 
@@ -114,12 +117,19 @@ def auto_prefers_onnx(model_path: str | Path, device: str | None = None) -> bool
 
 
 def create_engine(
-    model_path: str, backend: str = "torch", device: str | None = None, export_progress=None, **kwargs
+    model_path: str,
+    backend: str = "torch",
+    device: str | None = None,
+    export_progress=None,
+    bind_progress=None,
+    **kwargs,
 ) -> Engine:
     """Create (not yet load) the engine for ``backend`` over the model folder ``model_path``.
 
-    With ``backend="onnx"`` and no cached export yet, the model is exported first;
-    ``export_progress(component, index, total)`` reports it."""
+    With ``backend="onnx"`` the export is found in this order: the one shipped in the model folder,
+    a cached export, an earlier binding of the model's weights to installed weight-free graphs, a
+    new binding (``bind_progress(stage, MiB done, MiB total)`` reports it), and last an export with
+    PyTorch when it is installed (``export_progress(component, index, total)`` reports it)."""
     from ..core.errors import SprintError
 
     if backend == "torch":
@@ -131,26 +141,71 @@ def create_engine(
 
         activate_gpu_runtime()  # onnxruntime-gpu installed on first use wins over the bundled CPU one
 
-        from ..export.cache import SHIPPED_DIR, find_export
+        from ..export.cache import find_export
         from .model_folder import inspect_model_folder
         from .onnx_backend import OnnxEngine
 
         folder = inspect_model_folder(model_path).path
-        export = find_export(folder)
-        if export is None:
-            try:
-                from ..export.onnx_export import export_model
-            except ImportError:
-                shipped = folder / SHIPPED_DIR
-                missing = (
-                    f"the ONNX export shipped in {shipped} does not match the model's files or its own checksums"
-                    if (shipped / "manifest.json").is_file()
-                    else f"no ONNX export of {folder} yet"
-                )
-                raise SprintError(
-                    f"{missing}, and exporting needs PyTorch: run "
-                    f"'sprint export-onnx --model {folder}' on a machine with it"
-                ) from None
-            export = export_model(Path(folder), progress=export_progress)
-        return OnnxEngine(export, device=device, model_path=folder)
+        export = find_export(folder) or _bound_export(folder, device, bind_progress)
+        return OnnxEngine(export or _torch_export(folder, export_progress), device=device, model_path=folder)
     raise SprintError(f"unknown backend {backend!r}: choose torch or onnx (auto goes through choose_backend)")
+
+
+def _bound_export(folder, device: str | None, progress) -> Any:
+    """The model's weights bound to installed weight-free graphs (`export.binder`), or None when no
+    graph set is installed for it and PyTorch can export it instead. Raises when neither works: the
+    message names what differs from the closest graphs and how to make graphs."""
+    from ..core.errors import ModelLoadError, SprintError
+    from ..export.binder import bind, find_bound
+    from ..export.graph_library import library_records
+
+    for precision in _graph_precisions(device):
+        found = find_bound(folder, precision)
+        if found is not None:
+            return found
+    problem: ModelLoadError | None = None
+    for precision in _graph_precisions(device):
+        try:
+            return bind(folder, precision, progress=progress)
+        except ModelLoadError as exc:
+            problem = problem or exc
+    try:
+        import sprint_desktop.export.onnx_export  # noqa: F401 - needs PyTorch
+    except ImportError:
+        pass
+    else:
+        return None  # PyTorch is here: export the model instead
+    shipped = folder / "onnx" / "manifest.json"
+    if shipped.is_file():
+        raise SprintError(
+            f"the ONNX export shipped in {shipped.parent} does not match the model's files or its own "
+            "checksums, and exporting "
+            f"needs PyTorch: run 'sprint export-onnx --model {folder}' on a machine with it"
+        )
+    if not library_records():
+        raise SprintError(
+            f"no ONNX export of {folder} yet and no ONNX graphs are installed, and exporting needs "
+            f"PyTorch: run 'sprint export-onnx --graph-only --model {folder}' on a machine with it"
+        )
+    raise SprintError(str(problem))
+
+
+def _graph_precisions(device: str | None) -> list[str]:
+    """fp16 graphs first where a GPU provider may run them, fp32 only on the CPU."""
+    if device == "cpu":
+        return ["fp32"]
+    try:
+        import onnxruntime as ort
+
+        gpu = any(
+            p in ort.get_available_providers() for p in ("CUDAExecutionProvider", "DmlExecutionProvider")
+        )
+    except Exception:  # noqa: BLE001 - a broken runtime shows up when the engine loads
+        gpu = False
+    return ["fp16", "fp32"] if gpu else ["fp32"]
+
+
+def _torch_export(folder, progress) -> Any:
+    from ..export.onnx_export import export_model  # only reached when the import above worked
+
+    return export_model(folder, progress=progress)

@@ -2,8 +2,9 @@
 
 Same request contract, TrigFlow schedule and seeded numpy noise as the PyTorch backend (the pure
 functions of `core.trigflow` and `core.noise` are shared), so both give the same image to within
-float error. Providers are tried in the order TensorRT -> CUDA -> DirectML -> CPU and the one
-actually used is read back from the session, so a silent fall back to the CPU is reported.
+float error. Providers are tried best first (`engine.providers`: the TensorRT-RTX plugin, then
+TensorRT / CUDA / DirectML, then the CPU) and the one actually used is read back from the session,
+so a fall back is reported as a notice.
 
 Each denoising step is one run of the exported TrigFlow step graph (plus the ControlNet graph for a
 sketch), either through ``session.run`` with numpy arrays or through IO binding (`io_binding`):
@@ -27,31 +28,27 @@ from ..core.trigflow import DEFAULT_INTERMEDIATE_T, T_MAX, renoise, trigflow_tim
 from ..export.cache import EXPORT_FORMAT
 from .base import Engine, ModelInfo
 from .model_folder import model_defaults, read_model_settings
+from .providers import (
+    DEVICE_OF,
+    PROVIDER_ORDER,
+    attempts,
+    choose_providers,
+    open_sessions,
+    text_encoder_on_cpu,
+)
 from .text_cache import LRUCache
 
-PROVIDER_ORDER = (
-    "TensorrtExecutionProvider",
-    "CUDAExecutionProvider",
-    "DmlExecutionProvider",
-    "CPUExecutionProvider",
-)
-DEVICE_OF = {
-    "TensorrtExecutionProvider": "tensorrt",
-    "CUDAExecutionProvider": "cuda",
-    "DmlExecutionProvider": "directml",
-    "CPUExecutionProvider": "cpu",
+__all__ = ["DEVICE_OF", "PROVIDER_ORDER", "OnnxEngine", "choose_providers"]
+
+ORT_DEVICE_TYPE = {
+    "tensorrt-rtx": "cuda",
+    "tensorrt": "cuda",
+    "cuda": "cuda",
+    "directml": "dml",
+    "cpu": "cpu",
 }
-ORT_DEVICE_TYPE = {"tensorrt": "cuda", "cuda": "cuda", "directml": "dml", "cpu": "cpu"}
 """The OrtValue device type that IO binding allocates on for each provider."""
-IO_BINDING_BY_DEFAULT = ("cuda", "tensorrt")
-
-
-def choose_providers(device: str | None, available: list[str]) -> list[str]:
-    """Providers to request, best first: all accelerated ones for auto/cuda, the CPU alone for cpu."""
-    if device == "cpu":
-        return ["CPUExecutionProvider"]
-    wanted = [p for p in PROVIDER_ORDER if p in available]
-    return wanted or ["CPUExecutionProvider"]
+IO_BINDING_BY_DEFAULT = ("cuda", "tensorrt", "tensorrt-rtx")
 
 
 class OnnxEngine(Engine):
@@ -67,6 +64,10 @@ class OnnxEngine(Engine):
         model_path: the model folder the export was made from, for its ``sprint_desktop.json``
             defaults (steps); None: the folder holding a shipped ``<model>/onnx/`` export, else the
             folder the manifest names.
+        execution_provider: "tensorrt-rtx", "cuda", "directml" or "cpu" to run on that provider
+            alone, with no fall back (benchmarks); None tries them best first.
+        text_encoder_device: "cpu" runs the text encoder on the CPU, "gpu" with the rest; None
+            decides from the GPU's memory (`providers.text_encoder_on_cpu`).
     """
 
     backend_name = "onnx"
@@ -79,11 +80,15 @@ class OnnxEngine(Engine):
         prompt_cache_size: int = 32,
         io_binding: bool | None = None,
         model_path: str | Path | None = None,
+        execution_provider: str | None = None,
+        text_encoder_device: str | None = None,
     ) -> None:
         super().__init__()
         self.export_dir = Path(export_dir)
         self.model_path = Path(model_path) if model_path is not None else None
         self._io_binding_arg = io_binding
+        self._execution_provider = execution_provider
+        self._text_encoder_device = text_encoder_device
         self.io_binding = False
         self._device_arg = device
         self._threads = threads
@@ -112,11 +117,15 @@ class OnnxEngine(Engine):
                 f"(format {manifest.get('format', 1)}, this one reads {EXPORT_FORMAT}): run sprint export-onnx again"
             )
         self.manifest = manifest
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = self._threads or (os.cpu_count() or 1)
-        options.log_severity_level = 3
-        # No busy-waiting between runs: a desktop app shares the CPU (and PyTorch in benchmarks).
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+
+        def make_options() -> Any:
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = self._threads or (os.cpu_count() or 1)
+            options.log_severity_level = 3
+            # No busy-waiting between runs: a desktop app shares the CPU (and PyTorch in benchmarks).
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            return options
+
         available = ort.get_available_providers()
         if (
             self._device_arg != "cpu"
@@ -129,20 +138,26 @@ class OnnxEngine(Engine):
             except Exception as exc:  # noqa: BLE001 - a missing library shows up as a CPU fall back below
                 self.notices.append(f"could not preload the CUDA libraries: {exc}")
         requested = choose_providers(self._device_arg, available)
-        if self._device_arg == "cuda" and "CUDAExecutionProvider" not in requested:
+        tries, notes = attempts(ort, self._device_arg, requested, self._execution_provider)
+        if (
+            self._device_arg == "cuda"
+            and "CUDAExecutionProvider" not in requested
+            and tries[0].label != "TensorRT-RTX"
+        ):
             raise ModelLoadError(
                 "CUDA was requested but this onnxruntime has no CUDA provider (install onnxruntime-gpu)"
             )
-        self.sessions: dict[str, Any] = {}
+        self.notices.extend(notes)
+        files = {entry["component"]: str(self.export_dir / entry["file"]) for entry in manifest["files"]}
+        on_cpu = self._components_on_cpu(manifest, tries)
         try:
-            for entry in manifest["files"]:
-                self.sessions[entry["component"]] = ort.InferenceSession(
-                    str(self.export_dir / entry["file"]), sess_options=options, providers=requested
-                )
+            self.sessions: dict[str, Any] = open_sessions(
+                ort, files, make_options, tries, self.notices, on_cpu
+            )
         except Exception as exc:  # onnxruntime raises its own exception types
             raise ModelLoadError(f"could not open the ONNX export in {self.export_dir}: {exc}") from exc
         used = self.sessions["transformer"].get_providers()[0]
-        if used != requested[0]:
+        if used != requested[0] and not self.notices:
             self.notices.append(f"ONNX Runtime fell back from {requested[0]} to {used}")
         self.device = DEVICE_OF.get(used, used)
         self.io_binding = (
@@ -206,6 +221,32 @@ class OnnxEngine(Engine):
         if (self.export_dir.parent / "model_index.json").is_file():
             return self.export_dir.parent  # a shipped export: <model>/onnx/
         return Path(str(manifest.get("model", "")) or self.export_dir)
+
+    def _components_on_cpu(self, manifest: dict[str, Any], tries: list[Any]) -> frozenset[str]:
+        """The text encoder goes to the CPU on a GPU whose memory the weights do not fit
+        (`providers.text_encoder_on_cpu`); ``text_encoder_device`` overrides the choice."""
+        if self._text_encoder_device == "cpu":
+            return frozenset({"text_encoder"})
+        if self._text_encoder_device is not None or [t.label for t in tries] == ["CPU"]:
+            return frozenset()
+        from ..core.nvidia import detect_nvidia_gpu
+
+        gpu = detect_nvidia_gpu()
+        memory = gpu.memory_mb * 2**20 if gpu is not None and gpu.memory_mb else None
+        weights: dict[str, int] = {}
+        for entry in manifest["files"]:
+            folder_files = [
+                self.export_dir / entry["file"],
+                *self.export_dir.glob(f"{Path(entry['file']).stem}.weights"),
+            ]
+            weights[entry["component"]] = sum(f.stat().st_size for f in folder_files if f.is_file())
+        if text_encoder_on_cpu(memory, weights):
+            self.notices.append(
+                f"the text encoder runs on the CPU: the weights ({sum(weights.values()) / 2**30:.1f} GB) "
+                f"do not all fit the GPU's {memory / 2**30 if memory else 0:.0f} GB"
+            )
+            return frozenset({"text_encoder"})
+        return frozenset()
 
     def _pad_id(self) -> int:
         config = {}

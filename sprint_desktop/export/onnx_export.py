@@ -42,6 +42,7 @@ from ..core.trigflow import (
 from ..engine.model_folder import inspect_model_folder
 from .cache import EXPORT_FORMAT, file_sha256, is_complete, model_content_fingerprint, model_fingerprint
 from .cache import cache_root as default_cache_root
+from .graph_library import used_residuals
 
 OPSET = 18
 EXPORTER_VERSION = EXPORT_FORMAT
@@ -56,12 +57,6 @@ class _TextEncoder(torch.nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.m(input_ids, attention_mask=attention_mask)[0]
-
-
-def used_residuals(num_transformer_layers: int, num_controlnet_layers: int) -> int:
-    """How many ControlNet residuals the transformer adds: diffusers' `SanaTransformer2DModel` adds
-    residual ``j`` after block ``j + 1``, so one after its last block is never used."""
-    return min(num_controlnet_layers, num_transformer_layers - 1)
 
 
 def _flow_inputs(x_t: torch.Tensor, t: torch.Tensor, sigma_d: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -255,12 +250,18 @@ def export_model(
     return target
 
 
-def _export_all(engine: Any, out: Path, precision: str, progress: ProgressFn | None) -> list[tuple[str, str]]:
+Job = tuple[str, torch.nn.Module, tuple, list[str], list[str], dict, Callable[[int, int, int], tuple]]
+"""name, module, export args, input names, output names, dynamic axes, golden inputs(batch, h, w)."""
+
+
+def export_jobs(engine: Any, precision: str) -> tuple[list[Job], int, int]:
+    """The graphs to export for a loaded `TorchEngine` (ControlNet only when it has one), and the
+    latent height and width the golden checks start from."""
     info = engine.info
     c, m = info.latent_channels, engine.vae_scale_factor
     h = w = max(1, info.default_height // m)
     seq = engine.max_sequence_length
-    half = precision == "fp16"
+    half = precision.startswith("fp16")
     fdt = torch.float16 if half else torch.float32
     te_dim = engine.text_encoder.config.hidden_size
     sigma_d = float(engine.sigma_d)
@@ -300,9 +301,7 @@ def _export_all(engine: Any, out: Path, precision: str, progress: ProgressFn | N
         "encoder_attention_mask": {0: "batch", 1: "sequence"},
         "guidance": {0: "batch"},
     }
-    jobs: list[
-        tuple[str, torch.nn.Module, tuple, list[str], list[str], dict, Callable[[int, int, int], tuple]]
-    ] = [
+    jobs: list[Job] = [
         (
             "text_encoder",
             _TextEncoder(engine.text_encoder),
@@ -370,6 +369,11 @@ def _export_all(engine: Any, out: Path, precision: str, progress: ProgressFn | N
                 controlnet_inputs,
             ),
         )
+    return jobs, h, w
+
+
+def _export_all(engine: Any, out: Path, precision: str, progress: ProgressFn | None) -> list[tuple[str, str]]:
+    jobs, h, w = export_jobs(engine, precision)
     done = []
     for i, (name, module, args, inputs, outputs, axes, golden_inputs) in enumerate(jobs):
         if progress:

@@ -146,8 +146,16 @@ class EngineWorker(QObject):
                 if component != "done":
                     self.load_progress.emit(f"exporting to ONNX: {component} ({index + 1} of {total})…")
 
+            def bind_progress(stage: str, done: int, total: int) -> None:
+                if stage != "done":
+                    self.load_progress.emit(f"{stage}: {done} of {total} MiB of weights…")
+
             engine = create_engine(
-                job.model_path, backend=backend, device=job.device, export_progress=export_progress
+                job.model_path,
+                backend=backend,
+                device=job.device,
+                export_progress=export_progress,
+                **({"bind_progress": bind_progress} if backend == "onnx" else {}),
             )
             info = engine.load()
             if self._stop:  # the window closed while loading: nobody is listening any more
