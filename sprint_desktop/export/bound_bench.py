@@ -319,20 +319,17 @@ def text_encoder_precision(work: Path, layers: int = 2, vocab: int = 4096, seed:
     import torch
     from transformers import Gemma2Config, Gemma2Model
 
+    from ..devtools.builders import GEMMA2_2B
     from .binder import bind
     from .graph_only import export_model_graphs
     from .reduced import reduced_pipeline
 
-    try:
-        from ..devtools.builders import GEMMA2_2B  # type: ignore[import-not-found]
-    except ImportError:
-        from ..engine.builders import GEMMA2_2B
     model = work / "model" / f"gemma2-{layers}l"
     if not (model / "model_index.json").is_file():
         pipeline = reduced_pipeline(seed, controlnet=False)
         del pipeline.controlnet
         torch.manual_seed(seed)
-        config = {
+        config: dict[str, Any] = {
             **GEMMA2_2B,
             "num_hidden_layers": layers,
             "vocab_size": vocab,

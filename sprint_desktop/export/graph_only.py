@@ -342,10 +342,8 @@ def export_arch_graphs(
 
 
 def _published_pipeline(arch: str) -> Any:
-    try:
-        from ..devtools.builders import published_pipeline  # type: ignore[import-not-found]
-    except ImportError:
-        from ..engine.builders import published_pipeline
+    from ..devtools.builders import published_pipeline
+
     return published_pipeline(arch)
 
 

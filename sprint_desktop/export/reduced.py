@@ -18,10 +18,7 @@ def reduced_pipeline(seed: int = 0, controlnet: bool = True) -> Any:
     """A `SanaSprintPipeline` (and, with ``controlnet``, a 2-block ControlNet as ``.controlnet``)."""
     import torch
 
-    try:
-        from ..devtools.builders import build_pipeline  # type: ignore[import-not-found]
-    except ImportError:  # before the builders moved to devtools
-        from ..engine.builders import build_pipeline
+    from ..devtools.builders import build_pipeline
 
     pipeline = build_pipeline(
         transformer_kwargs=dict(
