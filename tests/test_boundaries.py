@@ -24,6 +24,10 @@ print(",".join(bad))
         ("sprint_desktop.core", ["torch", "PySide6", "diffusers", "transformers", "onnxruntime"]),
         ("sprint_desktop.engine", ["PySide6", "sprint_desktop.devtools"]),
         (
+            "sprint_desktop.workspace",
+            ["torch", "PySide6", "diffusers", "transformers", "onnxruntime", "sprint_desktop.devtools"],
+        ),
+        (
             "sprint_desktop.ui",
             ["torch", "diffusers", "transformers", "onnxruntime", "sprint_desktop.devtools"],
         ),

@@ -43,7 +43,9 @@ class Settings:
     width: int = 0  # 0: the model's default
     height: int = 0
     strength: float = 0.8
+    control_scale: float = 1.0
     live: bool = True
+    generate_on_start: bool = False  # regenerate the last prompt when the app starts (costs GPU time)
     window_geometry: str = ""  # hex of QWidget.saveGeometry()
     window_state: str = ""
     last_prompt: str = ""
@@ -68,6 +70,8 @@ class Settings:
             out.guidance = d.guidance
         if not 0 < out.strength <= 1:
             out.strength = d.strength
+        if not 0 <= out.control_scale <= 2:
+            out.control_scale = d.control_scale
         if not 0 <= out.live_debounce_ms <= 5000:
             out.live_debounce_ms = d.live_debounce_ms
         if not 0 <= out.seed <= MAX_SEED:

@@ -12,6 +12,14 @@ from .components import MAX_CAPTION_TOKENS
 from .world import IMAGE_SIZE
 
 MAX_MODEL_MB = 50
+EXAMPLE_PROMPTS = (
+    "a red circle",
+    "two blue squares",
+    "a large green triangle",
+    "a yellow circle left of a purple cross",
+    "three orange crosses",
+)
+"""Captions of the world's grammar (no held-out colour-shape pair) that the app offers as examples."""
 
 
 def package(vae: str, teacher: str, student: str, out: str, controlnet: str | None = None) -> Path:
@@ -46,6 +54,7 @@ def package(vae: str, teacher: str, student: str, out: str, controlnet: str | No
         "max_sequence_length": MAX_CAPTION_TOKENS,
         "default_size": [IMAGE_SIZE, IMAGE_SIZE],
         "default_steps": 1,
+        "example_prompts": list(EXAMPLE_PROMPTS),  # shown in the app as clickable examples
     }
     (folder / "sprint_desktop.json").write_text(json.dumps(settings, indent=2) + "\n")
     size_mb = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) / 2**20
