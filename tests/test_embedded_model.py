@@ -54,3 +54,15 @@ def test_the_model_card_holds_the_table_and_its_commands():
     card = (MODEL / "MODEL_CARD.md").read_text()
     for needle in ("sprint evaluate", "scripts/train_sprint_shapes.sh", "| teacher |", "hybrid", "held_out"):
         assert needle in card
+
+
+def test_a_long_prompt_is_reported_once_in_our_words_not_by_transformers(capfd):
+    """transformers printed "Token indices sequence length is longer than ..." to the terminal."""
+    from sprint_desktop.core.request import GenerateRequest
+    from sprint_desktop.engine.torch_backend import TorchEngine
+
+    engine = TorchEngine(MODEL, device="cpu")
+    result = engine.generate(GenerateRequest(" ".join(["a red circle"] * 7), steps=1))
+    engine.close()
+    assert any("longer than 16 tokens" in w for w in result.warnings)
+    assert "sequence length" not in capfd.readouterr().err

@@ -49,28 +49,30 @@ def main(argv: list[str] | None = None) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     tmp = Path(tempfile.mkdtemp())
     w = MainWindow(config_dir=tmp / "c", data_dir=tmp / "d", model=args.model)
+    ws = w.workspace
+    errors: list[str] = []
+    ws.events.error.connect(lambda text: errors.append(text) if text else None)
     w.show()
     app.processEvents()
     shown = time.perf_counter() - LAUNCHED
-    if not _wait(lambda: w.info is not None or w.error_label.isVisible(), 300) or w.info is None:
-        print(f"model did not load: {w.error_label.text()}", file=sys.stderr)
+    if not _wait(lambda: ws.info is not None or bool(errors), 300) or ws.info is None:
+        print(f"model did not load: {errors[-1] if errors else 'timed out'}", file=sys.stderr)
         return 1
     ready = time.perf_counter() - LAUNCHED
-    w.prompt.setPlainText("a red circle left of a blue square")
-    w.seed_mode.setCurrentText("fixed")
-    w.generate()
-    _wait(lambda: w.last_result is not None, 300)
+    ws.set_params(prompt="a red circle left of a blue square", seed_mode="fixed")
+    ws.generate()
+    _wait(lambda: ws.prompt_result is not None, 300)
     first = time.perf_counter() - LAUNCHED
 
     # GUI round trip (click -> image on screen) vs the engine call alone, interleaved.
     gui, engine = [], []
-    request = w.current_request()
+    request = ws.params.request(model=ws.info.name, backend=ws.info.backend)
     for i in range(args.repeats):
-        w.last_result = None
+        ws.prompt_result = None
         t0 = time.perf_counter()
-        w.generate()
-        _wait(lambda: w.last_result is not None, 300)
-        w.view.repaint()
+        ws.generate()
+        _wait(lambda: ws.prompt_result is not None, 300)
+        w.preview.repaint()
         gui.append(time.perf_counter() - t0)
         t0 = time.perf_counter()
         w.worker.engine.generate(GenerateRequest(**{**_fields(request), "seed": i}))
@@ -79,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # Live canvas: a stroke every 16 ms (a 60 Hz pen) for 3 s.
     w.tabs.setCurrentIndex(1)
-    w.live.setChecked(True)
+    w.canvas_panel.set_live(True)
     image_times: list[float] = []
     stroke_times: dict[str, float] = {}
     latencies: list[float] = []
@@ -90,34 +92,36 @@ def main(argv: list[str] | None = None) -> int:
         latencies.append(now - stroke_times.get(result.request.control_digest, now))
 
     w.worker.finished.connect(on_image)
-    n = w.canvas.resolution()
+    canvas = w.canvas_panel.canvas
+    n = canvas.resolution()
     t_end = time.perf_counter() + 3.0
     i = 0
     while time.perf_counter() < t_end:
         x = 2 + (i % (n - 4))
-        w.canvas.stroke([QPointF(x, 2), QPointF(x, n - 3)])
-        digest = w.current_request(w.canvas.to_array()).control_digest
+        canvas.stroke([QPointF(x, 2), QPointF(x, n - 3)])
+        live = ws.live_request()
+        digest = live.control_digest if live is not None else None
         assert digest is not None
         stroke_times.setdefault(digest, time.perf_counter())
         i += 1
         _wait(lambda: False, 0.016)
     last_stroke = time.perf_counter()
-    final = w.current_request(w.canvas.to_array()).control_digest
+    final = digest
     final_seen = [0.0]
 
     def final_done() -> bool:  # the image of the finished drawing is on screen (pen lifted)
-        result = w.live_result
+        result = ws.live_result
         if result is not None and result.request.control_digest == final and not final_seen[0]:
             final_seen[0] = time.perf_counter()
         return bool(final_seen[0])
 
     _wait(final_done, 60)
-    _wait(lambda: not w.scheduler.in_flight and w.scheduler.pending is None, 60)
+    _wait(lambda: not ws.scheduler.in_flight and ws.scheduler.pending is None, 60)
     report = {
-        "model": w.info.name,
-        "backend": w.info.backend,
-        "device": w.info.device,
-        "control_mode": w.info.control_mode,
+        "model": ws.info.name,
+        "backend": ws.info.backend,
+        "device": ws.info.device,
+        "control_mode": ws.info.control_mode,
         "size": [request.width, request.height],
         "launch_to_window_s": round(shown, 3),
         "launch_to_model_ready_s": round(ready, 3),

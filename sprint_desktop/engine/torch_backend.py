@@ -316,7 +316,7 @@ class TorchEngine(Engine):
             return_tensors="pt",
             return_overflowing_tokens=False,
         )
-        truncated = len(tokenizer.encode(text)) > max_length
+        truncated = len(tokenizer.encode(text, verbose=False)) > max_length  # we say it, not transformers
         ids = inputs.input_ids.to(self.device)
         mask = inputs.attention_mask.to(self.device)
         self.text_encoder_calls += 1

@@ -56,59 +56,61 @@ def _wait(condition: Callable[[], bool], timeout: float) -> bool:
 
 def self_test(window: MainWindow, out: Path, timeout: float) -> list[str]:
     """Drive the real window like a person would; return the failures (empty when all passed)."""
+    ws = window.workspace
+    errors: list[str] = []
+    ws.events.error.connect(lambda text: errors.append(text) if text else None)
     timings: dict[str, float] = {}
     start = time.monotonic()
-    if not _wait(lambda: window.info is not None or window.error_label.isVisible(), timeout):
+    if not _wait(lambda: ws.info is not None or bool(errors), timeout):
         return ["the model did not load in time"]
-    if window.info is None:
-        return [f"the model did not load: {window.error_label.text()}"]
+    if ws.info is None:
+        return [f"the model did not load: {errors[-1]}"]
     timings["model_ready_s"] = time.monotonic() - start
     failures: list[str] = []
     window.tabs.setCurrentIndex(0)
-    window.prompt.setPlainText(SELF_TEST_PROMPT)
-    window.seed_mode.setCurrentText("fixed")
-    window.last_result = None
+    ws.set_params(prompt=SELF_TEST_PROMPT, seed_mode="fixed")
     t0 = time.monotonic()
-    window.generate()
-    if not _wait(lambda: window.last_result is not None or window.error_label.isVisible(), timeout):
+    ws.generate()
+    if not _wait(lambda: ws.prompt_result is not None or bool(errors), timeout):
         failures.append("no image from the prompt")
-    elif window.last_result is None:
-        failures.append(f"prompt generation failed: {window.error_label.text()}")
+    elif ws.prompt_result is None:
+        failures.append(f"prompt generation failed: {errors[-1]}")
     timings["prompt_to_image_s"] = time.monotonic() - t0
-    if window.last_result is not None:
-        window.keep()  # the gallery strip then shows the prompt's image beside the sketch's
+    if ws.prompt_result is not None:
+        ws.keep()  # the gallery strip then shows the prompt's image beside the sketch's
     window.tabs.setCurrentIndex(1)
-    window.live.setChecked(True)
-    window.live_result = None
+    window.canvas_panel.set_live(True)
     t0 = time.monotonic()
-    for stroke in self_test_sketch(window.canvas.resolution()):  # live: each stroke asks for an image
-        window.grab_canvas_stroke(stroke)
-    digest = window.current_request(window.canvas.to_array()).control_digest
+    for stroke in self_test_sketch(window.canvas_panel.canvas.resolution()):  # each stroke asks for an image
+        window.draw_stroke(stroke)
+    request = ws.live_request()
+    digest = request.control_digest if request is not None else None
 
     def sketch_done() -> bool:
-        result = window.live_result
+        result = ws.live_result
         return result is not None and result.request.control_digest == digest
 
-    if not _wait(lambda: sketch_done() or window.error_label.isVisible(), timeout):
+    if not _wait(lambda: sketch_done() or bool(errors), timeout):
         failures.append("no image from the sketch")
     elif not sketch_done():
-        failures.append(f"sketch generation failed: {window.error_label.text()}")
+        failures.append(f"sketch generation failed: {errors[-1]}")
     timings["sketch_to_image_s"] = time.monotonic() - t0
-    window.keep_live()
+    ws.keep()
     QCoreApplication.processEvents()
-    window.tabs.setCurrentIndex(0)
-    window.tabs.setCurrentIndex(1)
-    QCoreApplication.processEvents()
+    failures += _screenshot(window, out)
+    print("self-test timings: " + ", ".join(f"{k} {v:.2f}" for k, v in timings.items()))
+    return failures
+
+
+def _screenshot(window: MainWindow, out: Path) -> list[str]:
+    """Save the window's pixels (the screen's under a real X server, else the widget's)."""
     out.parent.mkdir(parents=True, exist_ok=True)
-    if QGuiApplication.platformName() == "xcb":  # a real screen: capture its pixels
+    if QGuiApplication.platformName() == "xcb":
         geo = window.frameGeometry()
         shot = window.screen().grabWindow(0, geo.x(), geo.y(), geo.width(), geo.height())
     else:
         shot = window.grab()
-    if not shot.save(str(out)):
-        failures.append(f"could not write the screenshot {out}")
-    print("self-test timings: " + ", ".join(f"{k} {v:.2f}" for k, v in timings.items()))
-    return failures
+    return [] if shot.save(str(out)) else [f"could not write the screenshot {out}"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

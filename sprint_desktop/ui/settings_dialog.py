@@ -1,4 +1,4 @@
-"""File ▸ Settings: model, backend, device, output folder, theme, live-mode timing."""
+"""File ▸ Settings: model, backend, device, gallery folder, theme, start-up and live-canvas timing."""
 
 from __future__ import annotations
 
@@ -18,19 +18,37 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from ..core.settings import DEVICES, THEMES, Settings
+from ..core.settings import THEMES, Settings
+
+DEVICE_LABELS = {
+    "auto": "automatic (the GPU when there is one)",
+    "cpu": "CPU",
+    "cuda": "NVIDIA GPU (CUDA)",
+}
+
+
+def devices_to_offer(current: str, has_nvidia_gpu: bool | None) -> list[str]:
+    """The devices this machine has: "cuda" only with an NVIDIA GPU (or while it is the setting,
+    so that opening the dialog does not change it behind the user's back)."""
+    devices = ["auto", "cpu"]
+    if has_nvidia_gpu or current == "cuda":
+        devices.append("cuda")
+    return devices
 
 
 class SettingsDialog(QDialog):
-    def __init__(self, settings: Settings, parent: QWidget | None = None) -> None:
+    """``has_nvidia_gpu``: whether the GPU probe found one (None: not known yet, treated as no)."""
+
+    def __init__(
+        self, settings: Settings, parent: QWidget | None = None, has_nvidia_gpu: bool | None = None
+    ) -> None:
         super().__init__(parent)
         self.setWindowTitle("Settings")
         self._settings = settings
         form = QFormLayout(self)
-        self.model = QLineEdit(settings.model)
-        self.model.setPlaceholderText("the embedded Sprint-Shapes model")
-        self.model.setAccessibleName("model folder")
-        form.addRow("Model folder", self._with_browse(self.model, folder=True))
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        self.model = self._line(settings.model, "the embedded Sprint-Shapes model", "model folder")
+        form.addRow("Model folder", self._with_browse(self.model))
         self.backend = QComboBox()
         self.backend.addItem("Automatic", "auto")
         self.backend.addItem("PyTorch", "torch")
@@ -42,28 +60,36 @@ class SettingsDialog(QDialog):
         )
         form.addRow("Backend", self.backend)
         self.device = QComboBox()
-        self.device.addItems(list(DEVICES))
-        self.device.setCurrentText(settings.device)
+        self.device.setAccessibleName("device")
+        for name in devices_to_offer(settings.device, has_nvidia_gpu):
+            label = DEVICE_LABELS[name]
+            if name == "cuda" and not has_nvidia_gpu:
+                label += " — not found on this computer"
+            self.device.addItem(label, name)
+        self.device.setCurrentIndex(max(0, self.device.findData(settings.device)))
         form.addRow("Device", self.device)
-        self.output = QLineEdit(settings.output_dir)
-        self.output.setPlaceholderText("the app's data folder")
-        form.addRow("Gallery folder", self._with_browse(self.output, folder=True))
+        self.output = self._line(settings.output_dir, "the app's data folder", "gallery folder")
+        form.addRow("Gallery folder", self._with_browse(self.output))
         self.theme = QComboBox()
         self.theme.addItems(list(THEMES))
         self.theme.setCurrentText(settings.theme)
         form.addRow("Theme", self.theme)
-        self.debounce = QSpinBox(minimum=0, maximum=5000, value=settings.live_debounce_ms, suffix=" ms")
-        self.debounce.setToolTip(
-            "Only when images take long: the longest wait after the first stroke before a live image"
-        )
-        form.addRow("Live debounce", self.debounce)
-        self.refine = QCheckBox("Refine when I pause")
+        self.generate_on_start = QCheckBox("Make the last prompt's image again when the app starts")
+        self.generate_on_start.setChecked(settings.generate_on_start)
+        form.addRow("At start", self.generate_on_start)
+        self.refine = QCheckBox("Show a quick image at once, then a finer one when I pause")
         self.refine.setChecked(settings.refine)
         self.refine.setToolTip(
-            "Show a 1-step image at once, then, when you stop drawing or typing for a moment, redo the "
-            "same image at the model's best step count (any new input cancels it)"
+            "Instant, then refine: a 1-step image at once, then, when you stop drawing or typing for a "
+            "moment, the same image at the model's best step count (any new input cancels it)"
         )
-        form.addRow("Instant, then refine", self.refine)
+        form.addRow("Live canvas", self.refine)
+        self.debounce = QSpinBox(minimum=0, maximum=5000, value=settings.live_debounce_ms, suffix=" ms")
+        self.debounce.setToolTip(
+            "Only when images take long to make: how long the live canvas waits after your first "
+            "stroke before it starts one"
+        )
+        form.addRow("Live canvas: wait on a slow computer", self.debounce)
         buttons = QDialogButtonBox(
             QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel
         )
@@ -71,11 +97,20 @@ class SettingsDialog(QDialog):
         buttons.rejected.connect(self.reject)
         form.addRow(buttons)
 
-    def _with_browse(self, line: QLineEdit, folder: bool) -> QWidget:
+    @staticmethod
+    def _line(text: str, placeholder: str, name: str) -> QLineEdit:
+        """A text field wide enough for its placeholder."""
+        line = QLineEdit(text)
+        line.setPlaceholderText(placeholder)
+        line.setAccessibleName(name)
+        line.setMinimumWidth(line.fontMetrics().horizontalAdvance(placeholder) + 24)
+        return line
+
+    def _with_browse(self, line: QLineEdit) -> QWidget:
         box = QWidget()
         row = QHBoxLayout(box)
         row.setContentsMargins(0, 0, 0, 0)
-        row.addWidget(line)
+        row.addWidget(line, 1)
         browse = QPushButton("Browse…")
         browse.clicked.connect(lambda: self._browse(line))
         row.addWidget(browse)
@@ -91,9 +126,10 @@ class SettingsDialog(QDialog):
             self._settings,
             model=self.model.text().strip(),
             backend=self.backend.currentData(),
-            device=self.device.currentText(),
+            device=self.device.currentData(),
             output_dir=self.output.text().strip(),
             theme=self.theme.currentText(),
+            generate_on_start=self.generate_on_start.isChecked(),
             live_debounce_ms=self.debounce.value(),
             refine=self.refine.isChecked(),
         ).validated()

@@ -31,4 +31,15 @@ def apply_theme(theme: str) -> None:
     }
     for role, color in roles.items():
         p.setColor(role, QColor(color))
+    # Disabled controls must look disabled: dim text and buttons (the active colours are the default).
+    disabled = {
+        QPalette.ColorRole.WindowText: "#7a7a7a",
+        QPalette.ColorRole.Text: "#7a7a7a",
+        QPalette.ColorRole.ButtonText: "#7a7a7a",
+        QPalette.ColorRole.Button: "#2e2e2e",
+        QPalette.ColorRole.Base: "#262626",
+        QPalette.ColorRole.Highlight: "#505050",
+    }
+    for role, color in disabled.items():
+        p.setColor(QPalette.ColorGroup.Disabled, role, QColor(color))
     app.setPalette(p)

@@ -19,7 +19,7 @@ class ImageViewWidget(QWidget):
         self._image: QImage | None = None
         self._zoom: float | None = None  # None = fit
         self.placeholder = placeholder
-        self.setMinimumSize(160, 160)
+        self.setMinimumSize(96, 96)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setAccessibleName("generated image")
 
@@ -86,7 +86,7 @@ class SketchCanvasWidget(QWidget):
         self._last: QPointF | None = None
         self.brush_size = max(1.0, resolution / 32)
         self.eraser = False
-        self.setMinimumSize(200, 200)
+        self.setMinimumSize(120, 120)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setCursor(Qt.CursorShape.CrossCursor)
         self.setAccessibleName("sketch canvas")

@@ -2,6 +2,6 @@
 
 from .params import Params
 from .runner import InlineRunner, Runner
-from .workspace import ModelState, Workspace, WorkspaceEvents
+from .workspace import NO_MODEL, ModelState, Workspace, WorkspaceEvents
 
-__all__ = ["InlineRunner", "ModelState", "Params", "Runner", "Workspace", "WorkspaceEvents"]
+__all__ = ["NO_MODEL", "InlineRunner", "ModelState", "Params", "Runner", "Workspace", "WorkspaceEvents"]

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.metadata import restorable_params
 from ..core.request import DEFAULT_GUIDANCE, DEFAULT_STEPS, MAX_GUIDANCE, MAX_SEED, GenerateRequest
 from ..core.settings import Settings
 from ..core.trigflow import MAX_STEPS, MIN_STEPS
@@ -55,6 +56,20 @@ class Params:
         )
 
 
+def size_presets(width: int, height: int, multiple: int) -> list[tuple[int, int]]:
+    """The model's default size first, then about the same area in 3:4, 4:3, 9:16 and 16:9."""
+    presets = [(width, height)]
+    for aw, ah in ((3, 4), (4, 3), (9, 16), (16, 9)):
+        scale = (width * height / (aw * ah)) ** 0.5
+        size = (
+            max(multiple, round(aw * scale / multiple) * multiple),
+            max(multiple, round(ah * scale / multiple) * multiple),
+        )
+        if size not in presets:
+            presets.append(size)
+    return presets
+
+
 PARAM_NAMES = tuple(f.name for f in fields(Params))
 
 # Params field -> Settings field, where the names differ.
@@ -78,6 +93,7 @@ def params_from_metadata(meta: dict[str, Any], base: Params) -> tuple[Params, li
     """``base`` with the fields a PNG's metadata holds, and the names of fields it had but that were
     unusable. The seed mode is never taken from an image: restoring must not change how seeds are
     chosen."""
+    meta = restorable_params(meta)  # hardened: values no control could take are gone
     values = {name: meta[name] for name in PARAM_NAMES if name in meta and name != "seed_mode"}
     for name in ("width", "height"):
         if values.get(name) is None:

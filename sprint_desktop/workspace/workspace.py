@@ -13,7 +13,7 @@ import secrets
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,11 +24,18 @@ from ..core.gallery import Gallery, GalleryItem
 from ..core.live import LiveScheduler
 from ..core.metadata import read_png_params
 from ..core.paths import default_model_path
-from ..core.request import GenerateRequest, GenerateResult, Timings
+from ..core.request import GenerateRequest, GenerateResult
 from ..core.settings import Settings, load_settings, save_settings
 from ..core.vocabulary import Vocabulary, read_vocabulary
-from .events import Event
-from .params import UI_MAX_SEED, Params, params_from_metadata, params_from_settings, params_into_settings
+from .events import ModelState, WorkspaceEvents
+from .params import (
+    UI_MAX_SEED,
+    Params,
+    params_from_metadata,
+    params_from_settings,
+    params_into_settings,
+    size_presets,
+)
 from .runner import Runner
 from .wording import for_the_window
 
@@ -36,32 +43,6 @@ if TYPE_CHECKING:
     from ..engine.base import ModelInfo
 
 NO_MODEL = "No model is installed. Choose a SANA-Sprint model folder in File ▸ Settings."
-
-
-@dataclass(frozen=True)
-class ModelState:
-    phase: str
-    """"none", "loading", "ready" or "failed"."""
-    text: str
-    """What the status bar says about the model."""
-    info: ModelInfo | None = None
-
-
-class WorkspaceEvents:
-    """What panels subscribe to. Images are uint8 (H, W, 3) arrays, or None to clear a view."""
-
-    def __init__(self) -> None:
-        self.params_changed: Event[[Params]] = Event()
-        self.model_changed: Event[[ModelState]] = Event()
-        self.prompt_image: Event[[np.ndarray | None]] = Event()
-        self.live_image: Event[[np.ndarray | None]] = Event()
-        self.timings: Event[[Timings]] = Event()
-        self.progress: Event[[int, int]] = Event()
-        self.error: Event[[str]] = Event()  # "" clears the message
-        self.status: Event[[str, int]] = Event()  # text, milliseconds to show it (0: until replaced)
-        self.hint: Event[[str]] = Event()  # about the prompt: unknown words, too many words
-        self.gallery_changed: Event[[]] = Event()
-        self.wake: Event[[float]] = Event()  # call `pump` again in this many seconds
 
 
 class Workspace:
@@ -85,6 +66,8 @@ class Workspace:
         self.draw_seed = draw_seed
         self.settings, self.settings_notice = load_settings(settings_path)
         self.params = params_from_settings(self.settings)
+        self.steps_from_model = self.settings.steps == 0
+        """The steps are the model's default (settings 0) until the user picks a value."""
         self.live_enabled = self.settings.live
         self.canvas_shown = False
         self.sketch: np.ndarray | None = None
@@ -95,17 +78,19 @@ class Workspace:
         self.prompt_id = 0
         self.prompt_pending = False
         self.live_id = 0
+        self.live_hidden_id = 0
         self.model_path_loading = ""
         self.scheduler: LiveScheduler[GenerateRequest] = LiveScheduler(
-            debounce=self.settings.live_debounce_ms / 1000, max_wait=self.settings.live_max_wait_ms / 1000
+            debounce=self.settings.live_debounce_ms / 1000
         )
-        self.gallery_notices: list[str] = []
-        self.gallery = self._open_gallery()
+        self.gallery, self.gallery_notices = open_gallery(self.settings.output_dir, data_dir)
 
     # ------------------------------------------------------------------------------ parameters
     def set_params(self, **changes: Any) -> None:
         """Change some parameters (invalid values are refused with a message)."""
         params, bad = params_from_metadata(changes, self.params) if changes else (self.params, [])
+        if params.steps != self.params.steps:
+            self.steps_from_model = False
         if "seed_mode" in changes:
             params, more = _with_seed_mode(params, changes["seed_mode"])
             bad += more
@@ -136,17 +121,8 @@ class Workspace:
         self._set(replace(self.params, seed=seed, seed_mode="fixed"))
 
     def size_presets(self) -> list[tuple[int, int]]:
-        """The model's default size first, then about the same area in 3:4, 4:3, 9:16 and 16:9."""
-        if self.info is None:
-            return []
-        w, h, m = self.info.default_width, self.info.default_height, self.info.size_multiple
-        presets = [(w, h)]
-        for aw, ah in ((3, 4), (4, 3), (9, 16), (16, 9)):
-            scale = (w * h / (aw * ah)) ** 0.5
-            size = (max(m, round(aw * scale / m) * m), max(m, round(ah * scale / m) * m))
-            if size not in presets:
-                presets.append(size)
-        return presets
+        info = self.info
+        return size_presets(info.default_width, info.default_height, info.size_multiple) if info else []
 
     # ------------------------------------------------------------------------------ the model
     def model_path(self) -> str | None:
@@ -177,9 +153,14 @@ class Workspace:
         self.info = info
         self.vocabulary = read_vocabulary(info.path or self.model_path_loading, info.max_sequence_length)
         text = f"{info.backend} · {info.device} ({info.dtype}) · {info.name}"
-        if (self.params.width, self.params.height) not in self.size_presets():
-            self.params = replace(self.params, width=info.default_width, height=info.default_height)
-            self.events.params_changed.emit(self.params)
+        params = self.params
+        if (params.width, params.height) not in self.size_presets():
+            params = replace(params, width=info.default_width, height=info.default_height)
+        if self.steps_from_model:
+            params = replace(params, steps=info.default_steps)
+        if params != self.params:
+            self.params = params
+            self.events.params_changed.emit(params)
         self.events.error.emit("")
         self.events.model_changed.emit(ModelState("ready", text, info))
         self.events.hint.emit(self.prompt_hint())
@@ -228,9 +209,10 @@ class Workspace:
 
     def on_finished(self, request_id: int, result: GenerateResult) -> None:
         if request_id == self.live_id:
-            self.live_result = result
-            self.events.timings.emit(result.timings)
-            self.events.live_image.emit(result.image)
+            if request_id != self.live_hidden_id:
+                self.live_result = result
+                self.events.timings.emit(result.timings)
+                self.events.live_image.emit(result.image)
             self._live_done(completed=True)
         elif request_id == self.prompt_id:
             self.prompt_result = result
@@ -286,8 +268,11 @@ class Workspace:
         """The canvas changed; a blank canvas (or None) means no sketch."""
         was_drawn = self.sketch is not None
         self.sketch = None if sketch is None or bool((sketch == 255).all()) else sketch
-        if was_drawn and self.sketch is None and self.live_result is not None:
-            self.live_result = None  # cleared: the old image goes at once, the prompt's one follows
+        if was_drawn and self.sketch is None:
+            # Cleared: the old image goes at once (and one still being made is not shown); the
+            # prompt's own image follows.
+            self.live_hidden_id = self.live_id
+            self.live_result = None
             self.events.live_image.emit(None)
         self._live_changed()
 
@@ -325,23 +310,6 @@ class Workspace:
         self.pump()
 
     # ------------------------------------------------------------------------------ gallery
-    def _open_gallery(self) -> Gallery:
-        """The settings' folder, else the default one, else a temporary one (each move is said)."""
-        default = self.data_dir / "gallery"
-        candidates = [Path(self.settings.output_dir)] if self.settings.output_dir else []
-        for folder in [*candidates, default]:
-            try:
-                gallery = Gallery(folder)
-            except (OSError, SprintError) as exc:
-                self.gallery_notices.append(f"Cannot use the gallery folder {folder} ({exc}).")
-                continue
-            if gallery.notice:
-                self.gallery_notices.append(gallery.notice)
-            return gallery
-        temp = Path(tempfile.mkdtemp(prefix="sprint-gallery-"))
-        self.gallery_notices.append(f"Kept images go to {temp} for now.")
-        return Gallery(temp)
-
     def keep(self) -> GalleryItem | None:
         """Keep the image on screen: the live canvas's when it is shown, else the prompt's."""
         result = self.live_result if self.canvas_shown else self.prompt_result
@@ -368,6 +336,7 @@ class Workspace:
         """Put an image's parameters back. The seed mode stays as it is, and the status says what
         that means for the next image."""
         params, _ = params_from_metadata(meta, self.params)
+        self.steps_from_model = self.steps_from_model and params.steps == self.params.steps
         self._set(params)
         if params.seed_mode == "random":
             self.events.status.emit(
@@ -398,23 +367,25 @@ class Workspace:
         """Use the settings from the dialog; True when the model is reloaded."""
         old, self.settings = self.settings, new
         self.scheduler.debounce = new.live_debounce_ms / 1000
-        self.scheduler.max_wait = new.live_max_wait_ms / 1000
         if old.output_dir != new.output_dir:
             self.gallery.close()
-            self.gallery = self._open_gallery()
+            self.gallery, notices = open_gallery(new.output_dir, self.data_dir)
+            for notice in notices:
+                self.events.error.emit(notice)
             self.events.gallery_changed.emit()
         reload = (old.model, old.backend, old.device) != (new.model, new.backend, new.device)
+        if old.model != new.model:
+            self.model_override = None  # a model chosen in the settings replaces the command line's
         if reload:
-            self.model_override = None
             self.load_model()
         self.save_settings()
         return reload
 
     def save_settings(self, **window: Any) -> None:
         """Write the settings with the current parameters (and ``window`` fields: geometry...)."""
-        self.settings = replace(
-            params_into_settings(self.params, self.settings), live=self.live_enabled, **window
-        )
+        settings = params_into_settings(self.params, self.settings)
+        steps = 0 if self.steps_from_model else self.params.steps  # 0: the model's default
+        self.settings = replace(settings, steps=steps, live=self.live_enabled, **window)
         try:
             save_settings(self.settings, self.settings_path)
         except OSError as exc:
@@ -429,3 +400,22 @@ def _with_seed_mode(params: Params, mode: Any) -> tuple[Params, list[str]]:
     if mode in ("random", "fixed"):
         return replace(params, seed_mode=mode), []
     return params, ["seed_mode"]
+
+
+def open_gallery(output_dir: str, data_dir: Path) -> tuple[Gallery, list[str]]:
+    """The gallery in ``output_dir``, else ``data_dir/gallery``, else a temporary folder; with a
+    notice for each fallback (and the gallery's own, e.g. a rebuilt index)."""
+    notices: list[str] = []
+    candidates = [Path(output_dir)] if output_dir else []
+    for folder in [*candidates, data_dir / "gallery"]:
+        try:
+            gallery = Gallery(folder)
+        except (OSError, SprintError) as exc:
+            notices.append(f"Cannot use the gallery folder {folder} ({exc}).")
+            continue
+        if gallery.notice:
+            notices.append(gallery.notice)
+        return gallery, notices
+    temp = Path(tempfile.mkdtemp(prefix="sprint-gallery-"))
+    notices.append(f"Kept images go to {temp} for now.")
+    return Gallery(temp), notices

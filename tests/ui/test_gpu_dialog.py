@@ -100,7 +100,7 @@ def test_the_offer_is_shown_once_and_remembered(qtbot, tmp_path, monkeypatch, ti
     with qtbot.waitSignal(second.gpu_probe.found, timeout=TIMEOUT) as found:
         pass  # the probe's result arrives through the event loop, after the window's own slot ran
     assert found.args[0].name == "NVIDIA GeForce RTX 4090"
-    assert second.gpu_dialog is None and second.settings.gpu_offer_shown
+    assert second.gpu_dialog is None and second.workspace.settings.gpu_offer_shown
     second.close()
 
 

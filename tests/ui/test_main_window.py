@@ -1,15 +1,22 @@
-"""The real window, offscreen, with the real worker and the tiny model (pytest-qt)."""
+"""The real window, offscreen, with the real worker and the tiny model (pytest-qt). The workspace's
+logic is tested without a window in tests/workspace; these check that the panels are wired to it."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 from PySide6.QtCore import QPointF, Qt
+from PySide6.QtGui import QPalette
+from PySide6.QtWidgets import QApplication, QPushButton
 
 from sprint_desktop.core.metadata import save_png
-from sprint_desktop.ui.main_window import MainWindow
+from sprint_desktop.core.paths import project_root
+from sprint_desktop.core.settings import Settings
+from sprint_desktop.core.vocabulary import read_vocabulary
+from sprint_desktop.ui.main_window import MIN_SIZE, MainWindow
 
 TIMEOUT = 60_000
 
@@ -24,7 +31,7 @@ def make_window(qtbot, tmp_path, tiny_model_dir):
         w.show()
         windows.append(w)
         if wait:
-            qtbot.waitUntil(lambda: w.info is not None, timeout=TIMEOUT)
+            qtbot.waitUntil(lambda: w.workspace.info is not None, timeout=TIMEOUT)
         return w
 
     yield make
@@ -33,121 +40,68 @@ def make_window(qtbot, tmp_path, tiny_model_dir):
             w.close()
 
 
-def test_enter_in_the_prompt_shows_an_image(make_window, qtbot):
+def test_enter_in_the_prompt_shows_an_image_and_keep_fills_the_strip(make_window, qtbot):
     w = make_window()
-    assert w.generate_button.isEnabled() and "tiny-sprint" in w.model_label.text()
-    w.prompt.setPlainText("a red circle")
-    qtbot.keyClick(w.prompt, Qt.Key.Key_Return)
-    qtbot.waitUntil(lambda: w.last_result is not None, timeout=TIMEOUT)
-    assert w.view.image() is not None and w.view.image().width() == 32
-    assert w.last_result.request.prompt == "a red circle"
-    assert "ms" in w.latency_label.text()
-    assert w.prompt.toPlainText() == "a red circle"  # Enter did not add a newline
+    panel, ws = w.prompt_panel, w.workspace
+    assert panel.generate_button.isEnabled() and "tiny-sprint" in w.statusBar().model_label.text()
+    panel.steps.setValue(1)
+    panel.prompt.setPlainText("a red circle")
+    qtbot.keyClick(panel.prompt, Qt.Key.Key_Return)
+    qtbot.waitUntil(lambda: ws.prompt_result is not None, timeout=TIMEOUT)
+    assert w.preview.image() is not None and w.preview.image().width() == 32
+    assert ws.prompt_result.request.prompt == "a red circle" and ws.prompt_result.request.steps == 1
+    assert panel.seed.text() == str(ws.prompt_result.request.seed)  # the random seed is shown
+    assert "ms" in w.statusBar().latency_label.text()
+    assert panel.prompt.toPlainText() == "a red circle"  # Enter did not add a newline
+    qtbot.mouseClick(panel.keep_button, Qt.MouseButton.LeftButton)
+    assert w.strip.count() == 1
 
 
-def test_slider_and_controls_change_the_request(make_window):
+def test_the_live_canvas_follows_a_stroke_and_clear_drops_its_image(make_window, qtbot):
     w = make_window()
-    w.prompt.setPlainText("a blue cross")
-    w.steps.setValue(1)
-    first = w.current_request()
-    w.steps.setValue(4)
-    w.guidance.setValue(3.0)
-    second = w.current_request()
-    assert (first.steps, second.steps, second.guidance) == (1, 4, 3.0)
-    assert first != second
-
-
-def test_fixed_seed_gives_the_same_image_and_random_does_not(make_window, qtbot):
-    w = make_window()
-    w.prompt.setPlainText("a green square")
-    w.seed_mode.setCurrentText("fixed")
-    w.seed.setValue(5)
-    images = []
-    for _ in range(2):
-        w.last_result = None
-        w.generate()
-        qtbot.waitUntil(lambda: w.last_result is not None, timeout=TIMEOUT)
-        images.append(w.last_result.image)
-    np.testing.assert_array_equal(*images)
-    w.seed_mode.setCurrentText("random")
-    seeds = set()
-    for _ in range(3):
-        w.generate()
-        seeds.add(w.seed.value())
-    assert len(seeds) == 3  # a new seed each time (a collision has odds of about 1 in 10^9)
-
-
-def test_burst_of_canvas_changes_gives_few_generations_and_shows_the_last(make_window, qtbot):
-    w = make_window()
-    w.prompt.setPlainText("a purple triangle")
+    ws = w.workspace
+    w.prompt_panel.prompt.setPlainText("a purple triangle")
     w.tabs.setCurrentIndex(1)
-    w.live.setChecked(True)
-    submitted = []
-    original = w.worker.submit
-    w.worker.submit = lambda r: submitted.append(r) or original(r)
-    for i in range(50):
-        w.canvas.stroke([QPointF(2 + i % 28, 4), QPointF(2 + i % 28, 28)])
-    last_sketch = w.canvas.to_array()
+    w.canvas_panel.set_live(True)
+    w.draw_stroke([(4, 4), (20, 20)])
     qtbot.waitUntil(
-        lambda: not w.scheduler.in_flight and w.scheduler.pending is None and w.live_result is not None,
+        lambda: ws.live_result is not None and ws.live_result.request.control_digest is not None,
         timeout=TIMEOUT,
     )
-    qtbot.wait(300)
-    assert 1 <= len(submitted) <= 6
-    np.testing.assert_array_equal(submitted[-1].control_image, last_sketch)
-    assert w.live_result.request.control_digest == submitted[-1].control_digest
-    assert w.live_view.image() is not None
+    assert w.canvas_panel.live_view.image() is not None
+    w.canvas_panel.canvas.clear()
+    assert w.canvas_panel.live_view.image() is None  # at once, not when the next image comes
+    qtbot.waitUntil(lambda: ws.live_result is not None, timeout=TIMEOUT)
+    assert ws.live_result.request.control_image is None
 
 
-def test_engine_error_shows_a_message_and_the_next_request_works(make_window, qtbot):
-    w = make_window()
-    w.size_combo.addItem("33 × 32", (33, 32))
-    w.size_combo.setCurrentIndex(w.size_combo.count() - 1)
-    w.prompt.setPlainText("a red circle")
-    w.generate()
-    qtbot.waitUntil(w.error_label.isVisible, timeout=TIMEOUT)
-    assert "multiple of 2" in w.error_label.text()
-    w.size_combo.setCurrentIndex(0)
-    w.generate()
-    qtbot.waitUntil(lambda: w.last_result is not None, timeout=TIMEOUT)
-    assert not w.error_label.isVisible()
-
-
-def test_empty_prompt_is_explained(make_window):
-    w = make_window()
-    w.prompt.setPlainText("   ")
-    assert w.generate() is None
-    assert "prompt is empty" in w.error_label.text()
-
-
-def test_bad_model_folder_shows_a_message_and_app_keeps_working(make_window, qtbot, tmp_path, tiny_model_dir):
+def test_a_bad_model_folder_is_explained_and_another_one_works(make_window, qtbot, tmp_path, tiny_model_dir):
     w = make_window(model=str(tmp_path / "no-such-model"), wait=False)
-    qtbot.waitUntil(w.error_label.isVisible, timeout=TIMEOUT)
-    assert "model folder not found" in w.error_label.text()
-    assert not w.generate_button.isEnabled()
-    w.model_override = str(tiny_model_dir)
-    w.load_model()
-    qtbot.waitUntil(lambda: w.info is not None, timeout=TIMEOUT)
-    w.prompt.setPlainText("a red circle")
-    w.generate()
-    qtbot.waitUntil(lambda: w.last_result is not None, timeout=TIMEOUT)
+    panel = w.prompt_panel
+    qtbot.waitUntil(panel.error_label.isVisible, timeout=TIMEOUT)
+    assert "model folder not found" in panel.error_label.text().lower()
+    assert not panel.generate_button.isEnabled()
+    w.workspace.use_model(str(tiny_model_dir))
+    qtbot.waitUntil(lambda: w.workspace.info is not None, timeout=TIMEOUT)
+    assert not panel.error_label.isVisible() and panel.generate_button.isEnabled()
 
 
-def test_settings_and_gallery_survive_a_restart(make_window, qtbot):
+def test_settings_and_gallery_survive_a_restart_without_regenerating(make_window, qtbot, tmp_path):
     w = make_window()
-    w.prompt.setPlainText("two yellow circles")
-    w.steps.setValue(3)
-    w.generate()
-    qtbot.waitUntil(lambda: w.last_result is not None, timeout=TIMEOUT)
-    kept = w.keep()
-    assert kept is not None and kept.path.exists()
+    w.prompt_panel.prompt.setPlainText("two yellow circles")
+    w.prompt_panel.steps.setValue(3)
+    w.workspace.generate()
+    qtbot.waitUntil(lambda: w.workspace.prompt_result is not None, timeout=TIMEOUT)
+    w.workspace.keep()
     w.close()
+    data = json.loads((tmp_path / "config" / "settings.json").read_text())
+    assert data["version"] == 1 and data["settings"]["window_geometry"]
     w2 = make_window()
-    assert w2.prompt.toPlainText() == "two yellow circles"
-    assert w2.steps.value() == 3
-    assert w2.strip.count() == 1
-    item = w2.strip.item(0).data(Qt.ItemDataRole.UserRole)
-    assert item.params["prompt"] == "two yellow circles" and item.params["steps"] == 3
+    assert w2.prompt_panel.prompt.toPlainText() == "two yellow circles"
+    assert w2.prompt_panel.steps.value() == 3 and w2.strip.count() == 1
+    assert w2.strip.item_at(0).params["steps"] == 3
+    qtbot.wait(200)
+    assert w2.workspace.prompt_id == 0 and w2.preview.image() is None  # no image made by itself
 
 
 def test_corrupt_settings_and_gallery_are_recovered(make_window, tmp_path):
@@ -158,62 +112,47 @@ def test_corrupt_settings_and_gallery_are_recovered(make_window, tmp_path):
     save_png(np.zeros((8, 8, 3), np.uint8), gallery / "old.png", {"prompt": "an old image", "seed": 1})
     (gallery / "gallery.sqlite3").write_bytes(b"garbage" * 200)
     w = make_window(wait=False)
-    assert "defaults are in use" in w.error_label.text() or "rebuilt" in w.error_label.text()
     assert w.strip.count() == 1
     assert list((tmp_path / "config").glob("settings.json.corrupt-*"))
 
 
-def test_clicking_a_kept_image_restores_its_parameters(make_window, qtbot):
+def test_clicking_a_thumbnail_restores_without_fixing_the_seed(make_window, qtbot):
     w = make_window()
-    w.prompt.setPlainText("a black square")
-    w.seed_mode.setCurrentText("fixed")
-    w.seed.setValue(77)
-    w.steps.setValue(1)
-    w.generate()
-    qtbot.waitUntil(lambda: w.last_result is not None, timeout=TIMEOUT)
-    w.keep()
-    w.prompt.setPlainText("something else")
-    w.steps.setValue(4)
-    w.seed.setValue(1)
-    w._on_gallery_clicked(w.strip.item(0))
-    assert (w.prompt.toPlainText(), w.steps.value(), w.seed.value()) == ("a black square", 1, 77)
+    panel, ws = w.prompt_panel, w.workspace
+    panel.prompt.setPlainText("a black square")
+    ws.generate()
+    qtbot.waitUntil(lambda: ws.prompt_result is not None, timeout=TIMEOUT)
+    seed = ws.prompt_result.request.seed
+    ws.keep()
+    panel.prompt.setPlainText("something else")
+    rect = w.strip.visualItemRect(w.strip.item(0))
+    qtbot.mouseClick(w.strip.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert (panel.prompt.toPlainText(), panel.seed.text()) == ("a black square", str(seed))
+    assert panel.seed_mode.currentText() == "random" and w.preview.image() is not None
+    assert "Seeds are random" in w.statusBar().currentMessage()
 
 
-def test_dropping_a_png_restores_and_a_foreign_file_is_explained(make_window, tmp_path):
+def test_dropping_a_png_restores_its_parameters(make_window, tmp_path):
     w = make_window()
-    path = save_png(
-        np.zeros((8, 8, 3), np.uint8),
-        tmp_path / "x.png",
-        {"prompt": "a cyan cross", "steps": 4, "seed": 9, "guidance": 2.5},
-    )
-    assert w.restore_from_file(str(path))
-    assert (w.prompt.toPlainText(), w.steps.value(), w.seed.value(), w.guidance.value()) == (
-        "a cyan cross",
-        4,
-        9,
-        2.5,
-    )
-    other = tmp_path / "y.txt"
-    other.write_text("hello")
-    assert not w.restore_from_file(str(other))
-    assert "not a readable image" in w.error_label.text()
+    meta = {"prompt": "a cyan cross", "steps": 4, "seed": 9, "guidance": 2.5}
+    path = save_png(np.zeros((8, 8, 3), np.uint8), tmp_path / "x.png", meta)
+    assert w.workspace.restore_from_file(str(path))
+    panel = w.prompt_panel
+    shown = (panel.prompt.toPlainText(), panel.steps.value(), panel.seed.text(), panel.guidance.value())
+    assert shown == ("a cyan cross", 4, "9", 2.5)
 
 
 def test_canvas_undo_redo_clear_and_import(make_window, tmp_path):
     from PIL import Image
 
     w = make_window()
-    c = w.canvas
-    assert c.is_blank()
+    c = w.canvas_panel.canvas
     c.stroke([QPointF(4, 4), QPointF(20, 20)])
     drawn = c.to_array()
-    assert not c.is_blank()
     c.undo()
     assert c.is_blank()
     c.redo()
     np.testing.assert_array_equal(c.to_array(), drawn)
-    c.clear()
-    assert c.is_blank()
     picture = np.full((64, 64, 3), 255, np.uint8)
     picture[16:48, 16:48] = (30, 60, 200)
     Image.fromarray(picture).save(tmp_path / "p.png")
@@ -221,30 +160,67 @@ def test_canvas_undo_redo_clear_and_import(make_window, tmp_path):
     assert not c.is_blank() and w.tabs.currentIndex() == 1
     (tmp_path / "bad.png").write_bytes(b"nope")
     w.import_sketch(str(tmp_path / "bad.png"))
-    assert "Cannot import" in w.error_label.text()
+    assert "Cannot import" in w.prompt_panel.error_label.text()
 
 
-def test_settings_file_is_versioned_json(make_window, tmp_path):
+def test_the_vocabulary_examples_fill_the_prompt(make_window):
+    """The tiny model has no word list: the embedded model's is put in its place."""
     w = make_window()
-    w.close()
-    data = json.loads((tmp_path / "config" / "settings.json").read_text())
-    assert data["version"] == 1 and "window_geometry" in data["settings"]
+    w.workspace.vocabulary = read_vocabulary(project_root() / "models" / "sprint-shapes", 16)
+    panel = w.prompt_panel
+    panel.show_vocabulary(w.workspace.vocabulary)
+    assert panel.examples.isVisible() and "a red circle" in panel.examples.text()
+    panel.examples.linkActivated.emit("example:two blue squares")
+    assert panel.prompt.toPlainText() == "two blue squares"
+    panel.prompt.setPlainText("a cat on a sofa")
+    assert panel.hint.isVisible() and "“cat”" in panel.hint.text()
+    panel.examples.linkActivated.emit("words:")
+    assert panel.words.isVisible() and "circle" in panel.words.text()
 
 
-def test_onnx_backend_from_the_settings(make_window, qtbot, tmp_path, monkeypatch):
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+def test_layout_for_a_new_user(make_window):
+    """Minimum size, one Keep button, a hint in the empty strip, framed thumbnails, checkable View
+    items, dimmed disabled controls in the dark theme."""
     w = make_window()
-    messages = []
-    w.worker.load_progress.connect(messages.append)
-    w.settings.backend = "onnx"
-    w.load_model()
-    qtbot.waitUntil(lambda: w.info is not None and w.info.backend == "onnx", timeout=120_000)
-    w.prompt.setPlainText("a red circle")
-    w.last_result = None
-    w.generate()
-    qtbot.waitUntil(lambda: w.last_result is not None, timeout=TIMEOUT)
-    assert w.last_result.request.backend == "onnx" and "onnx" in w.model_label.text()
-    assert any("exporting to ONNX: transformer" in m for m in messages)  # the export was shown
+    w.resize(480, 320)
+    assert (w.width(), w.height()) >= MIN_SIZE
+    assert w.preview.minimumWidth() <= 160  # the preview scales down instead of being cropped
+    keeps = [b for b in w.findChildren(QPushButton) if b.text() == "Keep"]
+    assert len(keeps) == 1
+    strip = w.strip.grab().toImage()
+    colours = {strip.pixel(x, y) for x in range(0, strip.width(), 3) for y in range(0, strip.height(), 3)}
+    assert w.strip.count() == 0 and len(colours) > 2  # the hint text is drawn
+    assert w.live_action.isCheckable() and w.dark_action.isCheckable()
+    w.live_action.setChecked(False)
+    assert not w.canvas_panel.live.isChecked()
+    w.dark_action.setChecked(True)
+    palette = QApplication.palette()
+    disabled = palette.color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.ButtonText)
+    assert disabled != palette.color(QPalette.ColorGroup.Active, QPalette.ColorRole.ButtonText)
+    w.dark_action.setChecked(False)
+    path = w.workspace.gallery.folder / "t.png"
+    save_png(np.full((16, 16, 3), 250, np.uint8), path, {"prompt": "x"})
+    thumb = w.strip._thumbnail(path)
+    assert thumb.toImage().pixel(0, 0) == w.strip.palette().mid().color().rgb()
+
+
+def test_open_folder_without_a_file_manager_says_where_it_is(make_window):
+    w = make_window()
+    assert not w.open_folder()  # the offscreen platform has no desktop services
+    assert str(w.workspace.gallery.folder) in w.prompt_panel.error_label.text()
+
+
+def test_settings_lists_only_devices_this_computer_has(qtbot):
+    from sprint_desktop.ui.settings_dialog import SettingsDialog
+
+    no_gpu = SettingsDialog(Settings(), has_nvidia_gpu=False)
+    qtbot.addWidget(no_gpu)
+    assert [no_gpu.device.itemData(i) for i in range(no_gpu.device.count())] == ["auto", "cpu"]
+    gpu = SettingsDialog(Settings(device="cuda"), has_nvidia_gpu=True)
+    qtbot.addWidget(gpu)
+    assert gpu.result_settings().device == "cuda"
+    model = no_gpu.model
+    assert model.minimumWidth() > model.fontMetrics().horizontalAdvance(model.placeholderText())
 
 
 def test_every_submitted_request_ends_with_one_signal(qtbot):
@@ -256,8 +232,6 @@ def test_every_submitted_request_ends_with_one_signal(qtbot):
     cancelled = []
     worker.cancelled.connect(cancelled.append)
     try:
-        # No model is loaded, so the thread answers each job with `failed`; submitting three at
-        # once replaces the waiting ones.
         with worker._cond:  # hold the thread so the first two are still waiting
             a = worker.submit(GenerateRequest("a"))
             b = worker.submit(GenerateRequest("b"))
@@ -268,16 +242,16 @@ def test_every_submitted_request_ends_with_one_signal(qtbot):
         worker.stop()
 
 
-def test_generate_is_not_cancelled_by_the_live_canvas(make_window, qtbot):
+def test_onnx_backend_from_the_settings(make_window, qtbot, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     w = make_window()
-    w.prompt.setPlainText("a red circle")
-    w.tabs.setCurrentIndex(1)
-    w.live.setChecked(True)
-    w.canvas.stroke([QPointF(4, 4), QPointF(20, 20)])  # a live job starts
-    w.last_result = None
-    w.generate()  # the user presses Enter while it runs
-    for i in range(5):  # and keeps drawing
-        w.canvas.stroke([QPointF(5 + i, 5), QPointF(5 + i, 25)])
-    qtbot.waitUntil(lambda: w.last_result is not None, timeout=TIMEOUT)
-    qtbot.waitUntil(lambda: not w.scheduler.in_flight and w.scheduler.pending is None, timeout=TIMEOUT)
-    assert w.live_result is not None
+    ws = w.workspace
+    messages = []
+    w.worker.load_progress.connect(messages.append)
+    ws.apply_settings(replace(ws.settings, backend="onnx"))
+    qtbot.waitUntil(lambda: ws.info is not None and ws.info.backend == "onnx", timeout=120_000)
+    ws.set_params(prompt="a red circle")
+    ws.generate()
+    qtbot.waitUntil(lambda: ws.prompt_result is not None, timeout=TIMEOUT)
+    assert ws.prompt_result.request.backend == "onnx" and "onnx" in w.statusBar().model_label.text()
+    assert any("exporting to ONNX: transformer" in m for m in messages)  # the export was shown

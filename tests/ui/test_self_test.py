@@ -60,4 +60,4 @@ def test_self_test_fails_clearly_without_a_model(tmp_path):
         timeout=300,
     )
     assert proc.returncode == 1
-    assert "model folder not found" in proc.stderr
+    assert "model folder not found" in proc.stderr.lower()

@@ -257,6 +257,24 @@ def test_clear_drops_the_old_image_at_once_and_shows_the_prompt_only_image(setup
     assert ws.live_result is not None and ws.live_result.request.control_image is None
 
 
+def test_clear_while_a_sketch_is_being_drawn_does_not_bring_its_image_back(setup):
+    ws, runner, clock, rec = setup()
+    ws.set_params(prompt="a red circle")
+    ws.set_canvas_shown(True)
+    runner.run_all()
+    ws.set_sketch(_sketch())
+    clock.now += 1
+    ws.pump()
+    assert runner.pending[1].control_image is not None  # the sketch's request is on its way
+    ws.set_sketch(None)  # Clear
+    runner.run_next()
+    assert ws.live_result is None and rec.last("live_image") == (None,)
+    clock.now += 1
+    ws.pump()
+    runner.run_all()
+    assert ws.live_result.request.control_image is None
+
+
 def test_live_follows_parameters_only_while_the_canvas_is_shown(setup):
     ws, runner, clock, _ = setup()
     ws.set_params(prompt="a red circle")
