@@ -3,6 +3,7 @@
 #   scripts/dev.sh setup                      create .venv and install the project (idempotent)
 #   scripts/dev.sh run ["PROMPT"] [ARGS...]   setup, then generate PROMPT with the default model -> out.png
 #   scripts/dev.sh test [PYTEST ARGS...]      setup, then lint, type-check and run the test suite
+#   scripts/dev.sh check-display              say which system libraries the app's window still needs
 # Environment: PYTHON (default python3), TORCH_SPEC (default torch==2.13.0: the CPU wheel on our
 # machines; on a PC with an NVIDIA card set e.g. TORCH_SPEC="torch==2.13.0" with PyTorch's CUDA index).
 set -euo pipefail
@@ -30,6 +31,23 @@ setup() {
   echo "$want" > "$stamp"
 }
 
+# The window needs Qt's xcb libraries from the system (packaging/linux/xcb-libraries.txt); Qt aborts
+# naming only the first one missing. Say the whole apt-get line instead. LDCONFIG: for the tests.
+check_display() {
+  local missing=() package soname
+  local libs
+  libs="$(${LDCONFIG:-/sbin/ldconfig} -p 2>/dev/null || true)"
+  while read -r package soname; do
+    case "$package" in ''|'#'*) continue ;; esac
+    grep -q "$soname" <<<"$libs" || missing+=("$package")
+  done < packaging/linux/xcb-libraries.txt
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "note: the app's window needs system libraries that are missing; install them with:" >&2
+    echo "  sudo apt-get install ${missing[*]}" >&2
+    return 1
+  fi
+}
+
 cmd="${1:-}"
 [ $# -gt 0 ] && shift
 case "$cmd" in
@@ -38,6 +56,7 @@ case "$cmd" in
     ;;
   run)
     setup
+    check_display || true
     prompt="${1:-a red circle left of a blue square}"
     [ $# -gt 0 ] && shift
     exec "$VENV/bin/sprint" generate "$prompt" -o out.png "$@"
@@ -51,8 +70,11 @@ case "$cmd" in
     # pytest exits 5 when it collected no test: that is a failure here too (set -e).
     exec "$PY" -m pytest "$@"
     ;;
+  check-display)
+    check_display && echo "the window's system libraries are all there"
+    ;;
   *)
-    sed -n '2,7p' "$0" >&2
+    sed -n '2,8p' "$0" >&2
     exit 2
     ;;
 esac

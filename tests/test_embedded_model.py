@@ -66,3 +66,40 @@ def test_a_long_prompt_is_reported_once_in_our_words_not_by_transformers(capfd):
     engine.close()
     assert any("longer than 16 tokens" in w for w in result.warnings)
     assert "sequence length" not in capfd.readouterr().err
+
+
+def test_our_image_equals_stock_diffusers_on_the_same_seed():
+    """The faint coloured dots in the corners come from the model (its DC-AE decoder puts them on a
+    pure white round trip too), not from our pipeline: stock SanaSprintPipeline gives the same pixels."""
+    import torch
+    from diffusers import SanaSprintPipeline
+
+    from sprint_desktop.core.noise import draw_noise
+    from sprint_desktop.core.request import GenerateRequest
+    from sprint_desktop.engine.torch_backend import TorchEngine
+
+    engine = TorchEngine(MODEL, device="cpu")
+    prompt = "a red circle left of a blue square"
+    ours = engine.generate(GenerateRequest(prompt, steps=1, seed=4)).image
+    engine.close()
+    pipe = SanaSprintPipeline.from_pretrained(MODEL, local_files_only=True)
+    pipe.set_progress_bar_config(disable=True)
+    z0 = torch.from_numpy(np.ascontiguousarray(draw_noise(4, (32, 8, 8), 1)[0][None])).float()
+    stock = pipe(
+        prompt=prompt,
+        num_inference_steps=1,
+        intermediate_timesteps=None,
+        guidance_scale=4.5,
+        height=64,
+        width=64,
+        latents=z0,
+        use_resolution_binning=False,
+        max_sequence_length=16,
+        complex_human_instruction=None,
+        output_type="np",
+    ).images[0]
+    assert np.abs(ours.astype(int) - (stock * 255).round().astype(int)).max() <= 1
+    with torch.no_grad():  # the decoder alone: white in, coloured corners out
+        white = pipe.vae.decode(pipe.vae.encode(torch.ones(1, 3, 64, 64)).latent).sample[0]
+    corners = white[:, [0, 0, -1, -1], [0, -1, 0, -1]]  # (3, 4): RGB of the four corner pixels
+    assert (corners.max(0).values - corners.min(0).values).max() > 0.1  # not grey: coloured

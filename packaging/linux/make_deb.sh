@@ -30,6 +30,8 @@ installed_kb="$(du -sk --exclude=DEBIAN "$PKG" | cut -f1)"
 # it): glibc (>= the build machine's 2.36), OpenGL/EGL, libdrm and libxcb; Wayland's client libraries
 # only for the native Wayland plugin (XWayland works without). The menu and icon caches are
 # refreshed by dpkg triggers of desktop-file-utils and hicolor-icon-theme: no maintainer scripts.
+# Qt's xcb plugin also loads the xcb helper libraries in xcb-libraries.txt (it aborts without them).
+xcb_depends="$(grep -v '^#' packaging/linux/xcb-libraries.txt | cut -d' ' -f1 | paste -sd, - | sed 's/,/, /g')"
 cat > "$PKG/DEBIAN/control" <<CONTROL
 Package: sprint-desktop
 Version: $VERSION
@@ -38,7 +40,7 @@ Priority: optional
 Architecture: amd64
 Maintainer: Sprint Desktop developers <maintainers@sprint-desktop.invalid>
 Installed-Size: $installed_kb
-Depends: libc6 (>= 2.36), libgl1, libegl1, libdrm2, libxcb1
+Depends: libc6 (>= 2.36), libgl1, libegl1, libdrm2, libxcb1, $xcb_depends
 Recommends: hicolor-icon-theme, desktop-file-utils, fonts-dejavu-core | fonts-font, libwayland-client0, libwayland-cursor0, libwayland-egl1
 Description: one-step text-to-image and sketch-to-image on your own PC
  Sprint Desktop runs SANA-Sprint, a one-step diffusion model: type a prompt and see an image at

@@ -48,6 +48,27 @@ class DownloadCancelled(SprintError):
     """The user stopped the download; what was received is kept and the next run resumes."""
 
 
+_NO_CONNECTION = {"ConnectError", "ConnectionRefusedError", "gaierror", "NameResolutionError"}
+
+
+def _stopped(entry: CatalogEntry, folder: Path, exc: BaseException) -> SprintError:
+    """A failed download in plain words: "no internet connection" when nothing could connect, and
+    the word "resume" only when some bytes were downloaded to resume from."""
+    chain, seen = [], exc
+    while seen is not None and len(chain) < 10:
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    if any(type(e).__name__ in _NO_CONNECTION for e in chain):
+        message = (
+            f"cannot download {entry.title}: no internet connection (the model hub could not be reached)"
+        )
+    else:
+        message = f"the download of {entry.title} stopped ({type(exc).__name__}: {exc})"
+    if folder.is_dir() and any(p.is_file() for p in folder.rglob("*")):
+        message += "; the part already downloaded is kept, and the next download resumes from it"
+    return SprintError(message)
+
+
 def _free_bytes(path: Path) -> int:
     probe = path
     while not probe.exists():
@@ -141,7 +162,7 @@ def download(
                 f"the disk filled up while downloading {entry.title}; the part already "
                 "downloaded is kept: free some space and run the download again"
             ) from None
-        raise SprintError(f"the download of {entry.title} stopped ({exc}); run it again to resume") from None
+        raise _stopped(entry, folder, exc) from None
     except Exception as exc:  # httpx/httpcore errors for no network, timeouts and dropped connections
         if isinstance(exc, SprintError):
             raise
@@ -149,9 +170,7 @@ def download(
             raise DownloadCancelled(
                 f"the download of {entry.title} was stopped; run it again to resume"
             ) from None
-        raise SprintError(
-            f"the download of {entry.title} stopped ({type(exc).__name__}: {exc}); run it again to resume"
-        ) from None
+        raise _stopped(entry, folder, exc) from None
     check_arrived(folder, files)
     verify(folder, {n: str(f["sha256"]) for n, f in files.items() if f["sha256"]})
     write_record(folder, entry.repo_id, entry.revision, files, complete=True)

@@ -125,12 +125,31 @@ class GpuRuntimeDialog(QDialog):
 
     def refresh(self) -> None:
         state = gpu_runtime.runtime_state(self.spec, self.root)
+        busy = self.install_thread is not None and self.install_thread.is_alive()
+        self.message.setText(self._describe(state))
+        self.install_button.setText("Reinstall" if state.state == "installed" else "Install")
+        driver_ok = self.gpu is not None and driver_at_least(self.gpu.driver, self.spec.min_driver)
+        self.install_button.setEnabled(not busy and driver_ok)
+        for button in (self.install_button, self.stop_button):
+            button.setVisible(self.gpu is not None)  # nothing to install on a computer without one
+        self.progress.setVisible(busy or self.progress.value() > 0)  # no empty bar before anything ran
+        self.remove_button.setEnabled(not busy and state.state != "missing")
+        self.remove_button.setVisible(self.gpu is not None or state.state != "missing")
+        self.close_button.setText(
+            "Not now" if self.gpu is not None and state.state != "installed" else "Close"
+        )
+
+    def _describe(self, state: gpu_runtime.RuntimeState) -> str:
         folder = self.root / self.spec.name
         if self.gpu is None:
-            found = "No NVIDIA GPU was found on this computer, so the GPU runtime would not be used."
-        else:
-            found = f"Sprint Desktop found an NVIDIA GPU: {self.gpu.describe()}."
-        driver_ok = self.gpu is None or driver_at_least(self.gpu.driver, self.spec.min_driver)
+            text = (
+                "This computer has no NVIDIA GPU (none was found), so GPU acceleration does not apply "
+                "here: Sprint Desktop generates on the CPU."
+            )
+            if state.state != "missing":
+                text += f" A GPU runtime installed earlier is in {folder}; Remove frees its disk space."
+            return text
+        found = f"Sprint Desktop found an NVIDIA GPU: {self.gpu.describe()}."
         if state.state == "installed":
             what = f"{self.spec.title} is installed in {folder} and is used from the next model load."
         else:
@@ -141,17 +160,12 @@ class GpuRuntimeDialog(QDialog):
             )
             if state.state in ("partial", "stale") and state.problem:
                 what += f" ({state.problem}.)"
-        if not driver_ok and self.gpu is not None:
+        if not driver_at_least(self.gpu.driver, self.spec.min_driver):
             what += (
                 f" Your NVIDIA driver {self.gpu.driver} is older than {self.spec.min_driver}, which "
                 "this runtime needs: update the driver first (nvidia.com/drivers)."
             )
-        self.message.setText(f"{found} {what}")
-        busy = self.install_thread is not None and self.install_thread.is_alive()
-        self.install_button.setText("Reinstall" if state.state == "installed" else "Install")
-        self.install_button.setEnabled(not busy and self.gpu is not None and driver_ok)
-        self.remove_button.setEnabled(not busy and state.state != "missing")
-        self.close_button.setText("Close" if state.state == "installed" else "Not now")
+        return f"{found} {what}"
 
     def start_install(self) -> None:
         if self.install_thread is not None and self.install_thread.is_alive():
@@ -161,6 +175,7 @@ class GpuRuntimeDialog(QDialog):
         self.install_button.setEnabled(False)
         self.remove_button.setEnabled(False)
         self.stop_button.setEnabled(True)
+        self.progress.show()
         self.status.setText("Asking the package index for the files…")
         self.install_thread = threading.Thread(target=self._run, args=(self.cancel,), daemon=True)
         self.install_thread.start()

@@ -50,7 +50,7 @@ from .worker import EngineWorker
 NO_GPU_OFFER_ENV = "SPRINT_NO_GPU_OFFER"  # "1": never offer the GPU runtime at start (CI, self-test)
 MIN_SIZE = (760, 560)
 """Below this the controls no longer fit beside a useful image."""
-QUIT_WAIT_S = 0.3
+QUIT_WAIT_S = 0.1
 """How long closing waits for the engine thread (a running job is cancelled, not awaited)."""
 
 

@@ -76,6 +76,8 @@ class ModelManagerDialog(QDialog):
             row.addWidget(b)
         layout.addLayout(row)
         self.stop_button.setEnabled(False)
+        self.confirming: str | None = None  # the model whose licence is shown, awaiting a yes
+        self.table.itemSelectionChanged.connect(self.update_buttons)
         self.refresh()
         self.table.selectRow(0)
         self.resize(760, 320)
@@ -99,6 +101,21 @@ class ModelManagerDialog(QDialog):
                     item.setToolTip(entry.license_url)
                 self.table.setItem(i, j, item)
         self.table.resizeColumnsToContents()
+        self.update_buttons()
+
+    def update_buttons(self) -> None:
+        """Only what applies to the selected model is enabled (nothing to download or remove for
+        the model that ships with the app)."""
+        entry = self.selected()
+        state = store.state_of(entry).state
+        busy = self.download_thread is not None and self.download_thread.is_alive()
+        hub = entry.kind == "hub"
+        self.download_button.setEnabled(hub and not busy and state != "installed")
+        self.remove_button.setEnabled(hub and not busy and state != "missing")
+        self.use_button.setEnabled(state == "installed")
+        if self.confirming != entry.name:
+            self.confirming = None
+            self.download_button.setText("Download")
 
     def start_download(self) -> None:
         entry = self.selected()
@@ -107,6 +124,17 @@ class ModelManagerDialog(QDialog):
         if entry.kind != "hub":
             self.status.setText(f"{entry.title} ships with the app: nothing to download.")
             return
+        if self.confirming != entry.name and store.state_of(entry).state == "missing":
+            self.confirming = entry.name  # a first download: licence and size first, then a second click
+            self.download_button.setText("Accept and download")
+            self.status.setText(
+                f"{entry.title} is about {entry.download_gb:.2f} GB to download and comes under the "
+                f"{entry.license} licence ({entry.license_url}). Press “Accept and download” to agree "
+                "to it and start."
+            )
+            return
+        self.confirming = None
+        self.download_button.setText("Download")
         self.cancel = CancelToken()
         self.started = time.monotonic()
         self.download_button.setEnabled(False)
@@ -155,7 +183,7 @@ class ModelManagerDialog(QDialog):
         self.status.setText(message)
 
     def _finish(self) -> None:
-        self.download_button.setEnabled(True)
+        self.download_thread = None
         self.stop_button.setEnabled(False)
         self.refresh()
 

@@ -52,7 +52,7 @@ def test_self_test_without_torch_uses_the_shipped_export(shipped_model_dir, tmp_
     # "auto" goes straight to the export; an explicit "torch" falls back and the fallback is logged.
     assert ("PyTorch is not available" in proc.stderr) == (backend == "torch")
     kept = sorted((tmp_path / "d").rglob("*.png"))
-    assert len(kept) == 2  # the prompt's image and the sketch's
+    assert len(kept) == 3  # the prompt's image, the sketch's, and the prompt with unknown words
     for path in kept:
         assert read_png_params(path)["backend"] == "onnx"
         with Image.open(path) as im:

@@ -71,6 +71,14 @@ def test_an_old_driver_is_named_and_install_is_off(qtbot, tmp_path, index):  # n
     assert not dialog.install_button.isEnabled()
 
 
+def test_without_an_nvidia_gpu_there_is_nothing_to_install(qtbot, tmp_path, index):  # noqa: F811
+    """It showed an empty 0% bar and an offer to install on a machine with no NVIDIA GPU."""
+    dialog = make_dialog(qtbot, tmp_path, index, gpu=None)
+    assert "no NVIDIA GPU" in dialog.message.text() and "on the CPU" in dialog.message.text()
+    assert not dialog.progress.isVisible() and not dialog.install_button.isVisible()
+    assert not dialog.remove_button.isVisible() and dialog.close_button.text() == "Close"
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="the nvidia-smi stand-in is a shell script")
 def test_the_offer_is_shown_once_and_remembered(qtbot, tmp_path, monkeypatch, tiny_model_dir):
     """A start that finds a GPU offers the runtime and records it in settings.json; the next start

@@ -255,3 +255,35 @@ def test_onnx_backend_from_the_settings(make_window, qtbot, tmp_path, monkeypatc
     qtbot.waitUntil(lambda: ws.prompt_result is not None, timeout=TIMEOUT)
     assert ws.prompt_result.request.backend == "onnx" and "onnx" in w.statusBar().model_label.text()
     assert any("exporting to ONNX: transformer" in m for m in messages)  # the export was shown
+
+
+def test_quitting_cancels_a_running_job_instead_of_waiting_for_it(qtbot):
+    """Quit took about 3 s: closing waited for the job in flight. Now the job is cancelled and the
+    engine thread is not waited for beyond `QUIT_WAIT_S`."""
+    import threading
+
+    from sprint_desktop.core.errors import GenerationCancelled
+    from sprint_desktop.core.request import GenerateRequest
+    from sprint_desktop.ui.main_window import QUIT_WAIT_S
+    from sprint_desktop.ui.worker import EngineWorker
+
+    started, release = threading.Event(), threading.Event()
+
+    class SlowEngine:  # holds the job until it is cancelled (or the test ends)
+        def generate(self, request, progress=None, cancel=None, request_id=0):
+            started.set()
+            while not cancel.cancelled and not release.wait(0.01):
+                pass
+            raise GenerationCancelled("cancelled")
+
+        def close(self):
+            pass
+
+    worker = EngineWorker()
+    worker.engine = SlowEngine()
+    worker.submit(GenerateRequest("a red circle"))
+    assert started.wait(10)
+    cancel = worker._cancel
+    worker.stop(timeout=QUIT_WAIT_S)
+    assert QUIT_WAIT_S <= 0.1 and cancel is not None and cancel.cancelled
+    release.set()

@@ -39,6 +39,9 @@ def test_download_progress_use_and_remove(qtbot, hub_catalog, tmp_path):
     dialog.use_selected()
     assert "download it first" in dialog.status.text() and not chosen
     qtbot.mouseClick(dialog.download_button, Qt.MouseButton.LeftButton)
+    assert "Apache-2.0" in dialog.status.text() and "0.01 GB" in dialog.status.text()
+    assert not hub_catalog.requests  # nothing is fetched before the licence is accepted
+    qtbot.mouseClick(dialog.download_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: "Ready for offline use" in dialog.status.text(), timeout=TIMEOUT)
     assert dialog.progress.value() == dialog.progress.maximum() > 0
     assert dialog.table.item(0, 1).text() == "installed"
@@ -60,7 +63,8 @@ def test_stop_keeps_finished_files_and_the_next_download_skips_them(qtbot, hub_c
     dialog = ModelManagerDialog(endpoint=hub_catalog.url)
     qtbot.addWidget(dialog)
     dialog.signals.progress.connect(lambda done, total: done > total * 0.6 and dialog.stop_download())
-    dialog.start_download()
+    dialog.start_download()  # shows the licence
+    dialog.start_download()  # accepted
     qtbot.waitUntil(lambda: dialog.stop_button.isEnabled() is False, timeout=TIMEOUT)
     assert "stopped" in dialog.status.text() and "resume" in dialog.status.text()
     dialog.signals.progress.disconnect()
@@ -74,3 +78,15 @@ def test_stop_keeps_finished_files_and_the_next_download_skips_them(qtbot, hub_c
         if method == "GET" and path.endswith(".safetensors"):
             gets[path] = gets.get(path, 0) + 1
     assert len(gets) == 3 and min(gets.values()) == 1  # a file finished before the stop was not fetched again
+
+
+def test_only_what_applies_is_enabled(qtbot):
+    """The embedded model ships with the app: nothing to download or remove, but it can be used."""
+    from sprint_desktop.ui.models_dialog import ModelManagerDialog
+
+    dialog = ModelManagerDialog()
+    qtbot.addWidget(dialog)
+    embedded = [i for i, e in enumerate(dialog.entries) if e.kind == "embedded"]
+    dialog.table.selectRow(embedded[0])
+    assert not dialog.download_button.isEnabled() and not dialog.remove_button.isEnabled()
+    assert dialog.use_button.isEnabled()
