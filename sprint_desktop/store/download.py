@@ -54,7 +54,8 @@ _NO_CONNECTION = {"ConnectError", "ConnectionRefusedError", "gaierror", "NameRes
 def _stopped(entry: CatalogEntry, folder: Path, exc: BaseException) -> SprintError:
     """A failed download in plain words: "no internet connection" when nothing could connect, and
     the word "resume" only when some bytes were downloaded to resume from."""
-    chain, seen = [], exc
+    chain: list[BaseException] = []
+    seen: BaseException | None = exc
     while seen is not None and len(chain) < 10:
         chain.append(seen)
         seen = seen.__cause__ or seen.__context__
