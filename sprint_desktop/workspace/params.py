@@ -79,7 +79,7 @@ _SETTINGS_NAMES = {"prompt": "last_prompt"}
 def params_from_settings(settings: Settings) -> Params:
     """The parameters the window starts with (the settings are already validated on load)."""
     values = {name: getattr(settings, _SETTINGS_NAMES.get(name, name)) for name in PARAM_NAMES}
-    return _checked(Params(), values)[0]
+    return params_with(Params(), values)[0]
 
 
 def params_into_settings(params: Params, settings: Settings) -> Settings:
@@ -98,10 +98,10 @@ def params_from_metadata(meta: dict[str, Any], base: Params) -> tuple[Params, li
     for name in ("width", "height"):
         if values.get(name) is None:
             values.pop(name, None)
-    return _checked(base, values)
+    return params_with(base, values)
 
 
-def _checked(base: Params, values: dict[str, Any]) -> tuple[Params, list[str]]:
+def params_with(base: Params, values: dict[str, Any]) -> tuple[Params, list[str]]:
     """``base`` with each value that is valid for its field; the names of those that were not."""
     good: dict[str, Any] = {}
     bad: list[str] = []

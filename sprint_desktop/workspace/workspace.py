@@ -34,6 +34,7 @@ from .params import (
     params_from_metadata,
     params_from_settings,
     params_into_settings,
+    params_with,
     size_presets,
 )
 from .runner import Runner
@@ -88,12 +89,9 @@ class Workspace:
     # ------------------------------------------------------------------------------ parameters
     def set_params(self, **changes: Any) -> None:
         """Change some parameters (invalid values are refused with a message)."""
-        params, bad = params_from_metadata(changes, self.params) if changes else (self.params, [])
+        params, bad = params_with(self.params, changes)
         if params.steps != self.params.steps:
             self.steps_from_model = False
-        if "seed_mode" in changes:
-            params, more = _with_seed_mode(params, changes["seed_mode"])
-            bad += more
         if bad:
             self.events.error.emit(f"Not a valid value for {', '.join(bad)}.")
         self._set(params)
@@ -394,12 +392,6 @@ class Workspace:
     def close(self, **window: Any) -> None:
         self.save_settings(**window)
         self.gallery.close()
-
-
-def _with_seed_mode(params: Params, mode: Any) -> tuple[Params, list[str]]:
-    if mode in ("random", "fixed"):
-        return replace(params, seed_mode=mode), []
-    return params, ["seed_mode"]
 
 
 def open_gallery(output_dir: str, data_dir: Path) -> tuple[Gallery, list[str]]:

@@ -19,14 +19,14 @@ def test_the_steps_slider_starts_at_the_models_default_until_the_user_moves_it(
     def window() -> MainWindow:
         w = MainWindow(config_dir=tmp_path / "c", data_dir=tmp_path / "d", model=str(model), offer_gpu=False)
         qtbot.addWidget(w)
-        qtbot.waitUntil(lambda: w.info is not None, timeout=60_000)
+        qtbot.waitUntil(lambda: w.workspace.info is not None, timeout=60_000)
         return w
 
     w = window()
-    assert w.steps.value() == 1 and w.current_request().steps == 1
+    assert w.prompt_panel.steps.value() == 1 and w.workspace.params.request().steps == 1
     w.close()
     assert load_settings(tmp_path / "c" / "settings.json")[0].steps == 0  # still "the model's default"
     w = window()
-    w.steps.setValue(3)
+    w.prompt_panel.steps.setValue(3)
     w.close()
-    assert window().steps.value() == 3  # the user's choice is kept
+    assert window().prompt_panel.steps.value() == 3  # the user's choice is kept

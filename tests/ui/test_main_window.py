@@ -232,10 +232,10 @@ def test_every_submitted_request_ends_with_one_signal(qtbot):
     cancelled = []
     worker.cancelled.connect(cancelled.append)
     try:
-        with worker._cond:  # hold the thread so the first two are still waiting
+        with worker._cond:  # hold the thread so that the first two are still waiting when replaced
             a = worker.submit(GenerateRequest("a"))
             b = worker.submit(GenerateRequest("b"))
-        c = worker.submit(GenerateRequest("c"))
+            c = worker.submit(GenerateRequest("c"))
         qtbot.waitUntil(lambda: a in cancelled and b in cancelled, timeout=5000)
         assert c not in cancelled
     finally:

@@ -22,7 +22,7 @@ def test_the_window_starts_with_an_out_of_range_seed_and_a_damaged_gallery_row(q
     g.close()
     w = MainWindow(config_dir=config, data_dir=data, model=str(tmp_path / "no-model"), offer_gpu=False)
     qtbot.addWidget(w)
-    assert w.seed.value() == 0
-    assert [i.prompt for i in w.gallery.items()] == ["kept"]
+    assert w.prompt_panel.seed.text() == "0" and w.workspace.params.seed == 0
+    assert [i.prompt for i in w.workspace.gallery.items()] == ["kept"] and w.strip.count() == 1
     assert kept.path.exists() and bad.path.exists()
     w.close()

@@ -215,11 +215,13 @@ def test_live_burst_runs_few_requests_and_ends_on_the_last_sketch(setup):
         if i % 10 == 0:
             ws.pump()
             runner.run_all()
-    clock.now += rec.last("wake")[0] + 0.001
+    clock.now += 1  # the pen lifted: the last sketch is drawn
     ws.pump()
     runner.run_all()
     live = runner.submitted[first:]
-    assert 1 <= len(live) <= 6
+    # 50 changes, the jobs run in 5 batches: at most the first change and the newest one of each
+    # batch run (changes made while a job runs replace each other), then the last sketch.
+    assert 1 <= len(live) <= 11
     np.testing.assert_array_equal(live[-1].control_image, _sketch(49))
     assert ws.live_result.request.control_digest == live[-1].control_digest
 
