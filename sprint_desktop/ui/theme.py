@@ -28,6 +28,8 @@ def apply_theme(theme: str) -> None:
         QPalette.ColorRole.ToolTipBase: "#353535",
         QPalette.ColorRole.ToolTipText: "#e6e6e6",
         QPalette.ColorRole.PlaceholderText: "#8a8a8a",
+        QPalette.ColorRole.Link: "#7fb2ff",  # the default dark blue is unreadable on #2b2b2b
+        QPalette.ColorRole.LinkVisited: "#b99cff",
     }
     for role, color in roles.items():
         p.setColor(role, QColor(color))

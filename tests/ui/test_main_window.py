@@ -197,6 +197,7 @@ def test_layout_for_a_new_user(make_window):
     palette = QApplication.palette()
     disabled = palette.color(QPalette.ColorGroup.Disabled, QPalette.ColorRole.ButtonText)
     assert disabled != palette.color(QPalette.ColorGroup.Active, QPalette.ColorRole.ButtonText)
+    assert palette.color(QPalette.ColorRole.Link).lightness() > 128  # example links readable on dark
     w.dark_action.setChecked(False)
     path = w.workspace.gallery.folder / "t.png"
     save_png(np.full((16, 16, 3), 250, np.uint8), path, {"prompt": "x"})
