@@ -185,17 +185,18 @@ class Workspace:
         if self.info is None:
             self.events.error.emit("The model is not ready yet.")
             return None
+        pending, self.prompt_pending = self.prompt_pending, True  # the live canvas waits meanwhile
         if self.params.seed_mode == "random":
             self.new_seed()
         request = self.params.request(model=self.info.name, backend=self.info.backend)
         try:
             request.validate()
         except SprintError as exc:
+            self.prompt_pending = pending
             self.events.error.emit(for_the_window(str(exc)))
             return None
         self.events.error.emit("")
         self._remember_prompt(request.prompt)
-        self.prompt_pending = True
         self.prompt_id = 0  # a replaced earlier prompt request is stale from now on
         self.prompt_id = self.runner.submit(request)
         self.events.status.emit("generating…", 0)

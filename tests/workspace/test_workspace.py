@@ -118,6 +118,18 @@ def test_a_second_generate_is_not_replaced_by_the_live_canvas(setup):
     assert ws.prompt_result is not None and ws.live_result.request.control_digest is not None
 
 
+def test_generate_on_the_canvas_tab_sends_only_the_prompt_request(setup):
+    """A new random seed changes the live request too; it waits for the prompt's image."""
+    ws, runner, _, _ = setup()
+    ws.set_params(prompt="a red circle")
+    ws.set_canvas_shown(True)
+    runner.run_all()
+    count = len(runner.submitted)
+    ws.generate()
+    assert len(runner.submitted) == count + 1 and runner.submitted[-1].control_image is None
+    assert ws.prompt_pending and not ws.scheduler.in_flight
+
+
 def test_errors_are_shown_and_the_next_request_works(setup):
     ws, runner, _, rec = setup()
     ws.set_params(prompt="please fail")
