@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from pathlib import Path
 
 from sprint_desktop.core.paths import project_root
 
@@ -20,29 +21,24 @@ def _packages() -> list[tuple[str, str]]:
 def test_dev_sh_names_every_missing_library_in_one_apt_line(tmp_path):
     packages = _packages()
     present = [soname for package, soname in packages if package not in ("libxcb-icccm4", "libxcb-keysyms1")]
-    fake = tmp_path / "ldconfig"
-    fake.write_text("#!/bin/sh\n" + "".join(f"echo '\t{s} (libc6,x86-64) => /lib/{s}'\n" for s in present))
+    run = _check_display(tmp_path / "some", present)
+    assert run.returncode == 1
+    assert "sudo apt-get install libxcb-icccm4 libxcb-keysyms1" in run.stderr
+    ok = _check_display(tmp_path / "all", [soname for _, soname in packages])
+    assert ok.returncode == 0, ok.stderr
+
+
+def _check_display(fake: Path, sonames: list[str]) -> subprocess.CompletedProcess[str]:
+    """`dev.sh check-display` with an ldconfig that lists only ``sonames``."""
+    fake.write_text("#!/bin/sh\n" + "".join(f"echo '\t{s} (libc6,x86-64) => /lib/{s}'\n" for s in sonames))
     fake.chmod(0o755)
-    run = subprocess.run(
+    return subprocess.run(
         ["bash", str(ROOT / "scripts" / "dev.sh"), "check-display"],
         capture_output=True,
         text=True,
         env={**os.environ, "LDCONFIG": str(fake)},
         timeout=60,
     )
-    assert run.returncode == 1
-    assert "sudo apt-get install libxcb-icccm4 libxcb-keysyms1" in run.stderr
-    everything = tmp_path / "all"
-    everything.write_text("#!/bin/sh\n" + "".join(f"echo '\t{s} => /lib/{s}'\n" for _, s in packages))
-    everything.chmod(0o755)
-    ok = subprocess.run(
-        ["bash", str(ROOT / "scripts" / "dev.sh"), "check-display"],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "LDCONFIG": str(everything)},
-        timeout=60,
-    )
-    assert ok.returncode == 0, ok.stderr
 
 
 def test_the_deb_and_the_readme_name_them_all():
