@@ -86,9 +86,9 @@ class MainWindow(QMainWindow):
         ws.load_model()
         self.gpu_dialog: Any = None
         self.offer_gpu = offer_gpu and os.environ.get(NO_GPU_OFFER_ENV) != "1"
-        self.gpu_probe = GpuProbe(self)  # also tells Settings whether to list "cuda"
+        self.gpu_probe = GpuProbe(self)
         self.gpu_probe.found.connect(self._maybe_offer_gpu)
-        if os.environ.get(NO_GPU_OFFER_ENV) != "1":
+        if self.offer_gpu:
             self.gpu_probe.start()  # nvidia-smi may take a moment: off the GUI thread
 
     def _connect_worker(self) -> None:
@@ -274,8 +274,8 @@ class MainWindow(QMainWindow):
     def open_settings(self) -> None:
         from .settings_dialog import SettingsDialog
 
-        has_gpu = self.gpu_probe.gpu is not None if self.gpu_probe.done else None
-        dialog = SettingsDialog(self.workspace.settings, self, has_nvidia_gpu=has_gpu)
+        gpu = self.gpu_probe.gpu if self.gpu_probe.done else detect_nvidia_gpu()
+        dialog = SettingsDialog(self.workspace.settings, self, has_nvidia_gpu=gpu is not None)
         if dialog.exec():
             settings = dialog.result_settings()
             apply_theme(settings.theme)
