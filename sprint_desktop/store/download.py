@@ -65,7 +65,7 @@ def _stopped(entry: CatalogEntry, folder: Path, exc: BaseException) -> SprintErr
         )
     else:
         message = f"the download of {entry.title} stopped ({type(exc).__name__}: {exc})"
-    if folder.is_dir() and any(p.is_file() for p in folder.rglob("*")):
+    if folder.is_dir() and any(p.is_file() and p.name != RECORD_FILE for p in folder.rglob("*")):
         message += "; the part already downloaded is kept, and the next download resumes from it"
     return SprintError(message)
 
