@@ -14,6 +14,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -45,9 +46,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", help="model folder (default: the embedded model)")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--json", type=Path, default=Path("bench-out/gui.json"))
+    parser.add_argument(
+        "--backend",
+        choices=["auto", "torch", "onnx"],
+        help="the app's backend setting (default: its default)",
+    )
     args = parser.parse_args(argv)
     app = QApplication.instance() or QApplication(sys.argv[:1])
     tmp = Path(tempfile.mkdtemp())
+    if args.backend:
+        from ..core.settings import Settings, save_settings
+
+        save_settings(Settings(backend=args.backend), tmp / "c" / "settings.json")
     w = MainWindow(config_dir=tmp / "c", data_dir=tmp / "d", model=args.model)
     ws = w.workspace
     errors: list[str] = []
@@ -64,7 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     _wait(lambda: ws.prompt_result is not None, 300)
     first = time.perf_counter() - LAUNCHED
 
-    # GUI round trip (click -> image on screen) vs the engine call alone, interleaved.
+    # GUI round trip (click -> image on screen) vs the engine call alone, interleaved; no
+    # refinement in between (it would start whenever an engine call takes longer than the pause).
+    refine_setting = ws.settings.refine
+    ws.settings = replace(ws.settings, refine=False)
     gui, engine = [], []
     request = ws.params.request(model=ws.info.name, backend=ws.info.backend)
     for i in range(args.repeats):
@@ -78,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         w.worker.engine.generate(GenerateRequest(**{**_fields(request), "seed": i}))
         engine.append(time.perf_counter() - t0)
     med_gui, med_engine = statistics.median(gui) * 1e3, statistics.median(engine) * 1e3
+    ws.settings = replace(ws.settings, refine=refine_setting)
 
     # Live canvas: a stroke every 16 ms (a 60 Hz pen) for 3 s.
     w.tabs.setCurrentIndex(1)
@@ -85,9 +99,14 @@ def main(argv: list[str] | None = None) -> int:
     image_times: list[float] = []
     stroke_times: dict[str, float] = {}
     latencies: list[float] = []
+    instant_steps = ws.params.steps
+    refined_times: list[tuple[float, str | None]] = []
 
     def on_image(request_id: int, result: Any) -> None:
         now = time.perf_counter()
+        if result.request.steps != instant_steps:  # a refinement (the pen rested): counted apart
+            refined_times.append((now, result.request.control_digest))
+            return
         image_times.append(now)
         latencies.append(now - stroke_times.get(result.request.control_digest, now))
 
@@ -116,7 +135,11 @@ def main(argv: list[str] | None = None) -> int:
         return bool(final_seen[0])
 
     _wait(final_done, 60)
-    _wait(lambda: not ws.scheduler.in_flight and ws.scheduler.pending is None, 60)
+    last = ws.live_result
+    if last is not None and ws.refinement(last.request) is not None:  # the drawing is refined next
+        _wait(lambda: any(d == final for _, d in refined_times), 60)
+    _wait(lambda: ws.scheduler.idle, 60)
+    refined_at = next((t for t, d in refined_times if d == final), None)
     report = {
         "model": ws.info.name,
         "backend": ws.info.backend,
@@ -138,6 +161,12 @@ def main(argv: list[str] | None = None) -> int:
         "live_last_stroke_to_its_image_ms": round((final_seen[0] - last_stroke) * 1e3, 1)
         if final_seen[0]
         else None,
+        "live_steps": instant_steps,
+        "live_refine_steps": ws.info.refine_steps if refine_setting else None,
+        "live_last_stroke_to_refined_image_ms": round((refined_at - last_stroke) * 1e3, 1)
+        if refined_at
+        else None,
+        "live_refinements_while_drawing": sum(t <= t_end for t, _ in refined_times),
     }
     w.close()
     args.json.parent.mkdir(parents=True, exist_ok=True)

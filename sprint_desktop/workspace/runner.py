@@ -25,6 +25,8 @@ class Runner(Protocol):
 
     def submit(self, request: GenerateRequest) -> int: ...
 
+    def cancel(self, request_id: int) -> None: ...
+
 
 class InlineRunner:
     """Runs jobs for ``workspace`` through engines made by ``make_engine(path, backend, device)``,
@@ -52,6 +54,12 @@ class InlineRunner:
         self.pending = (request_id, request)
         self.submitted.append(request)
         return request_id
+
+    def cancel(self, request_id: int) -> None:
+        """Cancel ``request_id`` if it waits (it ends with `on_cancelled`); jobs run inline cannot
+        be interrupted, and an ended one is left alone."""
+        if self.pending is not None and self.pending[0] == request_id:
+            self._drop_pending()
 
     def _drop_pending(self) -> None:
         dropped, self.pending = self.pending, None

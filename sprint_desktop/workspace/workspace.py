@@ -24,6 +24,7 @@ from ..core.gallery import Gallery, GalleryItem
 from ..core.live import LiveScheduler
 from ..core.metadata import read_png_params
 from ..core.paths import default_model_path
+from ..core.power import on_battery
 from ..core.request import GenerateRequest, GenerateResult
 from ..core.settings import Settings, load_settings, save_settings
 from ..core.vocabulary import Vocabulary, read_vocabulary
@@ -43,6 +44,8 @@ from .wording import for_the_window
 if TYPE_CHECKING:
     from ..engine.base import ModelInfo
 
+REFINE_AFTER_S = 0.4
+"""Instant, then refine: how long the input must pause before the shown image is refined."""
 NO_MODEL = "No model is installed. Choose a SANA-Sprint model folder in File ▸ Settings."
 
 
@@ -82,13 +85,23 @@ class Workspace:
         self.live_hidden_id = 0
         self.model_path_loading = ""
         self.scheduler: LiveScheduler[GenerateRequest] = LiveScheduler(
-            debounce=self.settings.live_debounce_ms / 1000
+            debounce=self.settings.live_debounce_ms / 1000,
+            refine_after=REFINE_AFTER_S,
+            refine=self.refinement,
         )
+        # The prompt's images are made by Generate, not by a scheduler; this one only refines them.
+        self.prompt_refiner: LiveScheduler[GenerateRequest] = LiveScheduler(
+            refine_after=REFINE_AFTER_S, refine=self.refinement
+        )
+        self.prompt_refine_id = 0
+        """The request id of the prompt image's refinement while it runs, else 0."""
         self.gallery, self.gallery_notices = open_gallery(self.settings.output_dir, data_dir)
 
     # ------------------------------------------------------------------------------ parameters
     def set_params(self, **changes: Any) -> None:
-        """Change some parameters (invalid values are refused with a message)."""
+        """Change some parameters (invalid values are refused with a message). Any change is new
+        input: the prompt image's refinement, coming or running, is cancelled."""
+        self._interrupt_prompt_refinement()
         params, bad = params_with(self.params, changes)
         if params.steps != self.params.steps:
             self.steps_from_model = False
@@ -182,6 +195,7 @@ class Workspace:
     # ------------------------------------------------------------------------------ generating
     def generate(self) -> int | None:
         """Send the prompt's request; the image comes through `events.prompt_image`."""
+        self._interrupt_prompt_refinement()
         if self.info is None:
             self.events.error.emit("The model is not ready yet.")
             return None
@@ -212,15 +226,21 @@ class Workspace:
                 self.live_result = result
                 self.events.timings.emit(result.timings)
                 self.events.live_image.emit(result.image)
+                self.events.status.emit(self.shown_status(result.request, self.scheduler.refining), 0)
             self._live_done(completed=True)
         elif request_id == self.prompt_id:
             self.prompt_result = result
             self.events.timings.emit(result.timings)
             self.events.prompt_image.emit(result.image)
+            refined = request_id == self.prompt_refine_id
+            if refined:
+                self._prompt_refinement_done(completed=True)
+            else:
+                self.prompt_refiner.show(result.request, self.clock())
             warnings = [for_the_window(w, self.vocabulary) for w in result.warnings]
             hint = self.prompt_hint()
             self.events.status.emit(
-                " ".join(["Done.", *warnings, hint]).strip(), 8000 if warnings or hint else 2000
+                " ".join([self.shown_status(result.request, refined), *warnings, hint]).strip(), 0
             )
             self._prompt_done()
         # Otherwise the result is stale (a newer request was sent after it): dropped.
@@ -231,14 +251,18 @@ class Workspace:
         self.events.status.emit("", 0)
         self.events.error.emit(for_the_window(message))
         if request_id == self.live_id:
-            self._live_done(completed=True)  # an error repeats: the same request is not retried
+            self._live_done(completed=True, failed=True)  # an error repeats: not retried, not refined
         else:
+            if request_id == self.prompt_refine_id:
+                self._prompt_refinement_done(completed=False)
             self._prompt_done()
 
     def on_cancelled(self, request_id: int) -> None:
         if request_id == self.live_id:
             self._live_done(completed=False)  # interrupted, never shown: it may run again
         elif request_id == self.prompt_id:
+            if request_id == self.prompt_refine_id:
+                self._prompt_refinement_done(completed=False)
             self.events.status.emit("", 0)
             self._prompt_done()
 
@@ -246,6 +270,35 @@ class Workspace:
         """The prompt's request ended: the live canvas, held back meanwhile, may run again."""
         self.prompt_pending = False
         self.pump()
+
+    # ------------------------------------------------------------------------------ instant, then refine
+    def refinement(self, request: GenerateRequest) -> GenerateRequest | None:
+        """The request refined: the same one (seed, sketch, size...) at the model's best step
+        count; None when refining is off, on battery, or the request has those steps already."""
+        info = self.info
+        if info is None or not self.settings.refine or request.steps >= info.refine_steps:
+            return None
+        if on_battery():
+            return None
+        return replace(request, steps=info.refine_steps)
+
+    def shown_status(self, request: GenerateRequest, refined: bool) -> str:
+        """What the status bar says about the image shown: instant or refined, and its steps."""
+        steps = f"{request.steps} step{'s' if request.steps > 1 else ''}"
+        if refined:
+            return f"Refined image ({steps})."
+        if self.refinement(request) is not None:
+            return f"Quick image ({steps}); a finer one follows when you pause."
+        return f"Done ({steps})."
+
+    def _interrupt_prompt_refinement(self) -> None:
+        """New input: the prompt image is not refined now; a running refinement is cancelled."""
+        if self.prompt_refiner.interrupt(self.clock()) and self.prompt_refine_id:
+            self.runner.cancel(self.prompt_refine_id)
+
+    def _prompt_refinement_done(self, completed: bool) -> None:
+        self.prompt_refiner.finished(self.clock(), completed)
+        self.prompt_refine_id = 0
 
     def _remember_prompt(self, prompt: str) -> None:
         recent = [p for p in self.settings.recent_prompts if p != prompt]
@@ -287,11 +340,14 @@ class Workspace:
         request = self.live_request()
         if request is None:
             return
-        self.scheduler.change(request, self.clock())
+        if self.scheduler.change(request, self.clock()) and self.live_id:
+            self.runner.cancel(self.live_id)  # new input cancels the refinement of the old image
+        self._interrupt_prompt_refinement()
         self.pump()
 
     def pump(self) -> None:
-        """Start the live canvas's next request if the scheduler says so, else ask to be woken."""
+        """Start the live canvas's next request (or a refinement) if a scheduler says so, else ask
+        to be woken."""
         if self.prompt_pending:
             return  # an explicit Generate goes first; the canvas resumes when it ends
         now = self.clock()
@@ -299,12 +355,21 @@ class Workspace:
         if request is not None:
             self.live_id = self.runner.submit(request)
             return
-        wait = self.scheduler.next_check(now)
-        if wait is not None:
-            self.events.wake.emit(wait)
+        if not self.scheduler.in_flight:
+            refined = self.prompt_refiner.poll(now)
+            if refined is not None:  # the prompt image, refined: a prompt request like Generate's
+                self.prompt_pending = True
+                self.prompt_id = self.prompt_refine_id = self.runner.submit(refined)
+                self.events.status.emit("refining…", 0)
+                return
+        waits = [
+            w for w in (self.scheduler.next_check(now), self.prompt_refiner.next_check(now)) if w is not None
+        ]
+        if waits:
+            self.events.wake.emit(min(waits))
 
-    def _live_done(self, completed: bool) -> None:
-        self.scheduler.finished(self.clock(), completed)
+    def _live_done(self, completed: bool, failed: bool = False) -> None:
+        self.scheduler.finished(self.clock(), completed, failed)
         self.live_id = 0
         self.pump()
 

@@ -76,7 +76,8 @@ def test_generate_shows_the_image_and_random_seeds_change(setup):
     assert ids[0] != ids[1] and [r.seed for r in runner.submitted] == [1000, 1001]
     assert ws.prompt_result.request.seed == 1001  # only the newest request ran; the first was dropped
     assert rec.last("prompt_image")[0].shape == (64, 64, 3)
-    assert rec.last("status")[0].startswith("Done")
+    # The fake model's defaults: 2 steps, refined at 4; the status says which image is shown.
+    assert rec.last("status")[0].startswith("Quick image (2 steps)")
 
 
 def test_fixed_seed_repeats_the_image(setup):
@@ -372,3 +373,80 @@ def _sketch(i: int = 0) -> np.ndarray:
     sketch = np.full((64, 64, 3), 255, np.uint8)
     sketch[10:50, 5 + i % 50] = 0
     return sketch
+
+
+# ---------------------------------------------------------------------------- instant, then refine
+def test_the_live_image_is_refined_with_the_same_seed_when_the_pen_rests(setup):
+    ws, runner, clock, rec = setup()
+    ws.set_params(prompt="a red circle", seed_mode="fixed", seed=5)
+    ws.set_canvas_shown(True)
+    ws.set_sketch(_sketch(1))
+    runner.run_all()
+    instant = ws.live_result.request
+    assert instant.steps == 2 and rec.last("status")[0].startswith("Quick image (2 steps)")
+    assert rec.last("wake")[0] == pytest.approx(0.4)  # the window will call pump then
+    clock.now += 0.4
+    ws.pump()
+    runner.run_all()
+    refined = ws.live_result.request
+    assert (refined.steps, refined.seed, refined.control_digest) == (4, 5, instant.control_digest)
+    assert rec.last("status")[0] == "Refined image (4 steps)."
+    clock.now += 10
+    ws.pump()
+    assert runner.pending is None  # refined once
+
+
+def test_a_newer_input_cancels_the_live_refinement(setup):
+    ws, runner, clock, rec = setup()
+    ws.set_params(prompt="a red circle")
+    ws.set_canvas_shown(True)
+    ws.set_sketch(_sketch(1))
+    runner.run_all()
+    clock.now += 0.5
+    ws.pump()
+    refinement = runner.pending
+    assert refinement is not None and refinement[1].steps == 4  # the refinement is on its way
+    ws.set_sketch(_sketch(2))  # the pen moves again
+    assert runner.pending is not None and runner.pending[1].steps == 2  # the new instant image
+    np.testing.assert_array_equal(runner.pending[1].control_image, _sketch(2))
+    runner.run_all()
+    assert ws.live_result.request.steps == 2
+    assert [r.steps for r in runner.submitted[-3:]] == [2, 4, 2]  # instant, refinement (dropped), instant
+
+
+def test_the_prompt_image_is_refined_after_a_pause_and_typing_cancels_it(setup):
+    ws, runner, clock, rec = setup()
+    ws.set_params(prompt="a red circle", seed_mode="fixed", seed=9)
+    ws.generate()
+    runner.run_all()
+    assert ws.prompt_result.request.steps == 2
+    clock.now += 0.4
+    ws.pump()
+    assert runner.pending is not None and runner.pending[1].steps == 4
+    runner.run_all()
+    assert (ws.prompt_result.request.steps, ws.prompt_result.request.seed) == (4, 9)
+    assert rec.last("status")[0] == "Refined image (4 steps)."
+
+    ws.generate()
+    runner.run_all()
+    clock.now += 0.5
+    ws.pump()
+    assert runner.pending is not None and runner.pending[1].steps == 4
+    ws.set_params(prompt="a red circle and")  # typing: the refinement of the old prompt goes
+    assert runner.pending is None and not ws.prompt_pending
+    assert ws.prompt_result.request.steps == 2  # the quick image stays
+    clock.now += 10
+    ws.pump()
+    assert runner.pending is None  # and is not refined any more (the prompt changed)
+
+
+def test_no_refinement_when_the_setting_is_off(setup):
+    ws, runner, clock, rec = setup(Settings(refine=False))
+    ws.set_params(prompt="a red circle")
+    ws.generate()
+    runner.run_all()
+    ws.set_canvas_shown(True)
+    runner.run_all()
+    clock.now += 10
+    ws.pump()
+    assert runner.pending is None and rec.last("status")[0] == "Done (2 steps)."
