@@ -172,7 +172,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"sprint-desktop: self-test failed: {failure}", file=sys.stderr)
     if not failures:
         print(f"self-test passed; screenshot in {args.self_test}")
-    return 1 if failures else 0
+    # As after a normal quit: a job (the refinement of the last image, say) may still be running in
+    # the engine thread, and tearing the interpreter down under it aborts the process.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(1 if failures else 0)
 
 
 if __name__ == "__main__":
