@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from sprint_desktop.devtools.builders import save_pipeline, tiny_pipeline  # noqa: E402
-from sprint_desktop.engine.model_folder import MODEL_SETTINGS_FILE  # noqa: E402
+from sprint_desktop.formats.model_folder import MODEL_SETTINGS_FILE  # noqa: E402
 
 SIDE = 64  # Sprint-Shapes' image size
 

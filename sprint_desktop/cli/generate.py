@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..core.request import GenerateRequest
     from ..core.sketch import load_control_image
-    from ..engine.model_folder import FALLBACK_STEPS, read_model_defaults
+    from ..formats.model_folder import FALLBACK_STEPS, read_model_defaults
 
     model_path = resolve_model(args.model)
     steps = args.steps
@@ -126,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     request_for(jobs[0][1], seed, jobs[0][0])
 
     from ..core.metadata import save_png
-    from ..engine import choose_backend, create_engine
+    from ..factory import choose_backend, create_engine
 
     # --dtype is a PyTorch option: asking for one means PyTorch.
     wanted = "torch" if args.backend == "auto" and args.dtype != "auto" else args.backend

@@ -11,14 +11,16 @@ Names follow the paper: TrigFlow time ``t`` in [0, pi/2], flow-matching time ``s
 
 Each function accepts Python floats, numpy arrays or torch tensors (times may be tensors that
 broadcast against the sample), so the PyTorch and ONNX Runtime backends and the distillation code
-share one implementation. This module imports neither torch nor Qt.
+share one implementation. `plan` chooses the schedule of a request, for every backend. This module
+imports neither torch nor Qt.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -127,3 +129,52 @@ def check_timesteps(timesteps: Sequence[float]) -> tuple[float, ...]:
     if any(a <= b for a, b in zip(ts, ts[1:], strict=False)):
         raise ValueError(f"timesteps must be strictly decreasing, got {list(ts)}")
     return ts
+
+
+class ScheduledRequest(Protocol):
+    """What `plan` reads of a request (`core.request.GenerateRequest` has it)."""
+
+    @property
+    def steps(self) -> int: ...
+
+    @property
+    def timesteps(self) -> Sequence[float] | None: ...
+
+    @property
+    def strength(self) -> float: ...
+
+    @property
+    def control_image(self) -> Any: ...
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How one request is sampled, the same on every backend."""
+
+    times: tuple[float, ...]
+    """``steps + 1`` TrigFlow times, from the start down to 0."""
+    from_sketch: bool
+    """Start from the sketch's latent re-noised to ``times[0]`` (image-to-image, no ControlNet)
+    rather than from noise alone (``x = sigma_d z`` at ``times[0]``)."""
+    controlnet: bool
+    """The sketch conditions every step through the ControlNet."""
+
+
+def plan(request: ScheduledRequest, has_controlnet: bool) -> Plan:
+    """The schedule of ``request`` on a model with or without a ControlNet:
+
+    - no sketch: the step-adaptive schedule from ``T_MAX`` (two steps pass the paper's 1.3);
+    - a sketch and a ControlNet: the same schedule, the ControlNet follows the sketch;
+    - a sketch and no ControlNet: image-to-image, evenly spaced from ``strength * T_MAX``.
+
+    Custom ``request.timesteps`` replace the schedule in every case.
+    """
+    sketch = request.control_image is not None
+    from_sketch = sketch and not has_controlnet
+    if request.timesteps:
+        times = [float(t) for t in request.timesteps]
+    elif from_sketch:
+        times = trigflow_timesteps(request.steps, None, t_max=float(request.strength) * T_MAX)
+    else:
+        times = trigflow_timesteps(request.steps, DEFAULT_INTERMEDIATE_T)
+    return Plan(times=tuple(times), from_sketch=from_sketch, controlnet=sketch and has_controlnet)

@@ -24,10 +24,10 @@ import numpy as np
 
 from ..core.errors import InvalidRequestError, ModelLoadError
 from ..core.request import GenerateRequest
-from ..core.trigflow import DEFAULT_INTERMEDIATE_T, T_MAX, renoise, trigflow_timesteps
-from ..export.cache import EXPORT_FORMAT
+from ..core.trigflow import plan, renoise
+from ..formats.layout import EXPORT_FORMAT
+from ..formats.model_folder import model_defaults, read_model_settings
 from .base import Engine, ModelInfo
-from .model_folder import model_defaults, read_model_settings
 from .providers import (
     DEVICE_OF,
     PROVIDER_ORDER,
@@ -344,31 +344,16 @@ class OnnxEngine(Engine):
         expected = (steps, batch, *self.latent_shape(request))
         if z.shape != expected:
             raise InvalidRequestError(f"noise must have shape {expected}, got {z.shape}")
+        schedule = plan(request, has_controlnet=self.controlnet_active)
         start_x0 = None
         control = None
-        if request.control_image is not None and self.controlnet_active:
-            # ControlNet: the sketch latent conditions every step; the schedule is the plain one.
+        if schedule.controlnet:
+            # ControlNet: the sketch latent conditions every step.
             control = np.repeat(self.encode_control(request) / np.float32(sigma_d), batch, axis=0)
-            ts = (
-                list(request.timesteps)
-                if request.timesteps
-                else trigflow_timesteps(steps, DEFAULT_INTERMEDIATE_T)
-            )
-        elif request.control_image is not None:
-            # No ControlNet: sketch-guided image-to-image from t_start = strength * t_max.
+        elif schedule.from_sketch:
+            # No ControlNet: sketch-guided image-to-image from the sketch's latent re-noised.
             start_x0 = self.encode_control(request)
-            ts = (
-                list(request.timesteps)
-                if request.timesteps
-                else trigflow_timesteps(steps, None, t_max=float(request.strength) * T_MAX)
-            )
-        else:
-            ts = (
-                list(request.timesteps)
-                if request.timesteps
-                else trigflow_timesteps(steps, DEFAULT_INTERMEDIATE_T)
-            )
-        times = np.asarray(ts, dtype=np.float32)
+        times = np.asarray(schedule.times, dtype=np.float32)
         guidance = np.full((batch,), np.float32(request.guidance), np.float32) * np.float32(
             self.guidance_scale
         )

@@ -22,24 +22,22 @@ from ..core.cancel import CancelToken
 from ..core.errors import InvalidRequestError, ModelLoadError, SprintError
 from ..core.request import GenerateRequest, GenerateResult
 from ..core.trigflow import (
-    DEFAULT_INTERMEDIATE_T,
     SIGMA_D,
-    T_MAX,
     flow_input_scale,
     flow_time_from_trig,
+    plan,
     renoise,
     trigflow_from_flow_velocity,
-    trigflow_timesteps,
     x0_from_trigflow,
 )
-from .base import Engine, ModelInfo, ProgressCallback
-from .model_folder import (
+from ..formats.model_folder import (
     check_weights_match,
     inspect_model_folder,
     model_defaults,
     read_model_settings,
     safetensors_keys,
 )
+from .base import Engine, ModelInfo, ProgressCallback
 from .text_cache import LRUCache
 
 log = logging.getLogger(__name__)
@@ -174,8 +172,8 @@ class TorchEngine(Engine):
         """The model's Sprint ControlNet if it ships one (``controlnet/``), checked key by key."""
         if not (folder / "config.json").is_file():
             return None
+        from ..formats.model_folder import check_component_weights
         from .controlnet import SprintControlNetModel
-        from .model_folder import check_component_weights
 
         check_component_weights(folder)
         controlnet = SprintControlNetModel.from_pretrained(
@@ -380,33 +378,16 @@ class TorchEngine(Engine):
         if tuple(z.shape) != expected:
             raise InvalidRequestError(f"noise must have shape {expected}, got {tuple(z.shape)}")
         sigma_d = self.sigma_d
+        schedule = plan(request, has_controlnet=self.controlnet is not None)
         start_x0 = None
         control = None
-        if request.control_image is not None and self.controlnet is not None:
-            # ControlNet: the sketch conditions every step; the schedule is the plain one.
+        if schedule.controlnet:
+            # ControlNet: the sketch conditions every step.
             control = self.control_embedding(request).expand(batch, -1, -1)
-            ts = (
-                list(request.timesteps)
-                if request.timesteps
-                else trigflow_timesteps(steps, DEFAULT_INTERMEDIATE_T)
-            )
-        elif request.control_image is not None:
-            # No ControlNet yet: sketch-guided image-to-image. Start from the sketch's latent
-            # re-noised to t_start = strength * t_max, then follow an even schedule down to 0.
+        elif schedule.from_sketch:
+            # No ControlNet: sketch-guided image-to-image from the sketch's latent re-noised.
             start_x0 = self.encode_control(request)
-            t_start = float(request.strength) * T_MAX
-            ts = (
-                list(request.timesteps)
-                if request.timesteps
-                else trigflow_timesteps(steps, None, t_max=t_start)
-            )
-        else:
-            ts = (
-                list(request.timesteps)
-                if request.timesteps
-                else trigflow_timesteps(steps, DEFAULT_INTERMEDIATE_T)
-            )
-        times = torch.tensor(ts, dtype=torch.float32, device=self.device)
+        times = torch.tensor(schedule.times, dtype=torch.float32, device=self.device)
         tdtype = self.dtypes["transformer"]
         embeds = embeds.expand(batch, -1, -1).to(tdtype)
         mask = mask.expand(batch, -1)

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from ..core.errors import ModelLoadError
-from ..engine.model_folder import check_safetensors_file, inspect_model_folder, read_json_object
+from ..formats.model_folder import check_safetensors_file, inspect_model_folder, read_json_object
 from .cache import EXPORT_FORMAT, cache_root, file_sha256, model_content_fingerprint, model_fingerprint
 from .graph_library import find_graphs, verify_graph
 

@@ -36,7 +36,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ..core.paths import user_cache_dir
-from ..engine.model_folder import MODEL_SETTINGS_FILE
+from ..formats.layout import EXPORT_FORMAT
+from ..formats.model_folder import MODEL_SETTINGS_FILE
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +45,6 @@ log = logging.getLogger(__name__)
 def cache_root() -> Path:
     return user_cache_dir() / "onnx"
 
-
-EXPORT_FORMAT = 2
-"""The layout of an export's graphs (bumped when it changes): 2 = TrigFlow step graph with the
-ControlNet's residual inputs, and a ``controlnet`` graph. `OnnxEngine` reads only this format."""
 
 SHIPPED_DIR = "onnx"
 """``<model>/onnx/``: an export shipped inside the model folder (see `shipped_export`)."""

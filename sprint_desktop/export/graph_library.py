@@ -92,7 +92,7 @@ def _jsonable(value: Any) -> Any:
 
 
 def read_config(folder: Path) -> dict[str, Any]:
-    from ..engine.model_folder import read_json_object
+    from ..formats.model_folder import read_json_object
 
     return normalise_config(read_json_object(folder / "config.json"))
 
@@ -128,7 +128,7 @@ def graph_configs(
 
 def model_graph_configs(model: Path) -> dict[str, dict[str, Any]]:
     """`graph_configs` of a model folder, from its config files alone."""
-    from ..engine.model_folder import read_json_object
+    from ..formats.model_folder import read_json_object
 
     scheduler = (
         read_json_object(model / "scheduler" / "scheduler_config.json")

@@ -39,9 +39,10 @@ from ..core.trigflow import (
     trigflow_from_flow_velocity,
     x0_from_trigflow,
 )
-from ..engine.model_folder import inspect_model_folder
-from .cache import EXPORT_FORMAT, file_sha256, is_complete, model_content_fingerprint, model_fingerprint
+from ..formats.layout import EXPORT_FORMAT
+from ..formats.model_folder import inspect_model_folder
 from .cache import cache_root as default_cache_root
+from .cache import file_sha256, is_complete, model_content_fingerprint, model_fingerprint
 from .graph_library import used_residuals
 
 OPSET = 18

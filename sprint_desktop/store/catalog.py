@@ -15,7 +15,9 @@ from pathlib import Path
 
 from ..core.errors import ModelLoadError, SprintError
 from ..core.paths import project_root, user_data_dir
-from ..engine.model_folder import REQUIRED_COMPONENTS, inspect_model_folder
+from ..formats.layout import ALLOW_PATTERNS
+from ..formats.model_folder import REQUIRED_COMPONENTS, inspect_model_folder
+from .record import record_problem, verify_download
 
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 REPO_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}$")
@@ -68,8 +70,6 @@ def hf_cache_folder(entry: CatalogEntry) -> Path | None:
         return None
     try:
         from huggingface_hub import snapshot_download
-
-        from .download import ALLOW_PATTERNS
 
         path = Path(
             snapshot_download(
@@ -135,8 +135,6 @@ def state_of(entry: CatalogEntry, root: Path | None = None) -> ModelState:
     if not (folder / "model_index.json").is_file() or absent:
         what = ", ".join(absent) if absent else "model_index.json"
         return ModelState(entry, folder, "partial", size, f"missing: {what}")
-    from .download import record_problem
-
     unfinished = record_problem(folder)  # a download that stopped is partial, whatever it left
     if unfinished is not None:
         return ModelState(entry, folder, "partial", size, unfinished)
@@ -152,8 +150,6 @@ def verify_model(entry: CatalogEntry, root: Path | None = None) -> str:
     """`sprint models --verify`: the structural check of `state_of`, then every downloaded file's
     bytes against the checksums recorded at download time. A sentence saying what was checked;
     `SprintError` saying what is wrong."""
-    from .download import verify_download
-
     state = state_of(entry, root)
     if state.state != "installed":
         raise SprintError(f"{entry.name} is {state.state}" + (f": {state.problem}" if state.problem else ""))

@@ -133,7 +133,7 @@ class EngineWorker(QObject):
             if self.engine is not None:
                 self.engine.close()
                 self.engine = None
-            from ..engine import choose_backend, create_engine  # torch is imported here, in this thread
+            from ..factory import choose_backend, create_engine  # torch is imported here, in this thread
 
             # "auto": ONNX Runtime when the model has an export (no torch import), else PyTorch; a
             # runtime that cannot be imported (the packaged app has no PyTorch) gives the other one.

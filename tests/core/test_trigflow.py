@@ -90,3 +90,40 @@ def test_schedule_rejects_bad_steps(steps):
 def test_check_timesteps_rejects(ts, message):
     with pytest.raises(ValueError, match=message):
         tf.check_timesteps(ts)
+
+
+SKETCH = np.full((16, 16, 3), 255, np.uint8)
+
+
+@pytest.mark.parametrize("steps", [1, 2, 3, 4])
+def test_plan_without_a_sketch_is_the_step_adaptive_schedule(steps):
+    from sprint_desktop.core.request import GenerateRequest
+
+    for has_controlnet in (False, True):
+        p = tf.plan(GenerateRequest("x", steps=steps), has_controlnet)
+        assert p.times == tuple(tf.trigflow_timesteps(steps)) and not p.from_sketch and not p.controlnet
+    assert tf.plan(GenerateRequest("x", steps=2), False).times == (tf.T_MAX, 1.3, 0.0)
+
+
+@pytest.mark.parametrize("steps", [1, 2, 4])
+def test_plan_with_a_sketch_uses_the_controlnet_or_starts_from_the_sketch(steps):
+    from sprint_desktop.core.request import GenerateRequest
+
+    request = GenerateRequest("x", steps=steps, control_image=SKETCH, strength=0.6)
+    with_cn = tf.plan(request, has_controlnet=True)
+    assert with_cn.controlnet and not with_cn.from_sketch
+    assert with_cn.times == tuple(tf.trigflow_timesteps(steps))
+    without = tf.plan(request, has_controlnet=False)
+    assert without.from_sketch and not without.controlnet
+    assert without.times[0] == pytest.approx(0.6 * tf.T_MAX) and without.times[-1] == 0.0
+    assert np.allclose(np.diff(without.times), -0.6 * tf.T_MAX / steps)  # evenly spaced, even for 2 steps
+
+
+def test_plan_takes_custom_timesteps_in_every_case():
+    from sprint_desktop.core.request import GenerateRequest
+
+    custom = (1.2, 0.5, 0.0)
+    for image in (None, SKETCH):
+        for has_controlnet in (False, True):
+            request = GenerateRequest("x", steps=2, timesteps=custom, control_image=image)
+            assert tf.plan(request, has_controlnet).times == custom

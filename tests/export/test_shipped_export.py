@@ -88,7 +88,7 @@ def test_changed_weights_make_the_shipped_export_stale(fresh_copy, tmp_path):
 
 def test_an_app_without_torch_refuses_changed_weights_clearly(fresh_copy, monkeypatch):
     from sprint_desktop.core.errors import SprintError
-    from sprint_desktop.engine import create_engine
+    from sprint_desktop.factory import create_engine
 
     weights = _weights(fresh_copy)
     data = weights.read_bytes()
@@ -137,7 +137,7 @@ def test_a_process_without_torch_runs_the_model_on_its_shipped_export(copy, requ
         import sys
         sys.modules["torch"] = None  # `import torch` raises ImportError, as in the packaged app
         from sprint_desktop.core.request import GenerateRequest
-        from sprint_desktop.engine import create_engine
+        from sprint_desktop.factory import create_engine
         engine = create_engine({str(shipped_model_dir)!r}, backend="onnx", device="cpu")
         info = engine.load()
         result = engine.generate(GenerateRequest("a red circle", steps=2, seed=3))

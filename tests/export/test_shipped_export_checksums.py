@@ -58,7 +58,7 @@ def test_a_verified_export_is_fast_next_time_and_checked_again_after_a_change(
 
 def test_an_app_without_torch_refuses_a_tampered_export_clearly(model_copy, monkeypatch, tmp_path):
     from sprint_desktop.core.errors import SprintError
-    from sprint_desktop.engine import create_engine
+    from sprint_desktop.factory import create_engine
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     flip_a_byte(model_copy / "onnx" / "text_encoder.onnx")

@@ -12,7 +12,7 @@ from sprint_desktop.cli import main
 from sprint_desktop.core.errors import ModelLoadError
 from sprint_desktop.core.metadata import read_png_params
 from sprint_desktop.core.paths import project_root
-from sprint_desktop.engine.model_folder import (
+from sprint_desktop.formats.model_folder import (
     FALLBACK_REFINE_STEPS,
     FALLBACK_STEPS,
     ModelDefaults,

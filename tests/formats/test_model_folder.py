@@ -8,8 +8,8 @@ import shutil
 import pytest
 
 from sprint_desktop.core.errors import ModelLoadError
-from sprint_desktop.engine.model_folder import inspect_model_folder
 from sprint_desktop.engine.torch_backend import TorchEngine
+from sprint_desktop.formats.model_folder import inspect_model_folder
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ import shutil
 import pytest
 
 from sprint_desktop.core.errors import ModelLoadError
-from sprint_desktop.engine.config_bounds import MAX_PARAMETERS, check_model_configs
-from sprint_desktop.engine.model_folder import inspect_model_folder, read_json_object
 from sprint_desktop.engine.torch_backend import TorchEngine
+from sprint_desktop.formats.config_bounds import MAX_PARAMETERS, check_model_configs
+from sprint_desktop.formats.model_folder import inspect_model_folder, read_json_object
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from sprint_desktop.core.errors import SprintError
-from sprint_desktop.engine import choose_backend
+from sprint_desktop.factory import choose_backend
 
 
 def _choose_without(blocked: list[str], preferred: str) -> dict:
@@ -19,7 +19,7 @@ def _choose_without(blocked: list[str], preferred: str) -> dict:
 import json, sys
 sys.modules.update(dict.fromkeys({blocked!r}))
 from sprint_desktop.core.errors import SprintError
-from sprint_desktop.engine import choose_backend
+from sprint_desktop.factory import choose_backend
 try:
     backend, notice = choose_backend({preferred!r})
     print(json.dumps({{"backend": backend, "notice": notice}}))
@@ -66,7 +66,7 @@ def _auto_in_a_fresh_process(model, env_cache, blocked=("torch",)) -> dict:
     code = f"""
 import json, sys
 sys.modules.update(dict.fromkeys({list(blocked)!r}))
-from sprint_desktop.engine import choose_backend
+from sprint_desktop.factory import choose_backend
 backend, notice = choose_backend("auto", {str(model)!r}, "cpu")
 print(json.dumps({{"backend": backend, "notice": notice, "torch": sys.modules.get("torch") is not None}}))
 """
