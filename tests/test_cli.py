@@ -409,3 +409,11 @@ def test_usage_errors_found_by_a_command_exit_2_with_the_usage(tmp_path, capsys)
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert err.startswith("usage: sprint") and "give -o OUT.png for a single prompt" in err
+
+
+def test_bench_runs_from_a_source_install(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    args = ["bench", "--arch", "tiny", "--steps", "1", "--repeats", "1", "--warmup", "1", "--no-stock"]
+    assert main([*args, "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["table"] in capsys.readouterr().out
