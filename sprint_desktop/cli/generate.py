@@ -66,20 +66,34 @@ def _check_options(args: argparse.Namespace) -> None:
         raise UsageError("use --control-dir with --prompts-file")
 
 
+MAX_PROMPTS_FILE_BYTES = 16 * 2**20
+
+
 def read_prompts(path: Path) -> list[tuple[int, str]]:
-    """(line number, prompt) for every non-blank line of a UTF-8 prompts file."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SprintError(f"prompts file not found: {path}") from None
-    except UnicodeDecodeError:
-        raise SprintError(f"prompts file is not UTF-8 text: {path}") from None
-    except OSError as exc:
-        raise SprintError(f"cannot read prompts file {path}: {exc}") from None
+    """(line number, prompt) for every non-blank line of a UTF-8 prompts file (a byte-order mark
+    is dropped; a device, pipe or file over 16 MB is refused before it is read)."""
+    from ..core.files import read_bounded_text
+
+    text = read_bounded_text(path, MAX_PROMPTS_FILE_BYTES, "prompts file")
     prompts = [(i, line.strip()) for i, line in enumerate(text.splitlines()) if line.strip()]
     if not prompts:
         raise SprintError(f"prompts file has no prompts: {path}")
     return prompts
+
+
+def writable_folder(folder: Path, what: str) -> Path:
+    """Create ``folder`` if needed and prove a file can be written there, before any model load."""
+    import tempfile
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except FileExistsError:
+        raise SprintError(f"{what} {folder} is a file, not a folder") from None
+    except OSError as exc:
+        raise SprintError(f"cannot write to {what} {folder}: {exc.strerror or exc}") from None
+    return folder
 
 
 def run(args: argparse.Namespace) -> int:
@@ -123,7 +137,13 @@ def run(args: argparse.Namespace) -> int:
     jobs: list[tuple[int, str]] = (
         [(0, args.prompt)] if args.prompt is not None else read_prompts(args.prompts_file)
     )
+    if args.control_dir is not None and not args.control_dir.is_dir():
+        raise SprintError(f"--control-dir {args.control_dir} is not a folder of sketches")
     request_for(jobs[0][1], seed, jobs[0][0])
+    if args.prompt is not None:
+        writable_folder(args.output.parent, "the output folder")
+    else:
+        writable_folder(args.out_dir, "--out-dir")
 
     from ..core.metadata import save_png
     from ..factory import choose_backend, create_engine
@@ -137,12 +157,18 @@ def run(args: argparse.Namespace) -> int:
     engine = create_engine(str(model_path), backend=backend, device=args.device, **extra)
     info = engine.load()
     print(f"model {info.name} on {info.device} ({info.dtype}), backend {info.backend}", file=sys.stderr)
+    from ..engine.base import size_warning
+
+    oversize = size_warning(width or info.default_width, height or info.default_height, info)
+    if oversize:
+        print(f"sprint: warning: {oversize}", file=sys.stderr)
 
     if args.prompt is not None:
         result = engine.generate(request_for(args.prompt, seed))
         paths = _save_images(result, args.output, save_png)
         for w in result.warnings:
-            print(f"sprint: warning: {w}", file=sys.stderr)
+            if w != oversize:  # said before the wait
+                print(f"sprint: warning: {w}", file=sys.stderr)
         t = result.timings
         print(
             f"wrote {', '.join(str(p) for p in paths)} (seed {seed}, {result.request.steps} step(s), "
@@ -151,9 +177,12 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_OK
 
     out_dir: Path = args.out_dir
-    out_dir.mkdir(parents=True, exist_ok=True)
     failures = 0
-    with (out_dir / "timings.jsonl").open("w", encoding="utf-8") as log:
+    try:
+        log = (out_dir / "timings.jsonl").open("w", encoding="utf-8")
+    except OSError as exc:
+        raise SprintError(f"cannot write {out_dir / 'timings.jsonl'}: {exc.strerror or exc}") from None
+    with log:
         for line_no, prompt in jobs:
             target = out_dir / f"{line_no:04d}.png"
             record: dict[str, Any] = {"line": line_no, "prompt": prompt, "seed": seed}

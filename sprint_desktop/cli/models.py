@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ..core.errors import SprintError
 from .common import EXIT_OK
 
 
@@ -18,20 +17,13 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..store.catalog import find_entry, load_catalog, remove, state_of
+    from ..store.catalog import find_entry, load_catalog, remove, state_of, verify_model
 
     if args.remove:
         print(f"removed {remove(find_entry(args.remove))}")
         return EXIT_OK
     if args.verify:
-        state = state_of(find_entry(args.verify))
-        if state.state != "installed":
-            raise SprintError(
-                f"{args.verify} is {state.state}" + (f": {state.problem}" if state.problem else "")
-            )
-        print(
-            f"{args.verify}: all files present and intact ({state.size_bytes / 2**20:.1f} MB) in {state.folder}"
-        )
+        print(verify_model(find_entry(args.verify)))
         return EXIT_OK
     print(f"{'name':<18} {'state':<10} {'on disk':>10} {'download':>9}  title")
     for entry in load_catalog():

@@ -47,10 +47,14 @@ def prepare_control(image: np.ndarray) -> np.ndarray:
 
 def load_control_image(path: str) -> np.ndarray:
     """Read a control picture with clear errors for a missing file, a non-image and a huge image."""
+    from pathlib import Path
+
     from PIL import Image, UnidentifiedImageError
 
     from .errors import InvalidRequestError
 
+    if Path(path).exists() and not Path(path).is_file():  # a folder, a FIFO (would block), a device
+        raise InvalidRequestError(f"control image {path} is not a regular file")
     try:
         with Image.open(path) as im:
             w, h = im.size
@@ -62,6 +66,8 @@ def load_control_image(path: str) -> np.ndarray:
             arr = np.asarray(im.convert("RGB"))
     except FileNotFoundError:
         raise InvalidRequestError(f"control image not found: {path}") from None
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as exc:
-        raise InvalidRequestError(f"control image {path} is not a readable image ({exc})") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
+        # ValueError: PIL's limits on text chunks; SyntaxError: some broken headers.
+        reason = " ".join(str(exc).split())[:200]
+        raise InvalidRequestError(f"control image {path} is not a readable image ({reason})") from None
     return prepare_control(arr)

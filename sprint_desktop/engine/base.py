@@ -89,6 +89,22 @@ def _all_finite_numpy(array: Any) -> bool:
     return bool(np.isfinite(np.asarray(array)).all())
 
 
+OVERSIZE_FACTOR = 4
+"""Images with more than this many times the pixels of the model's default size get a warning."""
+
+
+def size_warning(width: int, height: int, info: ModelInfo) -> str | None:
+    """A warning for a size far above what the model was trained at (slow, and poor images)."""
+    trained = info.default_width * info.default_height
+    if trained <= 0 or width * height <= OVERSIZE_FACTOR * trained:
+        return None
+    return (
+        f"{width}x{height} is {width * height / trained:.0f} times the pixels of this model's "
+        f"{info.default_width}x{info.default_height}: it will be slow (time grows faster than the "
+        "pixel count) and the model was not trained for it"
+    )
+
+
 class Engine(abc.ABC):
     """Load once, generate many; every method but `cancel` is called from one thread.
 
@@ -247,6 +263,9 @@ class Engine(abc.ABC):
             raise NonFiniteOutputError(non_finite_message("decoded image", dtype))
         t_decode = time.perf_counter()
         warnings = tuple(getattr(self, "notices", ()))
+        oversize = size_warning(int(request.width or 0), int(request.height or 0), self.info)
+        if oversize:
+            warnings += (oversize,)
         if truncated:
             warnings += (f"the prompt is longer than {self.max_sequence_length} tokens; its end was ignored",)
         timings = Timings(

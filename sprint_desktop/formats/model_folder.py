@@ -156,6 +156,8 @@ def check_weights_match(component: str, stored: set[str], expected: set[str]) ->
 
 def check_safetensors_file(path: Path) -> None:
     """Verify a safetensors file's header and that its size matches it (catches truncated downloads)."""
+    if not path.is_file():  # a FIFO would block the read below, a device never end
+        raise ModelLoadError(f"{path} is not a regular file (a pipe, device or broken link): replace it")
     try:
         size = path.stat().st_size
         with path.open("rb") as fh:
