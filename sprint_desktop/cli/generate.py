@@ -90,7 +90,7 @@ def writable_folder(folder: Path, what: str) -> Path:
         with tempfile.TemporaryFile(dir=folder):
             pass
     except FileExistsError:
-        raise SprintError(f"{what} {folder} is a file, not a folder") from None
+        raise SprintError(f"cannot write to {what} {folder}: it is a file, not a folder") from None
     except OSError as exc:
         raise SprintError(f"cannot write to {what} {folder}: {exc.strerror or exc}") from None
     return folder
