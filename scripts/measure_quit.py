@@ -59,7 +59,12 @@ def main() -> int:
     times = []
     for _ in range(args.runs):
         with tempfile.TemporaryDirectory() as tmp:
-            env = {**os.environ, "XDG_CONFIG_HOME": f"{tmp}/c", "XDG_DATA_HOME": f"{tmp}/d", "SPRINT_NO_GPU_OFFER": "1"}
+            env = {
+                **os.environ,
+                "XDG_CONFIG_HOME": f"{tmp}/c",
+                "XDG_DATA_HOME": f"{tmp}/d",
+                "SPRINT_NO_GPU_OFFER": "1",
+            }
             proc = subprocess.run(
                 [sys.executable, __file__, "--child"], capture_output=True, text=True, env=env, timeout=600
             )

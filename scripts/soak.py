@@ -71,9 +71,8 @@ def engine_part(model: str, n: int, samples: list[dict]) -> None:
 
 
 def live_part_workspace(model: str, n: int, samples: list[dict], tmp: Path) -> str:
-    from sprint_desktop.workspace import InlineRunner, Workspace
-
     from sprint_desktop.engine import create_engine
+    from sprint_desktop.workspace import InlineRunner, Workspace
 
     clock = [0.0]
     runner = InlineRunner(lambda path, backend, device: create_engine(path, backend="torch", device="cpu"))

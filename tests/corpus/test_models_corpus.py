@@ -12,7 +12,7 @@ import pytest
 
 from sprint_desktop.cli import main
 from sprint_desktop.core.errors import ModelLoadError
-from sprint_desktop.engine.model_folder import inspect_model_folder
+from sprint_desktop.formats.model_folder import inspect_model_folder
 
 from .bad_inputs import one_line
 
