@@ -23,6 +23,7 @@ from PySide6.QtWidgets import QApplication
 
 from ..core.paths import project_root
 from ..store.gpu_runtime import activate_gpu_runtime
+from . import gc_guard
 from .main_window import MainWindow
 
 SELF_TEST_PROMPT = "a red circle left of a blue square"
@@ -149,6 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     existing = QApplication.instance()
     app = existing if isinstance(existing, QApplication) else QApplication([sys.argv[0], *qt_args])
     app.setApplicationName("Sprint Desktop")
+    gc_guard.install(app)  # no Qt object is ever collected on a worker thread
     app.setDesktopFileName("sprint-desktop")
     icon = project_root() / "resources" / "icons" / "sprint-desktop.svg"
     if icon.is_file():
