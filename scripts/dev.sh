@@ -68,6 +68,13 @@ case "$cmd" in
     "$VENV/bin/ruff" format --check sprint_desktop tests
     "$VENV/bin/mypy"
     # pytest exits 5 when it collected no test: that is a failure here too (set -e).
+    if [ $# -eq 0 ]; then
+      # The GPU dialog's tests pass alone but segfaulted twice in Qt's event processing late in a
+      # whole-suite process (state left by earlier tests; not yet understood): they run in a
+      # process of their own until that is found.
+      "$PY" -m pytest --ignore=tests/ui/test_gpu_dialog.py
+      exec "$PY" -m pytest tests/ui/test_gpu_dialog.py
+    fi
     exec "$PY" -m pytest "$@"
     ;;
   check-display)
