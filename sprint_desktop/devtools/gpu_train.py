@@ -80,7 +80,9 @@ class TrainSettings:
             student_max_chunks=1,
             probe_s=0.0,
             stop_margin_s=0.0,
-            teacher_extra=2,
+            # Enough steps that the probe (SIGTERM at once) always stops before its end, at whatever
+            # step the machine's speed gives: the main call then resumes from that checkpoint.
+            teacher_extra=24,
             log_every=1,
         )
 
@@ -120,8 +122,9 @@ def build_cache(vae_dir: Path, n: int, seed: int, workers: int, device: str) -> 
         return path
     rng = np.random.default_rng(seed)
     scenes = [sample_scene(rng, held_out=False) for _ in range(n)]
-    # Fork before anything touches CUDA (a forked CUDA context is unusable).
-    with multiprocessing.get_context("fork").Pool(workers or os.cpu_count() or 1) as pool:
+    # Spawned, not forked: a fork copies whatever locks the parent's threads (torch's pools, Qt,
+    # a test's HTTP server) hold at that moment, and a clean-clone CI run hung here for 80 minutes.
+    with multiprocessing.get_context("spawn").Pool(workers or os.cpu_count() or 1) as pool:
         images = pool.map(_render, scenes, chunksize=64)
     from diffusers import AutoencoderDC
 

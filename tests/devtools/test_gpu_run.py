@@ -91,10 +91,11 @@ def test_dry_run_goes_through_every_section(dry_run):
     assert tasks["onnx"]["without_controlnet"]["results"]["1"]["onnx_iobinding"]["total_ms"] > 0
     # training: resumed from the carried step-1 checkpoint, then the student from that teacher
     assert sections["teacher"]["carried"]["step"] == 1
-    # the probe stopped by SIGTERM after one step, the main call went on from its checkpoint
-    assert [c["step"] for c in sections["teacher"]["calls"]] == [2, 3]
-    assert sections["teacher"]["end_step"] == 3 and sections["student"]["end_step"] == 1
-    assert "resumed from step 1" in log and "resumed from step 2" in log
+    # the probe stopped by SIGTERM before its end, the main call went on from its checkpoint
+    probe, main = (c["step"] for c in sections["teacher"]["calls"])
+    assert 2 <= probe < main == sections["teacher"]["end_step"] == 25
+    assert sections["student"]["end_step"] == 1
+    assert "resumed from step 1" in log and f"resumed from step {probe}" in log
     # what comes back fits the device tool: at most 8 files of at most 16 MiB
     files = sorted(p.name for p in (base / "out").iterdir())
     assert len(files) <= 8 and all((base / "out" / f).stat().st_size <= 16 * 2**20 for f in files)
@@ -121,11 +122,11 @@ def test_returned_teacher_resumes_here_at_the_cpu_learning_rate(dry_run, tmp_pat
 
     _, _, base = dry_run
     out = base / "out"
-    cfg = teacher_config(tmp_path / "teacher-gpu", iters=4)
+    cfg = teacher_config(tmp_path / "teacher-gpu", iters=26)
     files = shard_files(out, "teacher-ema") + shard_files(out, "teacher-raw")
     run = unpack(files, cfg.out, lr=cfg.lr)
     state = torch.load(run / "checkpoint.pt", weights_only=True)
-    assert state["step"] == 3 and state["opt"]["param_groups"][0]["lr"] == pytest.approx(cfg.lr)
+    assert state["step"] == 25 and state["opt"]["param_groups"][0]["lr"] == pytest.approx(cfg.lr)
     back, _ = read(shard_files(out, "teacher-ema"))
     torch.testing.assert_close(
         state["ema_transformer"]["proj_out.weight"], back["ema_transformer"]["proj_out.weight"]
@@ -134,8 +135,8 @@ def test_returned_teacher_resumes_here_at_the_cpu_learning_rate(dry_run, tmp_pat
         run / "tokenizer" / "tokenizer.json"
     ).is_file()
     train(cfg)
-    assert "resumed from step 3" in capsys.readouterr().out
-    assert torch.load(run / "checkpoint.pt", weights_only=True)["step"] == 4
+    assert "resumed from step 25" in capsys.readouterr().out
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["step"] == 26
 
 
 def test_chunks_aim_at_the_interval_and_end_before_the_deadline(tmp_path):
