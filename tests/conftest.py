@@ -25,6 +25,14 @@ def tiny_model_dir(tmp_path_factory):
     return path
 
 
+@pytest.fixture
+def hub_online(monkeypatch):
+    """The suite runs with HF_HUB_OFFLINE=1; a test that talks to the loopback hub turns it off."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+
+
 @pytest.fixture(scope="session")
 def tiny_engine(tiny_model_dir):
     from sprint_desktop.engine.torch_backend import TorchEngine

@@ -9,10 +9,10 @@ import json
 import pytest
 
 from sprint_desktop.core.errors import SprintError
-from sprint_desktop.store.catalog import CatalogEntry, state_of
+from sprint_desktop.store.catalog import state_of
 from sprint_desktop.store.download import download
 
-from ..store.fake_hub import COMMIT, FakeHub
+from ..store.fake_hub import COMMIT, FakeHub, hub_entry
 from .bad_inputs import one_line
 
 
@@ -37,27 +37,7 @@ BAD_INFO = {
 }
 
 
-@pytest.fixture(autouse=True)
-def online(monkeypatch):
-    from huggingface_hub import constants
-
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-
-
-def _entry(name="tiny"):
-    return CatalogEntry(
-        name=name,
-        title="Tiny",
-        kind="hub",
-        resolution=32,
-        download_gb=0.01,
-        min_vram_gb=0,
-        license="x",
-        license_url="x",
-        controlnet=False,
-        components=("tokenizer", "text_encoder", "transformer", "vae", "scheduler"),
-        repo_id="org/tiny",
-    )
+pytestmark = pytest.mark.usefixtures("hub_online")
 
 
 @pytest.mark.parametrize("case", sorted(BAD_INFO))
@@ -66,11 +46,11 @@ def test_hub_answer(case, tiny_model_dir, tmp_path):
     with FakeHub("org/tiny", tiny_model_dir) as hub:
         hub.info_body = BAD_INFO[case]
         with pytest.raises(SprintError) as info:
-            download(_entry(), root=store, endpoint=hub.url, timeout=5)
+            download(hub_entry(), root=store, endpoint=hub.url, timeout=5)
     one_line(str(info.value))
     outside = [p for p in tmp_path.rglob("*") if store not in p.parents and p != store]
     assert outside == []  # nothing written beside the store
-    assert state_of(_entry(), store).state != "installed"
+    assert state_of(hub_entry(), store).state != "installed"
 
 
 @pytest.mark.parametrize("status", [401, 403, 404, 429, 500, 503])
@@ -79,19 +59,19 @@ def test_hub_status(status, tiny_model_dir, tmp_path):
         hub.tree_status = status  # the listing fails
         hub.info_body = b"{}" if status == 404 else None
         try:
-            download(_entry(), root=tmp_path, endpoint=hub.url, timeout=5)
+            download(hub_entry(), root=tmp_path, endpoint=hub.url, timeout=5)
         except SprintError as exc:
             one_line(str(exc))
         else:  # the client found another way to the files: then it must be complete and checked
-            assert state_of(_entry(), tmp_path).state == "installed"
+            assert state_of(hub_entry(), tmp_path).state == "installed"
 
 
 def test_a_hostile_hub_cannot_touch_an_installed_model(tiny_model_dir, tmp_path):
     store = tmp_path / "store"
     with FakeHub("org/tiny", tiny_model_dir) as hub:
-        folder = download(_entry(), root=store, endpoint=hub.url)
+        folder = download(hub_entry(), root=store, endpoint=hub.url)
         before = {p: p.read_bytes() for p in folder.rglob("*.safetensors")}
         hub.info_body = BAD_INFO["parent traversal"]
         with pytest.raises(SprintError):
-            download(_entry(), root=store, endpoint=hub.url)
+            download(hub_entry(), root=store, endpoint=hub.url)
     assert {p: p.read_bytes() for p in folder.rglob("*.safetensors")} == before

@@ -83,39 +83,22 @@ def test_kill_9_during_gallery_and_settings_saves(tmp_path):
 
 DOWNLOADER = """
 import sys
+from pathlib import Path
 from huggingface_hub import constants
 constants.HF_HUB_OFFLINE = False
-from sprint_desktop.store.catalog import CatalogEntry
 from sprint_desktop.store.download import download
-e = CatalogEntry(name="tiny", title="T", kind="hub", resolution=32, download_gb=0.01, min_vram_gb=0, license="x",
-    license_url="x", controlnet=False, components=("tokenizer","text_encoder","transformer","vae","scheduler"),
-    repo_id="org/tiny")
-download(e, root=__import__("pathlib").Path(sys.argv[2]), endpoint=sys.argv[1])
+from tests.store.fake_hub import hub_entry
+download(hub_entry(), root=Path(sys.argv[2]), endpoint=sys.argv[1])
 """
 
 
-def test_kill_9_during_a_download_then_resume(tiny_model_dir, tmp_path, monkeypatch):
-    from huggingface_hub import constants
-
-    from sprint_desktop.store.catalog import CatalogEntry, state_of
+def test_kill_9_during_a_download_then_resume(tiny_model_dir, tmp_path, hub_online):
+    from sprint_desktop.store.catalog import state_of
     from sprint_desktop.store.download import download
 
-    from ..store.fake_hub import FakeHub
+    from ..store.fake_hub import FakeHub, hub_entry
 
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    entry = CatalogEntry(
-        name="tiny",
-        title="T",
-        kind="hub",
-        resolution=32,
-        download_gb=0.01,
-        min_vram_gb=0,
-        license="x",
-        license_url="x",
-        controlnet=False,
-        components=("tokenizer", "text_encoder", "transformer", "vae", "scheduler"),
-        repo_id="org/tiny",
-    )
+    entry = hub_entry()
     with FakeHub("org/tiny", tiny_model_dir) as hub:
         hub.bytes_per_second = 20_000  # about 8 s for the tiny model
         proc = spawn(DOWNLOADER, hub.url, str(tmp_path))

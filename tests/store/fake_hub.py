@@ -12,7 +12,27 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from sprint_desktop.store.catalog import CatalogEntry
+
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def hub_entry(name: str = "tiny", repo_id: str = "org/tiny") -> CatalogEntry:
+    """The catalog entry of the tiny model as a hub download (the download tests, the hub corpus
+    and the fault pass's downloader subprocess all use this one)."""
+    return CatalogEntry(
+        name=name,
+        title="Tiny Sprint",
+        kind="hub",
+        resolution=32,
+        download_gb=0.01,
+        min_vram_gb=0,
+        license="Apache-2.0",
+        license_url="https://example.invalid/licence",
+        controlnet=False,
+        components=("tokenizer", "text_encoder", "transformer", "vae", "scheduler"),
+        repo_id=repo_id,
+    )
 
 
 class FakeHub:

@@ -10,44 +10,13 @@ import pytest
 from sprint_desktop.core.errors import SprintError
 from sprint_desktop.core.request import GenerateRequest
 from sprint_desktop.engine.torch_backend import TorchEngine
-from sprint_desktop.store.catalog import CatalogEntry, state_of
+from sprint_desktop.store.catalog import state_of
 from sprint_desktop.store.download import download
-
-from .fake_hub import FakeHub
 
 WEIGHTS = "transformer/diffusion_pytorch_model.safetensors"
 
 
-@pytest.fixture
-def entry():
-    return CatalogEntry(
-        name="tiny",
-        title="Tiny Sprint",
-        kind="hub",
-        resolution=32,
-        download_gb=0.01,
-        min_vram_gb=0,
-        license="Apache-2.0",
-        license_url="https://example.invalid/licence",
-        controlnet=False,
-        components=("tokenizer", "text_encoder", "transformer", "vae", "scheduler"),
-        repo_id="org/tiny",
-        revision="main",
-    )
-
-
-@pytest.fixture(autouse=True)
-def online(monkeypatch):
-    """The suite runs with HF_HUB_OFFLINE=1; these tests talk to the loopback hub only."""
-    from huggingface_hub import constants
-
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-
-
-@pytest.fixture
-def hub(tiny_model_dir):
-    with FakeHub("org/tiny", tiny_model_dir) as h:
-        yield h
+pytestmark = pytest.mark.usefixtures("hub_online")
 
 
 def test_full_download_with_progress_then_offline_use(entry, hub, tmp_path, monkeypatch):

@@ -9,42 +9,13 @@ import pytest
 
 from sprint_desktop.core.errors import SprintError
 from sprint_desktop.store import catalog
-from sprint_desktop.store.catalog import CatalogEntry, state_of
+from sprint_desktop.store.catalog import state_of
 from sprint_desktop.store.download import download
-
-from .fake_hub import FakeHub
 
 WEIGHTS = "transformer/diffusion_pytorch_model.safetensors"
 
 
-@pytest.fixture
-def entry():
-    return CatalogEntry(
-        name="tiny",
-        title="Tiny Sprint",
-        kind="hub",
-        resolution=32,
-        download_gb=0.01,
-        min_vram_gb=0,
-        license="Apache-2.0",
-        license_url="https://example.invalid/licence",
-        controlnet=False,
-        components=("tokenizer", "text_encoder", "transformer", "vae", "scheduler"),
-        repo_id="org/tiny",
-    )
-
-
-@pytest.fixture(autouse=True)
-def online(monkeypatch):
-    from huggingface_hub import constants
-
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-
-
-@pytest.fixture
-def hub(tiny_model_dir):
-    with FakeHub("org/tiny", tiny_model_dir) as h:
-        yield h
+pytestmark = pytest.mark.usefixtures("hub_online")
 
 
 def test_a_file_in_the_repo_info_but_not_in_the_tree_is_a_clear_error(entry, hub, tmp_path):
