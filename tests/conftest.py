@@ -3,16 +3,62 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+from pathlib import Path
+
+from sprint_desktop.core.paths import user_cache_dir, user_config_dir, user_data_dir
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-# An empty user cache for the whole run: the backend "auto" starts on ONNX Runtime when it finds an
-# export there, so an export left by `sprint export-onnx` on this machine must not change the tests.
-os.environ["XDG_CACHE_HOME"] = tempfile.mkdtemp(prefix="sprint-test-cache-")
+
+
+def user_dirs() -> list[Path]:
+    """The app's cache, config and data folders as platformdirs gives them now."""
+    return [user_cache_dir(), user_config_dir(), user_data_dir()]
+
+
+def _snapshot(folders: list[Path]) -> dict[str, tuple[int, int]]:
+    """Every file under ``folders``: path -> (size, modification time)."""
+    files: dict[str, tuple[int, int]] = {}
+    for folder in folders:
+        for parent, _, names in os.walk(folder):
+            for name in names:
+                path = os.path.join(parent, name)
+                try:
+                    st = os.lstat(path)
+                except OSError:
+                    continue
+                files[path] = (st.st_size, st.st_mtime_ns)
+    return files
+
+
+# Empty user folders for the whole run, in and out of process (subprocesses inherit them): the
+# backend "auto" starts on ONNX Runtime when it finds an export in the cache, a verified shipped
+# export leaves a stamp there, and the settings and the gallery live in the config and data folders;
+# none of the user's own may change a test, and no test may write into them (checked at the end).
+REAL_USER_DIRS = user_dirs()
+_BEFORE = _snapshot(REAL_USER_DIRS)
+TEST_HOME = Path(tempfile.mkdtemp(prefix="sprint-test-home-"))
+for _var in ("XDG_CACHE_HOME", "XDG_CONFIG_HOME", "XDG_DATA_HOME"):
+    os.environ[_var] = str(TEST_HOME / _var.lower())
 
 import pytest  # noqa: E402
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Fail the run when anything under the user's real app folders was created or changed while it
+    ran (a test or a subprocess that did not get the temporary folders)."""
+    after = _snapshot(REAL_USER_DIRS)
+    changed = sorted(p for p, stat in after.items() if _BEFORE.get(p) != stat)
+    shutil.rmtree(TEST_HOME, ignore_errors=True)
+    if changed:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        message = f"the tests wrote {len(changed)} file(s) into the real user folders, e.g. {changed[0]}"
+        if reporter is not None:
+            reporter.write_line(f"ERROR: {message}", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(scope="session")
