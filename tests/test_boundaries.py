@@ -17,12 +17,11 @@ PACKAGE = ROOT / "sprint_desktop"
 
 # Lowest first. A package may import packages on lower floors only; packages on one floor are
 # independent of each other. The root package (`sprint_desktop`: the version) is below them all.
-# A dotted name is a module with its own floor inside a package (the builders of random-weight
-# architectures are used low down, by the exporter and training; the other dev tools sit on top).
+# A dotted name would be a module with its own floor inside a package (none now).
 FLOORS: list[tuple[str, ...]] = [
     ("core",),
     ("formats",),
-    ("engine", "store", "devtools.builders"),
+    ("engine", "store"),
     ("export",),
     ("factory", "workspace"),
     ("ui",),

@@ -70,7 +70,8 @@ def run_bench(
         engine.load()
         label = str(model)
     else:
-        from .builders import published_pipeline, tiny_pipeline
+        from ..export.random_weights import published_pipeline
+        from .builders import tiny_pipeline
 
         pipe = tiny_pipeline() if arch == "tiny" else published_pipeline(arch, text_encoder_layers)
         engine = TorchEngine.from_pipeline(pipe, name=arch, device=device, dtype=dtype)

@@ -92,7 +92,8 @@ def build_engine(arch: str, settings: BenchSettings) -> Any:
     import torch
 
     from ..engine.torch_backend import TorchEngine
-    from .builders import published_pipeline, tiny_pipeline
+    from ..export.random_weights import published_pipeline
+    from .builders import tiny_pipeline
 
     with torch.device(settings.device):  # initialise the weights on the GPU: seconds, not minutes
         pipe = tiny_pipeline() if arch == "tiny" else published_pipeline(arch)

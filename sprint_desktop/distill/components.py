@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from ..devtools.builders import word_level_tokenizer
+from ..export.random_weights import word_level_tokenizer
 from .world import VOCABULARY
 
 MAX_CAPTION_TOKENS = 16

@@ -42,10 +42,11 @@ def write_random_checkpoint(arch: str, folder: Path, seed: int = 0) -> Path:
         from .reduced import save_reduced
 
         return save_reduced(folder, seed=seed)
-    from .graph_only import _parameters_on_meta, _published_pipeline
+    from .graph_only import _parameters_on_meta
+    from .random_weights import published_pipeline
 
     with _parameters_on_meta():
-        pipeline = _published_pipeline(arch)
+        pipeline = published_pipeline(arch)
     work = folder.with_name(f".{folder.name}.partial")
     work.mkdir(parents=True, exist_ok=True)
     pipeline.save_config(work)
@@ -319,7 +320,7 @@ def text_encoder_precision(work: Path, layers: int = 2, vocab: int = 4096, seed:
     import torch
     from transformers import Gemma2Config, Gemma2Model
 
-    from ..devtools.builders import GEMMA2_2B
+    from ..formats.architectures import GEMMA2_2B
     from .binder import bind
     from .graph_only import export_model_graphs
     from .reduced import reduced_pipeline

@@ -33,6 +33,7 @@ from ..core.errors import SprintError
 from .cache import file_sha256
 from .graph_library import GRAPH_FORMAT, SOURCE_COMPONENT, graph_configs, graph_key, normalise_config
 from .onnx_export import OPSET, export_jobs, golden_check, normalise_transposes, traced_pos_embed
+from .random_weights import published_pipeline
 
 ProgressFn = Callable[[str, int, int], None]
 
@@ -321,7 +322,7 @@ def export_arch_graphs(
     progress: ProgressFn | None = None,
     only: tuple[str, ...] | None = None,
 ) -> list[Path]:
-    """`export_graphs` of a published architecture (`devtools` builders) built here with placeholder
+    """`export_graphs` of a published architecture (`random_weights`) built here with placeholder
     weights: the modules are made without allocating their parameters, then every parameter becomes
     a view into one shared buffer of random numbers (at its own offset, so no two are equal). Memory
     is the largest tensor (Gemma-2's 256000 x 2304 embedding, 2.4 GB) plus what a precision cast
@@ -329,7 +330,7 @@ def export_arch_graphs(
     from ..engine.torch_backend import TorchEngine
 
     with _parameters_on_meta():
-        pipeline = _published_pipeline(arch)
+        pipeline = published_pipeline(arch)
     _placeholder_weights([pipeline.text_encoder, pipeline.transformer, pipeline.vae])
     engine = TorchEngine(Path(arch), device="cpu", dtype="fp32", prefix_cache=False)
     engine._setup(
@@ -339,12 +340,6 @@ def export_arch_graphs(
         dtypes=dict.fromkeys(("transformer", "text_encoder", "vae"), torch.float32),
     )
     return export_graphs(engine, out, precision, check=False, progress=progress, only=only)
-
-
-def _published_pipeline(arch: str) -> Any:
-    from ..devtools.builders import published_pipeline
-
-    return published_pipeline(arch)
 
 
 @contextmanager

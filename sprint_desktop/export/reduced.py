@@ -13,60 +13,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from ..formats.architectures import reduced_configs
+from .random_weights import build_pipeline
+
 
 def reduced_pipeline(seed: int = 0, controlnet: bool = True) -> Any:
     """A `SanaSprintPipeline` (and, with ``controlnet``, a 2-block ControlNet as ``.controlnet``)."""
     import torch
 
-    from ..devtools.builders import build_pipeline
-
-    pipeline = build_pipeline(
-        transformer_kwargs=dict(
-            in_channels=32,
-            out_channels=32,
-            num_attention_heads=2,
-            attention_head_dim=16,
-            num_layers=3,
-            num_cross_attention_heads=2,
-            cross_attention_head_dim=16,
-            cross_attention_dim=32,
-            caption_channels=64,
-            sample_size=8,
-            patch_size=1,
-            mlp_ratio=2.5,
-            attention_bias=False,
-            norm_elementwise_affine=False,
-            norm_eps=1e-6,
-        ),
-        vae_kwargs=dict(
-            in_channels=3,
-            latent_channels=32,
-            attention_head_dim=8,
-            encoder_block_types=("ResBlock", "EfficientViTBlock"),
-            decoder_block_types=("ResBlock", "EfficientViTBlock"),
-            encoder_block_out_channels=(16, 32),
-            decoder_block_out_channels=(16, 32),
-            encoder_qkv_multiscales=((), (5,)),
-            decoder_qkv_multiscales=((), (5,)),
-            encoder_layers_per_block=(1, 1),
-            decoder_layers_per_block=(1, 1),
-            downsample_block_type="Conv",
-            upsample_block_type="interpolate",
-            decoder_norm_types="rms_norm",
-            decoder_act_fns="silu",
-            scaling_factor=0.41407,
-        ),
-        text_encoder_kwargs=dict(
-            hidden_size=64,
-            intermediate_size=128,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            num_key_value_heads=1,
-            head_dim=32,
-            max_position_embeddings=1024,
-        ),
-        seed=seed,
-    )
+    pipeline = build_pipeline(reduced_configs(), seed=seed)
     pipeline.controlnet = None
     if controlnet:
         from ..engine.controlnet import SprintControlNetModel

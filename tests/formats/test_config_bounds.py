@@ -76,7 +76,7 @@ def test_values_each_in_bounds_but_a_huge_model_together_are_refused_by_the_esti
 def test_the_estimate_matches_the_published_sizes_and_passes_real_models(model_copy):
     from pathlib import Path
 
-    from sprint_desktop.devtools.builders import GEMMA2_2B, PUBLISHED_TRANSFORMERS
+    from sprint_desktop.formats.architectures import GEMMA2_2B, PUBLISHED_TRANSFORMERS
 
     root = model_copy
     edit(
