@@ -12,78 +12,93 @@ naming the file and the field.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ..core.errors import ModelLoadError
 from ..core.request import MAX_SIDE
+from .architectures import DCAE_F32C32, GEMMA2_2B, published_configs
 
 MAX_PARAMETERS = 12_000_000_000
 """The published pipeline is about 4.6 billion parameters (Gemma-2-2B + the 1.6B transformer +
 DC-AE); above 12 billion (48 GB in fp32) a folder is refused before it is built."""
 
-IntRange = tuple[int, int]
-# (field, low, high) per component; diffusers' and transformers' defaults fill absent fields.
-TRANSFORMER_INTS: dict[str, IntRange] = {
-    "in_channels": (1, 1024),
-    "out_channels": (1, 1024),
-    "num_attention_heads": (1, 512),
-    "attention_head_dim": (1, 1024),
-    "num_layers": (1, 256),
-    "num_cross_attention_heads": (1, 512),
-    "cross_attention_head_dim": (1, 1024),
-    "cross_attention_dim": (1, 32768),
-    "caption_channels": (1, 32768),
-    "sample_size": (1, 1024),
-    "patch_size": (1, 16),
+
+@dataclass(frozen=True)
+class Bound:
+    """What one config value must be: the words of the error (``{name} must be {words}, got
+    {value}``) and the test. A ``nullable`` field may be null, which means unset (transformers and
+    diffusers write null for sizes they derive)."""
+
+    words: str
+    accepts: Callable[[Any], bool]
+    nullable: bool = False
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def whole(low: int, high: int, nullable: bool = True) -> Bound:
+    return Bound(
+        f"a whole number from {low} to {high:,}",
+        lambda v: isinstance(v, int) and not isinstance(v, bool) and low <= v <= high,
+        nullable,
+    )
+
+
+MLP_RATIO = Bound("a number above 0 and at most 16", lambda v: _is_number(v) and 0 < v <= 16)
+SCALING_FACTOR = Bound("a finite number above 0", lambda v: _is_number(v) and math.isfinite(v) and v > 0)
+
+# Per component, the fields we read; absent (or null where nullable) fields take diffusers' and
+# transformers' defaults, which are the published 1.6B transformer and Gemma-2-2B.
+TRANSFORMER_BOUNDS: dict[str, Bound] = {
+    "in_channels": whole(1, 1024),
+    "out_channels": whole(1, 1024),
+    "num_attention_heads": whole(1, 512),
+    "attention_head_dim": whole(1, 1024),
+    "num_layers": whole(1, 256),
+    "num_cross_attention_heads": whole(1, 512),
+    "cross_attention_head_dim": whole(1, 1024),
+    "cross_attention_dim": whole(1, 32768),
+    "caption_channels": whole(1, 32768),
+    "sample_size": whole(1, 1024),
+    "patch_size": whole(1, 16),
+    "mlp_ratio": MLP_RATIO,
 }
-TRANSFORMER_DEFAULTS = {
-    "in_channels": 32,
-    "out_channels": 32,
-    "num_attention_heads": 70,
-    "attention_head_dim": 32,
-    "num_layers": 20,
-    "num_cross_attention_heads": 20,
-    "cross_attention_head_dim": 112,
-    "cross_attention_dim": 2240,
-    "caption_channels": 2304,
-    "sample_size": 32,
-    "patch_size": 1,
-    "mlp_ratio": 2.5,
+TRANSFORMER_DEFAULTS = published_configs("sana-sprint-1.6b").transformer
+TEXT_ENCODER_BOUNDS: dict[str, Bound] = {
+    "vocab_size": whole(1, 1_048_576),
+    "hidden_size": whole(1, 32768),
+    "intermediate_size": whole(1, 131072),
+    "num_hidden_layers": whole(1, 256),
+    "num_attention_heads": whole(1, 512),
+    "num_key_value_heads": whole(1, 512),
+    "head_dim": whole(1, 1024),
+    "max_position_embeddings": whole(1, 1_048_576),
+    "sliding_window": whole(1, 1_048_576),
 }
-TEXT_ENCODER_INTS: dict[str, IntRange] = {
-    "vocab_size": (1, 1_048_576),
-    "hidden_size": (1, 32768),
-    "intermediate_size": (1, 131072),
-    "num_hidden_layers": (1, 256),
-    "num_attention_heads": (1, 512),
-    "num_key_value_heads": (1, 512),
-    "head_dim": (1, 1024),
-    "max_position_embeddings": (1, 1_048_576),
-    "sliding_window": (1, 1_048_576),
+TEXT_ENCODER_DEFAULTS = GEMMA2_2B
+VAE_BOUNDS: dict[str, Bound] = {
+    "in_channels": whole(1, 64),
+    "latent_channels": whole(1, 1024),
+    "attention_head_dim": whole(1, 1024),
+    "scaling_factor": SCALING_FACTOR,
 }
-TEXT_ENCODER_DEFAULTS = {
-    "vocab_size": 256000,
-    "hidden_size": 2304,
-    "intermediate_size": 9216,
-    "num_hidden_layers": 26,
-    "num_attention_heads": 8,
-    "num_key_value_heads": 4,
-    "head_dim": 256,
-}
-VAE_INTS: dict[str, IntRange] = {
-    "in_channels": (1, 64),
-    "latent_channels": (1, 1024),
-    "attention_head_dim": (1, 1024),
-}
-VAE_LISTS: dict[str, IntRange] = {
-    "encoder_block_out_channels": (1, 8192),
-    "decoder_block_out_channels": (1, 8192),
-    "encoder_layers_per_block": (0, 32),
-    "decoder_layers_per_block": (0, 32),
+VAE_DEFAULTS = {"scaling_factor": 1.0}
+VAE_LISTS: dict[str, Bound] = {
+    "encoder_block_out_channels": whole(1, 8192),
+    "decoder_block_out_channels": whole(1, 8192),
+    "encoder_layers_per_block": whole(0, 32),
+    "decoder_layers_per_block": whole(0, 32),
 }
 MAX_VAE_BLOCKS = 12
-MODEL_SETTINGS_INTS: dict[str, IntRange] = {"max_sequence_length": (1, 8192), "default_steps": (1, 4)}
+MODEL_SETTINGS_BOUNDS: dict[str, Bound] = {
+    "max_sequence_length": whole(1, 8192, nullable=False),
+    "default_steps": whole(1, 4, nullable=False),
+}
 
 
 def check_model_configs(root: Path, read_json: Any) -> int:
@@ -113,15 +128,13 @@ def check_model_configs(root: Path, read_json: Any) -> int:
 
 def check_model_settings(path: Path, settings: dict[str, Any]) -> None:
     """``sprint_desktop.json``: the per-model defaults the engine reads."""
-    for name, (low, high) in MODEL_SETTINGS_INTS.items():
-        if name in settings:
-            _int(path, name, settings[name], low, high)
+    _values(path, settings, MODEL_SETTINGS_BOUNDS, {})
     if "default_size" in settings:
         size = settings["default_size"]
         if not (isinstance(size, list) and len(size) == 2):
             raise ModelLoadError(f"{path}: default_size must be [width, height], got {size!r}")
         for label, value in zip(("width", "height"), size, strict=True):
-            _int(path, f"default_size {label}", value, 1, MAX_SIDE)
+            _check(path, f"default_size {label}", value, whole(1, MAX_SIDE))
     if "complex_human_instruction" in settings and not isinstance(
         settings["complex_human_instruction"], bool
     ):
@@ -135,39 +148,28 @@ def _config(path: Path, read_json: Any) -> dict[str, Any]:
     return read_json(path) if path.is_file() else {}
 
 
-def _int(path: Path, name: str, value: Any, low: int, high: int) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise ModelLoadError(
-            f"{path}: {name} must be a whole number from {low} to {high:,}, got {value!r:.40}"
-        )
+def _check(path: Path, name: str, value: Any, bound: Bound) -> Any:
+    if not bound.accepts(value):
+        raise ModelLoadError(f"{path}: {name} must be {bound.words}, got {value!r:.40}")
     return value
 
 
-def _ints(
-    path: Path, config: dict[str, Any], bounds: dict[str, IntRange], defaults: dict[str, int]
-) -> dict[str, int]:
+def _values(
+    path: Path, config: dict[str, Any], bounds: dict[str, Bound], defaults: dict[str, Any]
+) -> dict[str, Any]:
+    """``defaults`` overridden by the fields of ``config`` that ``bounds`` names, each checked."""
     values = dict(defaults)
-    for name, (low, high) in bounds.items():
-        if name in config and config[name] is not None:
-            values[name] = _int(path, name, config[name], low, high)
+    for name, bound in bounds.items():
+        if name in config and not (config[name] is None and bound.nullable):
+            values[name] = _check(path, name, config[name], bound)
     return values
 
 
 def _transformer_params(path: Path, config: dict[str, Any]) -> int:
-    v = _ints(
-        path,
-        config,
-        TRANSFORMER_INTS,
-        {k: int(x) for k, x in TRANSFORMER_DEFAULTS.items() if k != "mlp_ratio"},
-    )
-    mlp_ratio = config.get("mlp_ratio", TRANSFORMER_DEFAULTS["mlp_ratio"])
-    if not isinstance(mlp_ratio, (int, float)) or isinstance(mlp_ratio, bool) or not 0 < mlp_ratio <= 16:
-        raise ModelLoadError(
-            f"{path}: mlp_ratio must be a number above 0 and at most 16, got {mlp_ratio!r:.40}"
-        )
+    v = _values(path, config, TRANSFORMER_BOUNDS, TRANSFORMER_DEFAULTS)
     inner = v["num_attention_heads"] * v["attention_head_dim"]
     cross = v["num_cross_attention_heads"] * v["cross_attention_head_dim"]
-    hidden = int(mlp_ratio * inner)
+    hidden = int(v["mlp_ratio"] * inner)
     per_layer = (
         4 * inner * inner  # self-attention q, k, v, out
         + 2 * inner * cross
@@ -186,33 +188,27 @@ def _transformer_params(path: Path, config: dict[str, Any]) -> int:
 
 
 def _text_encoder_params(path: Path, config: dict[str, Any]) -> int:
-    v = _ints(path, config, TEXT_ENCODER_INTS, TEXT_ENCODER_DEFAULTS)
+    v = _values(path, config, TEXT_ENCODER_BOUNDS, TEXT_ENCODER_DEFAULTS)
     h, d = v["hidden_size"], v["head_dim"]
     attention = h * d * (2 * v["num_attention_heads"] + 2 * v["num_key_value_heads"])
     return v["vocab_size"] * h + v["num_hidden_layers"] * (attention + 3 * h * v["intermediate_size"])
 
 
 def _vae_params(path: Path, config: dict[str, Any]) -> int:
-    _ints(path, config, VAE_INTS, {})
+    _values(path, config, VAE_BOUNDS, VAE_DEFAULTS)
     total = 0
     for side in ("encoder", "decoder"):
-        channels = _int_list(path, config, f"{side}_block_out_channels", [128, 256, 512, 512, 1024, 1024])
+        channels = _int_list(
+            path, config, f"{side}_block_out_channels", list(DCAE_F32C32["encoder_block_out_channels"])
+        )
         layers = _int_list(path, config, f"{side}_layers_per_block", [2] * len(channels))
         for c, n in zip(channels, layers, strict=False):
             total += (n + 1) * 2 * 9 * c * c  # two 3x3 convolutions per block, plus the transition
-    scaling = config.get("scaling_factor", 1.0)
-    if (
-        not isinstance(scaling, (int, float))
-        or isinstance(scaling, bool)
-        or not (math.isfinite(scaling) and scaling > 0)
-    ):
-        raise ModelLoadError(f"{path}: scaling_factor must be a finite number above 0, got {scaling!r:.40}")
     return total
 
 
 def _int_list(path: Path, config: dict[str, Any], name: str, default: list[int]) -> list[int]:
     values = config.get(name, default)
-    low, high = VAE_LISTS[name]
     if not isinstance(values, list) or not 1 <= len(values) <= MAX_VAE_BLOCKS:
         raise ModelLoadError(f"{path}: {name} must be a list of 1 to {MAX_VAE_BLOCKS} numbers")
-    return [_int(path, f"{name}[{i}]", x, low, high) for i, x in enumerate(values)]
+    return [_check(path, f"{name}[{i}]", x, VAE_LISTS[name]) for i, x in enumerate(values)]

@@ -51,6 +51,9 @@ def edit(path, **values):
         ),
         ("vae/config.json", {"encoder_layers_per_block": [1] * 100}, "encoder_layers_per_block"),
         ("vae/config.json", {"scaling_factor": float("inf")}, "scaling_factor"),
+        ("vae/config.json", {"scaling_factor": None}, "scaling_factor"),
+        ("transformer/config.json", {"mlp_ratio": None}, "mlp_ratio"),
+        ("sprint_desktop.json", {"default_steps": None}, "default_steps"),
     ],
 )
 def test_an_out_of_bounds_config_value_is_refused_naming_file_and_field(model_copy, file, values, field):
@@ -60,6 +63,16 @@ def test_an_out_of_bounds_config_value_is_refused_naming_file_and_field(model_co
     message = str(info.value)
     assert str(model_copy / file) in message and field in message
     assert "\n" not in message
+
+
+def test_a_null_size_in_a_component_config_means_unset(model_copy):
+    """transformers writes null for sizes it derives (``sliding_window``, ``head_dim``): the
+    defaults apply; a null ratio or scaling factor is refused above, a null in our own settings too."""
+    before = check_model_configs(model_copy, read_json_object)
+    edit(model_copy / "text_encoder/config.json", sliding_window=None)
+    edit(model_copy / "transformer/config.json", num_layers=None)  # diffusers' default: 20 layers
+    assert check_model_configs(model_copy, read_json_object) > before
+    inspect_model_folder(model_copy)
 
 
 def test_values_each_in_bounds_but_a_huge_model_together_are_refused_by_the_estimate(model_copy):
