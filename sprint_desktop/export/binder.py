@@ -7,7 +7,10 @@ copies of the graphs (after checking each against its record's sha256), one ``<g
 file per graph with every tensor at the offset the graph expects (bf16 / fp16 / fp32 converted to
 the graph's dtype in numpy), the tokenizer files, and a manifest in the export format
 `OnnxEngine` reads. A free-space check comes first; the folder is renamed into place only when
-complete, so a full disk or a Ctrl+C never leaves a folder that is used (the next run starts over).
+complete, so a full disk, a Ctrl+C or a kill -9 never leaves a folder that is used. The work folder
+is named for its process (`work_dirs`): the next binding removes it once that process is gone, and
+never the folder of a binding still running. Two processes binding the same model at once each
+write their own; the first renamed into place is kept and the other one uses it.
 
 A bound folder is keyed by the model's weights like an export: `find_bound` accepts it when the
 fast fingerprint (sizes and modification times) matches, or, when that fails, when the weights'
@@ -18,12 +21,12 @@ fingerprint so the next launch is quick again. Every load re-checks the graph co
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import struct
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +38,7 @@ from ..core.errors import ModelLoadError
 from ..formats.model_folder import check_safetensors_file, inspect_model_folder, read_json_object
 from .cache import EXPORT_FORMAT, cache_root, file_sha256, model_content_fingerprint, model_fingerprint
 from .graph_library import find_graphs, verify_graph
+from .work_dirs import make_work_dir, publish, remove_stale
 
 ProgressFn = Callable[[str, int, int], None]
 """progress(stage, done, total): stage "binding <graph>" with MiB written so far, or "done"."""
@@ -45,6 +49,8 @@ FREE_SPACE_MARGIN = 256 << 20
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 SAFETENSORS_DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": np.uint16, "F64": np.float64}
 """Source dtypes a float initializer may come from (bf16 is read as its raw 16 bits)."""
+WORK_PREFIX = ".bind-"
+"""Work folders of bindings under way (or killed): never taken for a bound folder."""
 KEY_PREFIXES = ("", "model.")
 """A text encoder saved from a ``*ForCausalLM`` keeps its base model's tensors under ``model.``."""
 
@@ -262,9 +268,9 @@ def find_bound(model: str | Path, precision: str = "fp32", root: Path | None = N
         return None
     fast = model_fingerprint(folder)
     content: str | None = None
-    for d in sorted(candidates, key=lambda p: p.stat().st_mtime, reverse=True):
-        manifest = _read(d / "manifest.json")
-        if manifest is None or manifest.get("format") != EXPORT_FORMAT or not _bound_files_ok(d, manifest):
+    for d in sorted(candidates, key=_mtime, reverse=True):
+        manifest = _good_manifest(d)
+        if manifest is None:
             continue
         if manifest.get("fingerprint") == fast:
             return d
@@ -272,9 +278,25 @@ def find_bound(model: str | Path, precision: str = "fp32", root: Path | None = N
             content = model_content_fingerprint(folder)
         if manifest.get("content_fingerprint") == content:
             manifest["fingerprint"] = fast  # the same bytes, other modification times: fast next time
-            _write_json(d / "manifest.json", manifest)
+            with contextlib.suppress(OSError):  # a read-only cache: the content check next time too
+                _write_json(d / "manifest.json", manifest)
             return d
     return None
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0  # removed meanwhile: tried last, and refused
+
+
+def _good_manifest(folder: Path) -> dict[str, Any] | None:
+    """The manifest of a complete bound folder (graph copies as recorded, weights of their size)."""
+    manifest = _read(folder / "manifest.json")
+    if manifest is None or manifest.get("format") != EXPORT_FORMAT or not _bound_files_ok(folder, manifest):
+        return None
+    return manifest
 
 
 def _bound_files_ok(folder: Path, manifest: dict[str, Any]) -> bool:
@@ -303,6 +325,7 @@ def bind(
     return the folder, an export `OnnxEngine` opens."""
     folder = inspect_model_folder(model).path
     root = root or bound_root()
+    remove_stale(root, WORK_PREFIX)  # killed bindings' folders first: their space counts as free
     found = find_bound(folder, precision, root) if components is None else None
     if found is not None:
         return found
@@ -315,9 +338,8 @@ def bind(
             f"binding {folder.name} needs {need / 2**30:.1f} GiB free in {root}, only {free / 2**30:.1f} GiB is: "
             "free some space and try again"
         )
-    _remove_stale(root, bound_prefix(plan))
     fingerprint = model_fingerprint(folder)
-    work = Path(tempfile.mkdtemp(prefix=f".bind-{bound_prefix(plan)}-", dir=root))
+    work = make_work_dir(root, WORK_PREFIX)
     try:
         manifest = runtime_manifest(folder, plan)
         manifest.update(
@@ -357,10 +379,12 @@ def bind(
                 f"the weights of {folder.name} changed while they were being bound: try again"
             )
         _write_json(work / "manifest.json", manifest)
-        target = root / f"{bound_prefix(plan)}-{fingerprint[:12]}"
-        if target.exists():
-            shutil.rmtree(target)
-        work.replace(target)
+        target = publish(
+            work,
+            root / f"{bound_prefix(plan)}-{fingerprint[:12]}",
+            lambda done: (m := _good_manifest(done)) is not None and m.get("fingerprint") == fingerprint,
+            WORK_PREFIX,
+        )
     except OSError as exc:
         shutil.rmtree(work, ignore_errors=True)
         raise ModelLoadError(f"could not bind {folder.name} in {root}: {exc}") from None
@@ -406,12 +430,6 @@ def _write_weights(
     return done
 
 
-def _remove_stale(root: Path, prefix: str) -> None:
-    """Temporary folders of bindings that never finished (killed, power cut)."""
-    for stale in root.glob(f".bind-{prefix}-*"):
-        shutil.rmtree(stale, ignore_errors=True)
-
-
 def _read(path: Path) -> dict[str, Any] | None:
     try:
         data = json.loads(path.read_text())
@@ -421,6 +439,10 @@ def _read(path: Path) -> dict[str, Any] | None:
 
 
 def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    tmp.replace(path)
+    """Atomically, through a temporary file of this process's own (two may rewrite it at once)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{os.urandom(4).hex()}.tmp")
+    try:
+        tmp.write_text(json.dumps(data, indent=1))
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -341,10 +341,13 @@ def test_an_interrupted_binding_leaves_nothing_used(model_b, library, tmp_path, 
 
 
 def test_a_killed_binding_is_ignored_and_cleaned(model_b, library, tmp_path):
-    from sprint_desktop.export.binder import bound_prefix, find_bound, plan_binding
+    from sprint_desktop.export.binder import WORK_PREFIX, find_bound
+    from sprint_desktop.export.work_dirs import host_tag
 
     root = tmp_path / "bound"
-    stale = root / f".bind-{bound_prefix(plan_binding(model_b, 'fp32', [library]))}-x1"
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    stale = root / f"{WORK_PREFIX}{host_tag()}-{gone.pid}-x1"  # its process is gone
     stale.mkdir(parents=True)
     (stale / "manifest.json").write_text("{}")
     assert find_bound(model_b, "fp32", root) is None

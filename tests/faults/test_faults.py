@@ -140,6 +140,161 @@ def test_kill_9_during_an_export(tiny_model_dir, tmp_path):
     assert export_model(tiny_model_dir, cache_root=cache) == find_export(tiny_model_dir, root=cache)
 
 
+# ---- binding weights to installed graphs (issue #12's binder) -------------------------------------
+BINDER = """
+import os, sys, time
+from pathlib import Path
+from sprint_desktop.export.binder import bind
+model, library, root, gate = map(Path, sys.argv[1:5])
+
+def progress(stage, done, total):  # wait at the first weights written until the test says go
+    if stage.startswith("binding") and not (gate / "go").exists():
+        (gate / f"waiting-{os.getpid()}").touch()
+        while not (gate / "go").exists():
+            time.sleep(0.01)
+
+print(bind(model, "fp32", root=root, dirs=[library], progress=progress), flush=True)
+"""
+
+
+@pytest.fixture(scope="module")
+def graph_library(tiny_model_dir, tmp_path_factory):
+    """The tiny model's weight-free graphs, and a copy of the model to bind to them."""
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    import shutil
+
+    from sprint_desktop.export.graph_only import export_model_graphs
+
+    root = tmp_path_factory.mktemp("binding")
+    export_model_graphs(tiny_model_dir, root / "graphs", precision="fp32")
+    shutil.copytree(tiny_model_dir, root / "model" / tiny_model_dir.name)
+    return root / "model" / tiny_model_dir.name, root / "graphs"
+
+
+def spawn_binder(graph_library, root: Path, gate: Path) -> subprocess.Popen:
+    model, library = graph_library
+    gate.mkdir(parents=True, exist_ok=True)
+    return spawn(BINDER, str(model), str(library), str(root), str(gate))
+
+
+def wait_for(ready, timeout: float = 120) -> None:
+    end = time.monotonic() + timeout
+    while not ready():
+        assert time.monotonic() < end, "timed out"
+        time.sleep(0.01)
+
+
+def check_bound(graph_library, root: Path, path: Path) -> None:
+    """``path`` is the one bound folder under ``root``, complete, and opens; no work folder is left."""
+    from sprint_desktop.engine.onnx_backend import OnnxEngine
+    from sprint_desktop.export.binder import find_bound
+
+    assert find_bound(graph_library[0], "fp32", root) == path
+    assert [p for p in root.iterdir()] == [path]
+    OnnxEngine(path, device="cpu").load()
+
+
+def test_kill_9_during_a_binding(graph_library, tmp_path):
+    from sprint_desktop.export.binder import bind, find_bound
+
+    root, gate = tmp_path / "bound", tmp_path / "gate"
+    proc = spawn_binder(graph_library, root, gate)
+    kill_when(proc, lambda: any(gate.glob("waiting-*")))
+    assert proc.returncode == -signal.SIGKILL
+    (half,) = root.iterdir()  # the work folder, with weights half written...
+    assert half.name.startswith(".bind-") and list(half.glob("*.weights"))
+    assert find_bound(graph_library[0], "fp32", root) is None  # ...is never taken for a bound one
+    bound = bind(graph_library[0], "fp32", root=root, dirs=[graph_library[1]])  # the next start
+    assert not half.exists()
+    check_bound(graph_library, root, bound)
+
+
+def test_a_binding_running_beside_another_keeps_its_folder(graph_library, tmp_path):
+    """B binds the same model from start to end while A is in the middle: B must not remove A's
+    work folder; A then finds B's result in place and uses it (B's folder is not replaced)."""
+    root = tmp_path / "bound"
+    a = spawn_binder(graph_library, root, tmp_path / "gate-a")
+    wait_for(lambda: any((tmp_path / "gate-a").glob("waiting-*")))
+    (tmp_path / "gate-b").mkdir()
+    (tmp_path / "gate-b" / "go").touch()
+    b = spawn_binder(graph_library, root, tmp_path / "gate-b")
+    out_b, err_b = b.communicate(timeout=300)
+    assert b.returncode == 0, err_b.decode()[-2000:]
+    bound = Path(out_b.decode().strip())
+    inode = (bound / "manifest.json").stat().st_ino
+    (tmp_path / "gate-a" / "go").touch()
+    out_a, err_a = a.communicate(timeout=300)
+    assert a.returncode == 0, err_a.decode()[-2000:]
+    assert Path(out_a.decode().strip()) == bound and (bound / "manifest.json").stat().st_ino == inode
+    check_bound(graph_library, root, bound)
+
+
+def test_two_bindings_finishing_at_once(graph_library, tmp_path):
+    root, gate = tmp_path / "bound", tmp_path / "gate"
+    procs = [spawn_binder(graph_library, root, gate) for _ in range(2)]
+    wait_for(lambda: len(list(gate.glob("waiting-*"))) == 2)
+    (gate / "go").touch()
+    outs = []
+    for p in procs:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err.decode()[-2000:]
+        outs.append(Path(out.decode().strip()))
+    assert outs[0] == outs[1]
+    check_bound(graph_library, root, outs[0])
+
+
+FULL_DISK_BINDING = """
+import json, resource, signal, sys
+from pathlib import Path
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead
+limit = int(sys.argv[4])
+if limit:
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+from sprint_desktop.core.errors import SprintError
+from sprint_desktop.export import binder
+binder.FREE_SPACE_MARGIN = 0  # the space was there when binding began: another writer fills the disk
+try:
+    print(json.dumps({"bound": str(binder.bind(sys.argv[1], "fp32", root=Path(sys.argv[3]), dirs=[Path(sys.argv[2])]))}))
+except SprintError as exc:
+    print(json.dumps({"error": str(exc)}))
+"""
+
+
+def bind_on_a_full_disk(graph_library, root: Path, fsize_limit: int = 0) -> None:
+    """A binding that runs out of space in the middle fails in one line and leaves nothing."""
+    from sprint_desktop.export.binder import find_bound
+
+    model, library = graph_library
+    proc = spawn(FULL_DISK_BINDING, str(model), str(library), str(root), str(fsize_limit))
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    error = json.loads(out)["error"]
+    assert error.startswith(f"could not bind {model.name}") and "\n" not in error, error
+    assert not root.exists() or not any(root.iterdir())  # nothing half-bound is left
+    assert find_bound(model, "fp32", root) is None
+
+
+def test_a_full_disk_during_a_binding(graph_library, tmp_path):
+    """RLIMIT_FSIZE: the first graph and its weights fit, a later file does not."""
+    from sprint_desktop.export.binder import bind
+
+    sizes = [p.stat().st_size for p in graph_library[1].glob("*.onnx")]
+    sizes += [json.loads(p.read_text())["weights_size"] for p in graph_library[1].glob("*.json")]
+    limit = 150_000
+    assert min(sizes) < limit < max(sizes)
+    bind_on_a_full_disk(graph_library, tmp_path / "bound", limit)
+    bound = bind(graph_library[0], "fp32", root=tmp_path / "bound", dirs=[graph_library[1]])
+    check_bound(graph_library, tmp_path / "bound", bound)  # with space again, the next one binds
+
+
+def test_a_binding_on_a_filling_disk(graph_library, small_tmpfs):
+    """A 512 KB tmpfs: ENOSPC part way through the graphs and weights (about 600 KB in all)."""
+    free = os.statvfs(small_tmpfs).f_bfree
+    bind_on_a_full_disk(graph_library, small_tmpfs / "bound")
+    assert os.statvfs(small_tmpfs).f_bfree >= free - 1  # all the space is back (an empty folder aside)
+
+
 # ---- a full disk ----------------------------------------------------------------------------------
 FULL_DISK = """
 import resource, signal, sys, json
