@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import tempfile
 import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -44,6 +43,7 @@ from ..formats.model_folder import inspect_model_folder
 from .cache import cache_root as default_cache_root
 from .cache import file_sha256, is_complete, model_content_fingerprint, model_fingerprint
 from .graph_library import used_residuals
+from .work_dirs import make_work_dir, publish, remove_stale
 
 OPSET = 18
 EXPORTER_VERSION = EXPORT_FORMAT
@@ -159,6 +159,10 @@ class _Encoder(torch.nn.Module):
         return self.m.encode(image).latent
 
 
+WORK_PREFIX = ".export-"
+"""Work folders of exports under way (or killed) in the cache: never taken for an export."""
+
+
 def model_key(model_path: Path, precision: str) -> str:
     """Identity of an export: the model's fingerprint, precision, opset and library versions."""
     import diffusers
@@ -188,18 +192,16 @@ def export_model(
         raise SprintError(f"precision must be fp32 or fp16, got {precision!r}")
     folder = inspect_model_folder(model_path).path
     target = export_dir_for(folder, precision, cache_root)
+    remove_stale(target.parent, WORK_PREFIX)  # work folders of exports killed or crashed before
     if not force and is_complete(target, verify_checksums=True):
         return target
-    if target.exists():
-        shutil.rmtree(target)  # partial or corrupt: rebuild
     engine = TorchEngine(folder, device="cpu", dtype="fp32", prefix_cache=False)
     info = engine.load()
     if precision == "fp16":
         for m in (engine.transformer, engine.text_encoder, engine.controlnet):
             if m is not None:
                 m.to(torch.float16)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".export-", dir=target.parent))
+    work = make_work_dir(target.parent, WORK_PREFIX)
     try:
         steps = _export_all(engine, work, precision, progress)
         for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
@@ -244,7 +246,9 @@ def export_model(
             },
         }
         (work / "manifest.json").write_text(json.dumps(manifest, indent=2))
-        work.replace(target)
+        # A target another process finished meanwhile is kept (it may be in use); a partial or
+        # corrupt one, or any with ``force``, is replaced.
+        publish(work, target, lambda t: not force and is_complete(t, verify_checksums=True), WORK_PREFIX)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise

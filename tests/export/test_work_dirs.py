@@ -83,3 +83,15 @@ def test_publish_keeps_the_first_good_result(tmp_path):
     assert publish(third, target, lambda t: False, PREFIX) == target  # a bad one is replaced
     assert (target / "manifest.json").read_text() == "third"
     assert [p.name for p in tmp_path.iterdir()] == [target.name]  # nothing set aside is left
+
+
+def test_an_export_removes_what_killed_exports_left(export, tiny_model_dir, live_pid):
+    """A killed export's ``.export-*`` folder went unnoticed: the next export cleans it, and leaves
+    the one of an export still running."""
+    from sprint_desktop.export.onnx_export import export_model
+
+    host = host_tag()
+    killed = _folder(export.parent, f"{PREFIX}{host}-{_dead_pid()}-abc")
+    running = _folder(export.parent, f"{PREFIX}{host}-{live_pid}-abc")
+    assert export_model(tiny_model_dir, cache_root=export.parent) == export  # cached: no new export
+    assert not killed.exists() and running.is_dir()

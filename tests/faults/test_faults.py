@@ -137,7 +137,9 @@ def test_kill_9_during_an_export(tiny_model_dir, tmp_path):
     proc = spawn(EXPORTER, str(tiny_model_dir), str(cache))
     kill_when(proc, lambda: any(p.suffix == ".onnx" for p in cache.rglob(".export-*/*")), timeout=300)
     assert find_export(tiny_model_dir, root=cache) is None  # the half-made export is never used
+    (left,) = cache.glob(".export-*")
     assert export_model(tiny_model_dir, cache_root=cache) == find_export(tiny_model_dir, root=cache)
+    assert not left.exists() and not list(cache.glob(".export-*"))  # its work folder is cleaned
 
 
 # ---- binding weights to installed graphs (issue #12's binder) -------------------------------------
