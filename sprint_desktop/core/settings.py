@@ -2,14 +2,22 @@
 
 A corrupt or unreadable file is moved aside (``settings.json.corrupt-<time>``) and replaced with
 defaults; `load_settings` says so in its notice so the app can tell the user.
+
+Two app instances share the file. `save_settings` given the settings this instance loaded (or last
+saved) writes only the fields that differ from them over the file as it is on disk now, under a
+lock: a field another instance changed meanwhile is kept unless this one changed it too (then the
+later save wins for that field). Fields a newer app wrote and this one does not know are kept.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -115,22 +123,28 @@ def _coerce(data: dict[str, Any]) -> Settings:
     return Settings(**values).validated()
 
 
+def _read_values(path: Path) -> dict[str, Any]:
+    """The settings object of the file at ``path``, unchecked; raises `UnreadableFileError` or
+    ValueError when it is not a settings file."""
+    raw = parse_json(read_bounded_text(path, MAX_SETTINGS_BYTES, "settings file"), "the settings file")
+    if not isinstance(raw, dict):
+        raise ValueError("not a JSON object")
+    version = raw.get("version", 0)
+    if not isinstance(version, int):
+        raise ValueError(f"unknown settings version {version!r}")
+    values = raw.get("settings", {})
+    if not isinstance(values, dict):
+        raise ValueError("the settings are not a JSON object")
+    return values
+
+
 def load_settings(path: Path) -> tuple[Settings, str | None]:
     """Settings from ``path`` and a notice for the user if the file had to be replaced."""
     if not path.exists():
         return Settings(), None
     try:
-        raw = parse_json(read_bounded_text(path, MAX_SETTINGS_BYTES, "settings file"), "the settings file")
-        if not isinstance(raw, dict):
-            raise ValueError("not a JSON object")
-        version = raw.get("version", 0)
-        if not isinstance(version, int):
-            raise ValueError(f"unknown settings version {version!r}")
-        values = raw.get("settings", {})
-        if not isinstance(values, dict):
-            raise ValueError("the settings are not a JSON object")
         # A newer app's file: keep every setting this version knows (unknown ones are ignored).
-        return _coerce(values), None
+        return _coerce(_read_values(path)), None
     except (UnreadableFileError, ValueError) as exc:
         if path.is_dir():  # a folder where the file should be: not ours to move
             return Settings(), f"Your settings file could not be read ({exc}); defaults are in use."
@@ -143,10 +157,46 @@ def load_settings(path: Path) -> tuple[Settings, str | None]:
         return Settings(), f"Your settings file could not be read ({exc}); defaults are in use{where}."
 
 
-def save_settings(settings: Settings, path: Path) -> None:
-    """Write atomically: a temp file in the same folder, flushed, then renamed over the old one."""
+def save_settings(settings: Settings, path: Path, base: Settings | None = None) -> None:
+    """Write atomically: a temp file in the same folder, flushed, then renamed over the old one.
+
+    With ``base`` (the settings as this instance loaded or last saved them), only the fields of
+    ``settings`` that differ from it are written over the file's current content (see the module);
+    without it, or when the file is absent or unreadable, every field is written."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = json.dumps({"version": SETTINGS_VERSION, "settings": asdict(settings)}, indent=2)
+    with _locked(path):
+        values = asdict(settings)
+        if base is not None:
+            try:
+                on_disk = _read_values(path) if path.exists() else None
+            except (UnreadableFileError, ValueError):
+                on_disk = None  # not ours to keep: written whole
+            if on_disk is not None:
+                old = asdict(base)
+                values = {**on_disk, **{k: v for k, v in values.items() if v != old[k] or k not in on_disk}}
+        _write_atomic(path, json.dumps({"version": SETTINGS_VERSION, "settings": values}, indent=2))
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold the settings file's lock (``.settings.json.lock`` beside it) between reading the file
+    and replacing it, so two instances saving at once do not drop each other's changes."""
+    fd = os.open(path.with_name(f".{path.name}.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        if sys.platform == "win32":
+            import msvcrt
+
+            msvcrt.locking(fd, msvcrt.LK_LOCK, 1)  # retries for 10 s, then OSError
+        else:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _write_atomic(path: Path, payload: str) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:

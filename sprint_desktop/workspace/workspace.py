@@ -13,7 +13,7 @@ import secrets
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -69,6 +69,9 @@ class Workspace:
         self.clock = clock
         self.draw_seed = draw_seed
         self.settings, self.settings_notice = load_settings(settings_path)
+        self.settings_saved = _copy(self.settings)
+        """The settings as this instance loaded or last saved them: a save writes only what differs
+        from them, so another instance's changes to other fields are kept."""
         self.params = params_from_settings(self.settings)
         self.steps_from_model = self.settings.steps == 0
         """The steps are the model's default (settings 0) until the user picks a value."""
@@ -451,13 +454,18 @@ class Workspace:
         steps = 0 if self.steps_from_model else self.params.steps  # 0: the model's default
         self.settings = replace(settings, steps=steps, live=self.live_enabled, **window)
         try:
-            save_settings(self.settings, self.settings_path)
+            save_settings(self.settings, self.settings_path, base=self.settings_saved)
+            self.settings_saved = _copy(self.settings)
         except OSError as exc:
             self.events.error.emit(f"Cannot save settings to {self.settings_path}: {exc}")
 
     def close(self, **window: Any) -> None:
         self.save_settings(**window)
         self.gallery.close()
+
+
+def _copy(settings: Settings) -> Settings:
+    return Settings(**asdict(settings))  # lists copied too: the live ones change in place
 
 
 def open_gallery(output_dir: str, data_dir: Path) -> tuple[Gallery, list[str]]:

@@ -436,3 +436,33 @@ def test_two_app_processes_share_settings_and_gallery(tmp_path):
     assert len(Gallery(folder).items(limit=1000)) == 160
     settings, notice = load_settings(cfg)
     assert notice is None and settings.recent_prompts  # last writer wins, the file is always whole
+
+
+MERGING_INSTANCE = """
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from sprint_desktop.core.settings import Settings, load_settings, save_settings
+cfg, who = Path(sys.argv[1]), sys.argv[2]
+mine, notice = load_settings(cfg)  # loaded once, as an app instance does
+assert notice is None, notice
+for i in range(1, 101):
+    base = Settings(**asdict(mine))
+    if who == "a":
+        mine.seed = i
+    else:
+        mine.last_prompt = f"b-{i}"
+    save_settings(mine, cfg, base=base)
+"""
+
+
+def test_two_app_processes_saving_settings_keep_each_others_changes(tmp_path):
+    cfg = tmp_path / "settings.json"
+    save_settings(Settings(theme="dark"), cfg)
+    procs = [spawn(MERGING_INSTANCE, str(cfg), who) for who in ("a", "b")]
+    for p in procs:
+        _, err = p.communicate(timeout=300)
+        assert p.returncode == 0, err.decode()[-2000:]
+    settings, notice = load_settings(cfg)
+    assert notice is None
+    assert (settings.seed, settings.last_prompt, settings.theme) == (100, "b-100", "dark")

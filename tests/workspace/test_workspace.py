@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from sprint_desktop.core.metadata import save_png
-from sprint_desktop.core.settings import Settings, save_settings
+from sprint_desktop.core.settings import Settings, load_settings, save_settings
 from sprint_desktop.workspace import InlineRunner, Workspace
 
 from .fake_engine import NumpyEngine
@@ -450,3 +450,18 @@ def test_no_refinement_when_the_setting_is_off(setup):
     clock.now += 10
     ws.pump()
     assert runner.pending is None and rec.last("status")[0] == "Done (2 steps)."
+
+
+def test_two_windows_on_one_settings_file_keep_each_others_changes(setup, tmp_path):
+    """Two app instances: each saves its own changes over the file's current content."""
+    first, *_ = setup()
+    second, *_ = setup()
+    first.set_params(prompt="a red circle")
+    first.save_settings()
+    second.settings.theme = "dark"
+    second.save_settings()
+    first.set_params(guidance=2.0)
+    first.close()
+    saved, notice = load_settings(tmp_path / "config" / "settings.json")
+    assert notice is None
+    assert (saved.last_prompt, saved.theme, saved.guidance) == ("a red circle", "dark", 2.0)
