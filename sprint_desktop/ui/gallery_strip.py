@@ -93,7 +93,7 @@ class GalleryStripWidget(QListWidget):
             return
         item: GalleryItem = entry.data(Qt.ItemDataRole.UserRole)
         menu = QMenu(self)
-        menu.addAction("Restore parameters", lambda: self.ws.restore(item.params))
+        menu.addAction("Restore parameters", lambda: self.ws.restore(item.params, item.path.name))
         menu.addAction(
             "Copy image", lambda: QGuiApplication.clipboard().setImage(QPixmap(str(item.path)).toImage())
         )

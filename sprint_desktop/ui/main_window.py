@@ -288,9 +288,17 @@ class MainWindow(QMainWindow):
             event.acceptProposedAction()
 
     def dropEvent(self, event: QDropEvent) -> None:  # noqa: N802
+        """A PNG made by this app dropped on the window: its parameters come back (the values no
+        control can take are named in one line and left as they are)."""
         urls = event.mimeData().urls()
-        if urls:
-            self.workspace.restore_from_file(urls[0].toLocalFile())
+        if not urls:
+            return
+        if not urls[0].isLocalFile():
+            self.workspace.events.error.emit(
+                f"Only a file can be dropped here, not {urls[0].toDisplayString()[:200]}"
+            )
+            return
+        self.workspace.restore_from_file(urls[0].toLocalFile())
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802
         self._wake.stop()

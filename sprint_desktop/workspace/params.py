@@ -89,16 +89,23 @@ def params_into_settings(params: Params, settings: Settings) -> Settings:
     )
 
 
+RESTORED_NAMES = tuple(name for name in PARAM_NAMES if name != "seed_mode")
+"""The fields an image's metadata can put back. The seed mode is never taken from an image:
+restoring must not change how seeds are chosen."""
+
+
 def params_from_metadata(meta: dict[str, Any], base: Params) -> tuple[Params, list[str]]:
-    """``base`` with the fields a PNG's metadata holds, and the names of fields it had but that were
-    unusable. The seed mode is never taken from an image: restoring must not change how seeds are
-    chosen."""
-    meta = restorable_params(meta)  # hardened: values no control could take are gone
-    values = {name: meta[name] for name in PARAM_NAMES if name in meta and name != "seed_mode"}
+    """``base`` with the fields a PNG's metadata holds, and the names of the fields it had whose
+    values no control can take (wrong type, out of range, NaN, a NUL...), which are left as in
+    ``base``. The metadata is untrusted: it goes through `restorable_params` first."""
+    usable = restorable_params(meta)  # hardened: values no control could take are gone
+    present = [name for name in RESTORED_NAMES if name in meta]
+    values = {name: usable[name] for name in present if name in usable}
     for name in ("width", "height"):
-        if values.get(name) is None:
-            values.pop(name, None)
-    return params_with(base, values)
+        if name in values and values[name] is None:
+            del values[name]  # None: the model's default size, as the image was made
+    params, bad = params_with(base, values)
+    return params, [name for name in present if name not in usable or name in bad]
 
 
 def params_with(base: Params, values: dict[str, Any]) -> tuple[Params, list[str]]:

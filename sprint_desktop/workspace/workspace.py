@@ -30,6 +30,7 @@ from ..core.settings import Settings, load_settings, save_settings
 from ..core.vocabulary import Vocabulary, read_vocabulary
 from .events import ModelState, WorkspaceEvents
 from .params import (
+    RESTORED_NAMES,
     UI_MAX_SEED,
     Params,
     params_from_metadata,
@@ -399,10 +400,15 @@ class Workspace:
             self.events.error.emit(str(exc))
         self.events.gallery_changed.emit()
 
-    def restore(self, meta: dict[str, Any]) -> None:
-        """Put an image's parameters back. The seed mode stays as it is, and the status says what
-        that means for the next image."""
-        params, _ = params_from_metadata(meta, self.params)
+    def restore(self, meta: dict[str, Any], source: str = "the image") -> bool:
+        """Put an image's parameters back (``source`` names it in messages). Values no control can
+        take are left as they are, with one line naming them; False when nothing could be put back.
+        The seed mode stays as it is, and the status says what that means for the next image."""
+        params, bad = params_from_metadata(meta, self.params)
+        if not any(name in meta and name not in bad for name in RESTORED_NAMES):
+            found = f"unusable values: {', '.join(bad)}" if bad else "no parameters"
+            self.events.error.emit(f"Nothing restored from {source}: {found}.")
+            return False
         self.steps_from_model = self.steps_from_model and params.steps == self.params.steps
         self._set(params)
         if params.seed_mode == "random":
@@ -413,21 +419,27 @@ class Workspace:
             )
         else:
             self.events.status.emit(f"Parameters restored (seed {params.seed}, fixed).", 4000)
+        if bad:
+            self.events.error.emit(
+                f"Not restored from {source} (values this app cannot use): {', '.join(bad)}."
+            )
+        return True
 
     def show_item(self, item: GalleryItem, image: np.ndarray) -> None:
         """A kept image was chosen: its parameters come back and it is shown."""
-        self.restore(item.params)
+        self.restore(item.params, item.path.name)
         self.prompt_result = None
         self.events.prompt_image.emit(image)
 
     def restore_from_file(self, path: str) -> bool:
+        """A dropped or opened file's parameters (see `restore`); a file that is not a PNG with
+        readable parameters gets one line."""
         try:
             meta = read_png_params(path)
         except SprintError as exc:
             self.events.error.emit(str(exc))
             return False
-        self.restore(meta)
-        return True
+        return self.restore(meta, Path(path).name)
 
     # ------------------------------------------------------------------------------ settings
     def apply_settings(self, new: Settings) -> bool:

@@ -288,3 +288,36 @@ def test_quitting_cancels_a_running_job_instead_of_waiting_for_it(qtbot):
     worker.stop(timeout=QUIT_WAIT_S)
     assert QUIT_WAIT_S <= 0.1 and cancel is not None and cancel.cancelled
     release.set()
+
+
+def _drop(window, url) -> None:
+    from PySide6.QtCore import QMimeData
+    from PySide6.QtGui import QDropEvent
+
+    mime = QMimeData()
+    mime.setUrls([url])
+    event = QDropEvent(
+        QPointF(10, 10),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    window.dropEvent(event)  # what Qt calls when a drag ends over the window
+
+
+def test_dropping_a_png_with_hostile_metadata_restores_the_valid_fields(make_window, tmp_path):
+    from PySide6.QtCore import QUrl
+
+    w = make_window()
+    panel = w.prompt_panel
+    panel.steps.setValue(2)
+    meta = {"prompt": "a cyan cross", "steps": 9, "seed": 2**70, "guidance": float("inf")}
+    path = save_png(np.zeros((8, 8, 3), np.uint8), tmp_path / "x.png", meta)
+    _drop(w, QUrl.fromLocalFile(str(path)))
+    assert panel.prompt.toPlainText() == "a cyan cross" and panel.steps.value() == 2
+    message = panel.error_label.text()
+    assert message == "Not restored from x.png (values this app cannot use): steps, seed, guidance."
+    _drop(w, QUrl("https://example.invalid/x.png"))
+    assert panel.error_label.text().startswith("Only a file can be dropped here")
+    assert panel.prompt.toPlainText() == "a cyan cross"

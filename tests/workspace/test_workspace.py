@@ -465,3 +465,47 @@ def test_two_windows_on_one_settings_file_keep_each_others_changes(setup, tmp_pa
     saved, notice = load_settings(tmp_path / "config" / "settings.json")
     assert notice is None
     assert (saved.last_prompt, saved.theme, saved.guidance) == ("a red circle", "dark", 2.0)
+
+
+HOSTILE = {
+    "prompt": "a cyan cross",
+    "steps": 99,
+    "seed": -1,
+    "guidance": "NaN",
+    "width": True,
+    "height": None,  # the model's default: not an error
+    "control_scale": 3.0,
+    "strength": 0,
+    "seed_mode": "fixed",  # never taken from an image
+    "model": "x" * 10,
+}
+
+
+def test_a_png_with_hostile_values_restores_only_the_good_ones(setup, tmp_path):
+    ws, _, _, rec = setup()
+    ws.set_params(prompt="before", steps=2, seed=5, guidance=1.5)
+    before = ws.params
+    path = save_png(np.zeros((8, 8, 3), np.uint8), tmp_path / "hostile.png", HOSTILE)
+    assert ws.restore_from_file(str(path))
+    assert ws.params.prompt == "a cyan cross"
+    assert (ws.params.steps, ws.params.seed, ws.params.guidance, ws.params.width) == (2, 5, 1.5, before.width)
+    assert (ws.params.control_scale, ws.params.strength, ws.params.seed_mode) == (
+        before.control_scale,
+        before.strength,
+        "random",
+    )
+    (line,) = [e[0] for e in rec.log["error"] if e[0]]
+    assert line == (
+        "Not restored from hostile.png (values this app cannot use): "
+        "steps, seed, guidance, width, control_scale, strength."
+    )
+
+
+def test_a_png_with_nothing_usable_changes_nothing(setup, tmp_path):
+    ws, _, _, rec = setup()
+    before = ws.params
+    bad = {"prompt": "a\x00b", "steps": "4", "seed": 2**70}
+    path = save_png(np.zeros((8, 8, 3), np.uint8), tmp_path / "bad.png", bad)
+    assert not ws.restore_from_file(str(path))
+    assert ws.params == before and "status" not in rec.log
+    assert rec.last("error")[0] == "Nothing restored from bad.png: unusable values: prompt, steps, seed."
