@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..core.paths import user_cache_dir
+from . import optimized_graphs
 
 log = logging.getLogger(__name__)
 
@@ -176,14 +177,7 @@ def open_sessions(
         try:
             sessions = {}
             for component, path in files.items():
-                options = make_options()
-                providers = ["CPUExecutionProvider"] if component in on_cpu else attempt.configure(options)
-                if providers is None:
-                    sessions[component] = ort.InferenceSession(path, sess_options=options)
-                else:
-                    sessions[component] = ort.InferenceSession(
-                        path, sess_options=options, providers=providers
-                    )
+                sessions[component] = _open(ort, path, make_options, attempt, component in on_cpu)
             return sessions
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own types
             last = exc
@@ -195,6 +189,20 @@ def open_sessions(
                 log.warning("opening the ONNX sessions with %s failed: %s", attempt.label, exc)
     assert last is not None
     raise last
+
+
+def _open(ort: Any, path: str, make_options: Callable[[], Any], attempt: Attempt, on_cpu: bool) -> Any:
+    """One session: on the CPU provider (from its cached optimized graph: `optimized_graphs`), or
+    as ``attempt`` configures it."""
+    if on_cpu:
+        return optimized_graphs.open_session(ort, path, make_options, ["CPUExecutionProvider"])
+    options = make_options()
+    providers = attempt.configure(options)
+    if providers == ["CPUExecutionProvider"]:
+        return optimized_graphs.open_session(ort, path, make_options, providers)
+    if providers is None:
+        return ort.InferenceSession(path, sess_options=options)
+    return ort.InferenceSession(path, sess_options=options, providers=providers)
 
 
 GPU_MARGIN_BYTES = 2 << 30
