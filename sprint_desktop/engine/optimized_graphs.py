@@ -107,7 +107,12 @@ def open_session(
 
 
 def _open_and_save(
-    ort: Any, path: str, options: Any, make_options: Callable[[], Any], providers: list[str], cached: Path
+    ort: Any,
+    path: str,
+    options: Any,
+    make_options: Callable[[], Any],
+    providers: list[str] | None,
+    cached: Path,
 ) -> Any:
     """Open ``path`` while ONNX Runtime saves its optimized graph to a temporary name, renamed to
     ``cached`` once the session opened (so no half-written file is ever taken)."""
