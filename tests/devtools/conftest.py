@@ -7,28 +7,14 @@ from pathlib import Path
 
 import pytest
 
+from ..distill.configs import tiny_teacher
+
 VAE = Path(__file__).resolve().parents[2] / "models" / "sprint-shapes" / "vae"
 
 
 def teacher_config(out: Path, iters: int):
-    from sprint_desktop.distill.train_teacher import TeacherConfig
-
-    return TeacherConfig(
-        vae=str(VAE),
-        out=str(out),
-        iters=iters,
-        batch=2,
-        eval_every=100,
-        eval_images=2,
-        eval_steps=1,
-        log_every=1,
-        warmup=1,
-        val_images=4,
-        # a small transformer (16 tokens, one block): the machinery is under test, not the model
-        patch_size=2,
-        num_layers=1,
-        num_heads=2,
-    )
+    # a small transformer (16 tokens, one block): the machinery is under test, not the model
+    return tiny_teacher(VAE, out, iters, patch_size=2, num_layers=1, num_heads=2)
 
 
 @pytest.fixture(scope="session")

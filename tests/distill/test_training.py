@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -10,15 +11,15 @@ import torch
 from sprint_desktop.distill.components import make_transformer
 from sprint_desktop.distill.train_teacher import TeacherConfig, euler_sample
 from sprint_desktop.distill.train_teacher import train as train_teacher
-from sprint_desktop.distill.train_vae import VAEConfig, gradient_loss
+from sprint_desktop.distill.train_vae import gradient_loss
 from sprint_desktop.distill.train_vae import train as train_vae
+
+from .configs import tiny_teacher, tiny_vae
 
 
 @pytest.fixture(scope="module")
 def vae_dir(tmp_path_factory):
-    out = tmp_path_factory.mktemp("vae")
-    cfg = VAEConfig(out=str(out), iters=2, batch=2, eval_every=1, eval_images=4, log_every=1)
-    return train_vae(cfg)
+    return train_vae(tiny_vae(tmp_path_factory.mktemp("vae"), iters=2))
 
 
 def test_vae_training_saves_config_checkpoint_and_model(vae_dir):
@@ -33,7 +34,7 @@ def test_vae_training_saves_config_checkpoint_and_model(vae_dir):
 
 def test_vae_training_resumes(vae_dir, capsys):
     out = vae_dir.parent
-    train_vae(VAEConfig(out=str(out), iters=3, batch=2, eval_every=1, eval_images=4, log_every=1))
+    train_vae(tiny_vae(out, iters=3))
     assert "resumed from step 2" in capsys.readouterr().out
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2, 3]
@@ -48,18 +49,7 @@ def test_gradient_loss_is_zero_for_equal_images_and_sees_edges():
 
 
 def test_teacher_training_two_steps_and_resume(vae_dir, tmp_path, capsys):
-    cfg = TeacherConfig(
-        vae=str(vae_dir),
-        out=str(tmp_path / "t"),
-        iters=2,
-        batch=4,
-        eval_every=2,
-        eval_images=4,
-        eval_steps=2,
-        log_every=1,
-        warmup=1,
-        val_images=4,
-    )
+    cfg = tiny_teacher(vae_dir, tmp_path / "t", iters=2, batch=4, eval_every=2, eval_images=4, eval_steps=2)
     out = train_teacher(cfg)
     assert (out / "transformer" / "config.json").exists() and (out / "text_encoder" / "config.json").exists()
     assert (out / "tokenizer" / "tokenizer.json").exists()
@@ -71,7 +61,7 @@ def test_teacher_training_two_steps_and_resume(vae_dir, tmp_path, capsys):
     for name in ("proj_out.weight", "transformer_blocks.0.attn1.to_q.weight"):
         raw, ema = state["transformer"][name], state["ema_transformer"][name]
         assert (ema - raw).norm() < 0.5 * (init[name] - raw).norm()
-    train_teacher(TeacherConfig(**{**cfg.__dict__, "iters": 3}))
+    train_teacher(dataclasses.replace(cfg, iters=3))
     assert "resumed from step 2" in capsys.readouterr().out
 
 
@@ -86,19 +76,8 @@ def fresh_accelerate_state():
 
 
 def test_teacher_trains_from_a_latent_cache_in_bf16(vae_dir, tmp_path, fresh_accelerate_state):
-    cfg = TeacherConfig(
-        vae=str(vae_dir),
-        out=str(tmp_path / "t"),
-        iters=2,
-        batch=4,
-        eval_every=2,
-        eval_images=2,
-        eval_steps=1,
-        log_every=1,
-        warmup=1,
-        cache=8,
-        mixed_precision="bf16",
-        val_images=4,
+    cfg = tiny_teacher(
+        vae_dir, tmp_path / "t", iters=2, batch=4, eval_every=2, cache=8, mixed_precision="bf16"
     )
     out = train_teacher(cfg)
     assert (vae_dir.parent / "latents-8-seed0.pt").exists()
@@ -117,29 +96,20 @@ def test_euler_sampler_is_seeded(vae_dir):
     torch.testing.assert_close(a, b)
 
 
+@pytest.fixture(scope="module")
+def teacher(vae_dir, tmp_path_factory):
+    """One 1-step teacher run that the student and packaging tests start from."""
+    return train_teacher(tiny_teacher(vae_dir, tmp_path_factory.mktemp("teacher-for-students")))
+
+
 @pytest.mark.parametrize(
     "mode",
     ["hybrid", pytest.param("scm", marks=pytest.mark.slow), pytest.param("ladd", marks=pytest.mark.slow)],
 )
-def test_student_distillation_two_steps(vae_dir, tmp_path_factory, mode):
+def test_student_distillation_two_steps(vae_dir, teacher, tmp_path_factory, mode):
     from sprint_desktop.distill.train_student import StudentConfig
     from sprint_desktop.distill.train_student import train as train_student
 
-    teacher = tmp_path_factory.getbasetemp() / "teacher-for-students"
-    if not (teacher / "transformer").exists():
-        train_teacher(
-            TeacherConfig(
-                vae=str(vae_dir),
-                out=str(teacher),
-                iters=1,
-                batch=2,
-                eval_every=100,
-                eval_images=2,
-                log_every=1,
-                warmup=1,
-                val_images=4,
-            )
-        )
     out = train_student(
         StudentConfig(
             teacher=str(teacher),
@@ -186,30 +156,13 @@ def test_evaluation_engine_does_not_freeze_the_student():
     assert next(student.parameters()).dtype == torch.float32
 
 
-def test_package_makes_a_model_our_engine_and_stock_diffusers_load(vae_dir, tmp_path_factory):
-    from diffusers import SanaSprintPipeline
+def test_package_makes_a_model_our_engine_and_stock_diffusers_load(vae_dir, teacher, tmp_path_factory):
+    from diffusers import SanaSprintPipeline, SanaTransformer2DModel
 
     from sprint_desktop.core.request import GenerateRequest
     from sprint_desktop.distill.package import package
     from sprint_desktop.engine.controlnet import SprintControlNetModel
     from sprint_desktop.engine.torch_backend import TorchEngine
-
-    teacher = tmp_path_factory.getbasetemp() / "teacher-for-students"
-    if not (teacher / "transformer").exists():
-        train_teacher(
-            TeacherConfig(
-                vae=str(vae_dir),
-                out=str(teacher),
-                iters=1,
-                batch=2,
-                eval_every=100,
-                eval_images=2,
-                log_every=1,
-                warmup=1,
-                val_images=4,
-            )
-        )
-    from diffusers import SanaTransformer2DModel
 
     cn_dir = tmp_path_factory.mktemp("cn")
     SprintControlNetModel.from_transformer(
@@ -273,17 +226,12 @@ def test_lr_factor_warms_up_then_stays_or_decays():
 def test_teacher_stops_at_its_cpu_budget_and_the_sweep_reports_it(vae_dir, tmp_path):
     from sprint_desktop.distill import sweep
 
-    cfg = TeacherConfig(
-        vae=str(vae_dir),
-        out=str(tmp_path / "p2-small"),
+    cfg = tiny_teacher(
+        vae_dir,
+        tmp_path / "p2-small",
         iters=50,
-        batch=2,
         eval_every=1000,
-        eval_images=2,
-        eval_steps=1,
         log_every=1000,
-        warmup=1,
-        val_images=4,
         patch_size=2,
         num_layers=2,
         cpu_budget_min=1e-6,  # spent by the first step
@@ -332,18 +280,7 @@ def test_vae_decoder_fine_tune_keeps_the_encoder_and_its_scale(vae_dir, tmp_path
     from diffusers import AutoencoderDC
 
     before = AutoencoderDC.from_pretrained(vae_dir)
-    out = train_vae(
-        VAEConfig(
-            out=str(tmp_path / "dec"),
-            iters=2,
-            batch=2,
-            eval_every=2,
-            eval_images=4,
-            log_every=1,
-            init=str(vae_dir),
-            decoder_only=True,
-        )
-    )
+    out = train_vae(tiny_vae(tmp_path / "dec", iters=2, eval_every=2, init=str(vae_dir), decoder_only=True))
     after = AutoencoderDC.from_pretrained(out)
     assert after.config.scaling_factor == before.config.scaling_factor
     for (name, a), b in zip(
@@ -357,4 +294,4 @@ def test_vae_decoder_fine_tune_keeps_the_encoder_and_its_scale(vae_dir, tmp_path
         )
     )
     with pytest.raises(ValueError, match="decoder_only needs init"):
-        train_vae(VAEConfig(out=str(tmp_path / "x"), iters=1, decoder_only=True))
+        train_vae(tiny_vae(tmp_path / "x", iters=1, decoder_only=True))

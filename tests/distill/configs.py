@@ -1,0 +1,34 @@
+"""Training configs at test size, one place for what the training tests (and the carry / GPU-run
+tests of devtools) share; each test names only what it changes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sprint_desktop.distill.train_teacher import TeacherConfig
+from sprint_desktop.distill.train_vae import VAEConfig
+
+
+def tiny_teacher(vae: str | Path, out: str | Path, iters: int = 1, **changes: Any) -> TeacherConfig:
+    """A teacher run at test size: batches of 2, a 4-image validation batch, a log line per step, one
+    evaluation (2 images, 1 step) at the end; ``changes`` override any field."""
+    base: dict[str, Any] = dict(
+        vae=str(vae),
+        out=str(out),
+        iters=iters,
+        batch=2,
+        eval_every=100,
+        eval_images=2,
+        eval_steps=1,
+        log_every=1,
+        warmup=1,
+        val_images=4,
+    )
+    return TeacherConfig(**{**base, **changes})
+
+
+def tiny_vae(out: str | Path, iters: int, **changes: Any) -> VAEConfig:
+    """A VAE run at test size: batches of 2, a log line and an evaluation of 4 images per step."""
+    base: dict[str, Any] = dict(out=str(out), iters=iters, batch=2, eval_every=1, eval_images=4, log_every=1)
+    return VAEConfig(**{**base, **changes})
