@@ -4,6 +4,7 @@ ends), a size limit before anything is read, and UTF-8 with an optional byte-ord
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 from pathlib import Path
@@ -69,3 +70,12 @@ def parse_json(text: str, what: str = "file") -> object:
         raise UnreadableFileError(f"{what} is not usable JSON: it is nested too deeply") from None
     except ValueError as exc:  # e.g. an integer literal with more digits than Python allows
         raise UnreadableFileError(f"{what} is not usable JSON: {exc}") from None
+
+
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's bytes as hex, read 1 MiB at a time (exports, downloads, wheels)."""
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()

@@ -35,6 +35,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
+from ..core.files import file_sha256
 from ..core.paths import user_cache_dir
 from ..formats.layout import EXPORT_FORMAT
 from ..formats.model_folder import MODEL_SETTINGS_FILE
@@ -118,14 +119,6 @@ def model_content_fingerprint(model_path: Path) -> str:
         elif (content := _config_bytes(rel, path)) is not None:
             h.update(f"{rel}:{len(content)}\0".encode())
             h.update(content)
-    return h.hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
     return h.hexdigest()
 
 

@@ -23,9 +23,10 @@ from typing import Any
 
 from ..core.cancel import CancelToken
 from ..core.errors import SprintError
+from ..core.files import file_sha256
 from ..formats.layout import ALLOW_PATTERNS
 from .catalog import CatalogEntry, model_folder
-from .record import RECORD_FILE, sha256_file, write_record
+from .record import RECORD_FILE, write_record
 
 ProgressFn = Callable[[int, int], None]  # (bytes done, bytes total)
 RESUMES_AFTER_STALL = 1
@@ -219,7 +220,7 @@ def verify(folder: Path, checksums: dict[str, str]) -> None:
     bad = []
     for name, expected in checksums.items():
         path = folder / name
-        if not path.is_file() or sha256_file(path) != expected:
+        if not path.is_file() or file_sha256(path) != expected:
             bad.append(name)
             path.unlink(missing_ok=True)
     if bad:

@@ -22,7 +22,6 @@ are not installed again. Standard library + ``packaging``: no pip, which a froze
 from __future__ import annotations
 
 import errno
-import hashlib
 import http.client
 import json
 import os
@@ -39,6 +38,7 @@ from urllib.request import Request, urlopen
 
 from ..core.cancel import CancelToken
 from ..core.errors import SprintError
+from ..core.files import file_sha256
 from ..core.paths import project_root, user_data_dir
 from .wheel_index import Wheel, list_files, parse_pin, pick_wheel
 
@@ -234,21 +234,13 @@ def _have(downloads: Path, wheel: Wheel) -> int:
     return 0
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _download(
     wheel: Wheel, downloads: Path, advance: Callable[[int], None], cancel: CancelToken | None, timeout: float
 ) -> Path:
     """One wheel into ``downloads``, resuming a ``.part`` file; verified against its sha256."""
     final = downloads / wheel.filename
     if final.is_file():
-        if _sha256(final) == wheel.sha256:
+        if file_sha256(final) == wheel.sha256:
             return final
         final.unlink()
     part = downloads / f"{wheel.filename}.part"
@@ -277,7 +269,7 @@ def _download(
             continue
         if wheel.size is None:
             break
-    if _sha256(part) != wheel.sha256:
+    if file_sha256(part) != wheel.sha256:
         part.unlink()
         raise SprintError(
             f"{wheel.filename} does not match the sha256 the index gives for it, so it was deleted "

@@ -4,7 +4,6 @@ the catalog reads it to tell a finished download from a stopped one and to verif
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import SprintError
+from ..core.files import file_sha256
 
 RECORD_FILE = ".sprint-download.json"
 """The download record in a model folder: the hub's file list with sizes and sha256, and whether
@@ -85,7 +85,7 @@ def verify_download(folder: Path) -> tuple[int, int]:
         expected = meta.get("sha256") if isinstance(meta, dict) else None
         if isinstance(expected, str):
             hashed += 1
-            if sha256_file(folder / name) != expected:
+            if file_sha256(folder / name) != expected:
                 bad.append(name)
     if bad:
         raise SprintError(
@@ -93,11 +93,3 @@ def verify_download(folder: Path) -> tuple[int, int]:
             "changed or damaged on disk; download the model again"
         )
     return len(record["files"]), hashed
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
