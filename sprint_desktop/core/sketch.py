@@ -45,6 +45,17 @@ def prepare_control(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(arr) if looks_like_sketch(arr) else edges_to_sketch(arr)
 
 
+def control_pixels(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """A sketch as the VAE encoder's input, the same for every backend: resized to ``width`` x
+    ``height`` (Lanczos) when it is another size, ``(1, 3, height, width)`` float32 in [-1, 1]."""
+    from PIL import Image
+
+    pil = Image.fromarray(np.asarray(image))
+    if pil.size != (width, height):
+        pil = pil.resize((width, height), Image.Resampling.LANCZOS)
+    return np.asarray(pil, dtype=np.float32).transpose(2, 0, 1)[None] / np.float32(127.5) - np.float32(1)
+
+
 def load_control_image(path: str) -> np.ndarray:
     """Read a control picture with clear errors for a missing file, a non-image and a huge image."""
     from pathlib import Path

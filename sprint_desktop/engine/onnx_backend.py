@@ -24,6 +24,7 @@ import numpy as np
 
 from ..core.errors import InvalidRequestError, ModelLoadError
 from ..core.request import GenerateRequest
+from ..core.sketch import control_pixels
 from ..core.trigflow import plan, renoise
 from ..formats.layout import EXPORT_FORMAT
 from ..formats.model_folder import model_defaults, read_model_settings
@@ -317,12 +318,7 @@ class OnnxEngine(Engine):
         cached = self.control_cache.get(key)
         if cached is not None:
             return cached
-        from PIL import Image
-
-        pil = Image.fromarray(np.asarray(request.control_image))
-        if pil.size != (request.width, request.height):
-            pil = pil.resize((request.width, request.height), Image.Resampling.LANCZOS)
-        pixels = np.asarray(pil, dtype=np.float32).transpose(2, 0, 1)[None] / 127.5 - 1
+        pixels = control_pixels(request.control_image, request.width, request.height)
         latent = self._run_session("vae_encoder", {"image": pixels})
         x0 = latent * self.scaling_factor * self.sigma_d
         self.control_cache.put(key, x0)

@@ -21,6 +21,7 @@ import torch
 from ..core.cancel import CancelToken
 from ..core.errors import InvalidRequestError, ModelLoadError, SprintError
 from ..core.request import GenerateRequest, GenerateResult
+from ..core.sketch import control_pixels
 from ..core.trigflow import (
     SIGMA_D,
     flow_input_scale,
@@ -456,12 +457,7 @@ class TorchEngine(Engine):
         cached = self.control_cache.get(key)
         if cached is not None:
             return cached
-        from PIL import Image
-
-        pil = Image.fromarray(np.asarray(request.control_image))
-        if pil.size != (request.width, request.height):
-            pil = pil.resize((request.width, request.height), Image.Resampling.LANCZOS)
-        pixels = torch.from_numpy(np.asarray(pil).copy()).permute(2, 0, 1)[None].float() / 127.5 - 1
+        pixels = torch.from_numpy(control_pixels(request.control_image, request.width, request.height))
         latent = self.vae.encode(pixels.to(self.device, self.dtypes["vae"])).latent.float()
         # decode() divides by sigma_d and by the VAE's scaling factor; encoding inverts both.
         x0 = latent * float(self.vae.config.scaling_factor) * self.sigma_d

@@ -94,6 +94,18 @@ def test_prepare_control_keeps_sketches_and_extracts_edges_from_pictures():
     assert looks_like_sketch(edges) and (edges == 0).any()
 
 
+def test_control_pixels_are_the_encoder_input_of_both_backends():
+    from sprint_desktop.core.sketch import control_pixels
+
+    sketch = np.full((16, 24, 3), 255, np.uint8)
+    sketch[4:12, 6] = 0
+    pixels = control_pixels(sketch, 24, 16)
+    assert pixels.shape == (1, 3, 16, 24) and pixels.dtype == np.float32
+    assert pixels[0, :, 0, 0].tolist() == [1.0, 1.0, 1.0] and pixels[0, 0, 5, 6] == -1.0
+    bigger = control_pixels(np.kron(sketch, np.ones((2, 2, 1), np.uint8)), 24, 16)  # resized back
+    assert bigger.shape == (1, 3, 16, 24) and np.abs(bigger - pixels).max() < 0.5
+
+
 def test_settings_that_are_not_an_object_are_replaced(tmp_path):
     path = tmp_path / "settings.json"
     path.write_text(json.dumps({"version": 1, "settings": []}))
