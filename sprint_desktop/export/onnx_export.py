@@ -60,17 +60,9 @@ class _TextEncoder(torch.nn.Module):
         return self.m(input_ids, attention_mask=attention_mask)[0]
 
 
-def _flow_inputs(x_t: torch.Tensor, t: torch.Tensor, sigma_d: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Flow time ``s`` (B,) and the flow-trained network's input ``x_flow`` (paper Eq. 4), exactly as
-    `TorchEngine.denoise` computes them."""
-    s = flow_time_from_trig(t)
-    return s, (x_t / sigma_d) * flow_input_scale(s.view(-1, 1, 1, 1))
-
-
-class _TrigFlowStep(torch.nn.Module):
-    """One sampling step around the flow-trained transformer (`TorchEngine.denoise`'s loop body):
-    ``x0 = cos t x_t - sin t sigma_d F(x_t, t)`` and ``x_next = cos t' x0 + sin t' sigma_d z_next``.
-    x_t, z_next (B, C, h, w) fp32; t, t_next (B,); residuals (B, h*w, D) from the ControlNet graph."""
+class _FlowNetwork(torch.nn.Module):
+    """A flow-trained network (the transformer, the ControlNet) called at a TrigFlow latent ``x_t``
+    and time ``t``; ``n_residuals``: how many ControlNet residuals the transformer takes."""
 
     def __init__(self, m: Any, sigma_d: float, n_residuals: int) -> None:
         super().__init__()
@@ -78,6 +70,18 @@ class _TrigFlowStep(torch.nn.Module):
         self.sigma_d = sigma_d
         self.n_residuals = n_residuals
         self.dtype = next(m.parameters()).dtype
+
+    def flow_inputs(self, x_t: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Flow time ``s`` (B,) and the network's input ``x_flow`` (paper Eq. 4), exactly as
+        `TorchEngine.denoise` computes them."""
+        s = flow_time_from_trig(t)
+        return s, (x_t / self.sigma_d) * flow_input_scale(s.view(-1, 1, 1, 1))
+
+
+class _TrigFlowStep(_FlowNetwork):
+    """One sampling step around the flow-trained transformer (`TorchEngine.denoise`'s loop body):
+    ``x0 = cos t x_t - sin t sigma_d F(x_t, t)`` and ``x_next = cos t' x0 + sin t' sigma_d z_next``.
+    x_t, z_next (B, C, h, w) fp32; t, t_next (B,); residuals (B, h*w, D) from the ControlNet graph."""
 
     def forward(
         self,
@@ -90,7 +94,7 @@ class _TrigFlowStep(torch.nn.Module):
         t_next: torch.Tensor,
         *residuals: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        s, x_flow = _flow_inputs(x_t, t, self.sigma_d)
+        s, x_flow = self.flow_inputs(x_t, t)
         v = self.m(
             x_flow.to(self.dtype),
             encoder_hidden_states=encoder_hidden_states,
@@ -105,18 +109,11 @@ class _TrigFlowStep(torch.nn.Module):
         return x0, renoise(x0, z_next, t_next.view(-1, 1, 1, 1), self.sigma_d)
 
 
-class _ControlNet(torch.nn.Module):
+class _ControlNet(_FlowNetwork):
     """The ControlNet's residuals for one step from the same ``x_t``, ``t`` as `_TrigFlowStep`;
     controlnet_cond (B, C, h, w) is the sketch latent / sigma_d, conditioning_scale a 0-d tensor.
     Only the residuals the transformer uses are outputs, so the export drops the blocks that feed
     none (the PyTorch backend computes them and discards them)."""
-
-    def __init__(self, m: Any, sigma_d: float, n_residuals: int) -> None:
-        super().__init__()
-        self.m = m
-        self.sigma_d = sigma_d
-        self.n_residuals = n_residuals
-        self.dtype = next(m.parameters()).dtype
 
     def forward(
         self,
@@ -128,7 +125,7 @@ class _ControlNet(torch.nn.Module):
         controlnet_cond: torch.Tensor,
         conditioning_scale: torch.Tensor,
     ) -> tuple[torch.Tensor, ...]:
-        s, x_flow = _flow_inputs(x_t, t, self.sigma_d)
+        s, x_flow = self.flow_inputs(x_t, t)
         residuals = self.m(
             x_flow.to(self.dtype),
             encoder_hidden_states,
