@@ -405,27 +405,22 @@ sys.exit(code)
 """
 
 
-def test_download_then_generate_with_onnx_and_no_torch(reduced_b, library, torch_b, tmp_path, monkeypatch):
+def test_download_then_generate_with_onnx_and_no_torch(
+    reduced_b, library, torch_b, tmp_path, monkeypatch, hub_online
+):
     """`sprint download` of the reduced real model from the loopback hub, then `sprint generate
     --backend onnx` in a process where torch cannot be imported: the installed graphs are bound to
     the downloaded weights (progress on stderr) and the image equals PyTorch's to 2/255."""
-    from huggingface_hub import constants
     from PIL import Image
 
     from sprint_desktop.cli import main
     from sprint_desktop.core.metadata import read_png_params
     from sprint_desktop.store import catalog
 
-    from ..store.fake_hub import FakeHub
+    from ..store.fake_hub import FakeHub, hub_entry, use_hub_catalog
 
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    cat = tmp_path / "catalog.toml"
-    cat.write_text(
-        '[[model]]\nname = "reduced-sprint"\ntitle = "Reduced"\nkind = "hub"\nrepo_id = "org/reduced"\n'
-        'resolution = 16\ndownload_gb = 0.01\nmin_vram_gb = 0\nlicense = "x"\nlicense_url = "x"\ncontrolnet = true\n'
-    )
-    monkeypatch.setattr(catalog, "catalog_path", lambda: cat)
-    monkeypatch.setattr(catalog, "store_root", lambda: tmp_path / "store")
+    entry = hub_entry("reduced-sprint", "org/reduced", title="Reduced", resolution=16, controlnet=True)
+    use_hub_catalog(monkeypatch, tmp_path, entry)
     with FakeHub("org/reduced", reduced_b) as hub:
         assert main(["download", "reduced-sprint", "--endpoint", hub.url]) == 0
     folder = catalog.state_of(catalog.find_entry("reduced-sprint")).folder

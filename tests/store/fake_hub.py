@@ -11,6 +11,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 from sprint_desktop.store.catalog import CatalogEntry
@@ -18,10 +19,10 @@ from sprint_desktop.store.catalog import CatalogEntry
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 
-def hub_entry(name: str = "tiny", repo_id: str = "org/tiny") -> CatalogEntry:
+def hub_entry(name: str = "tiny", repo_id: str = "org/tiny", **changes: Any) -> CatalogEntry:
     """The catalog entry of the tiny model as a hub download (the download tests, the hub corpus
-    and the fault pass's downloader subprocess all use this one)."""
-    return CatalogEntry(
+    and the fault pass's downloader subprocess all use this one); ``changes`` override fields."""
+    base: dict[str, Any] = dict(
         name=name,
         title="Tiny Sprint",
         kind="hub",
@@ -34,6 +35,34 @@ def hub_entry(name: str = "tiny", repo_id: str = "org/tiny") -> CatalogEntry:
         components=("tokenizer", "text_encoder", "transformer", "vae", "scheduler"),
         repo_id=repo_id,
     )
+    return CatalogEntry(**{**base, **changes})
+
+
+CATALOG_FIELDS = (
+    "name", "title", "kind", "repo_id", "resolution", "download_gb", "min_vram_gb", "license", "license_url",
+    "controlnet",
+)  # fmt: skip
+
+
+def use_hub_catalog(monkeypatch: Any, root: Path, entry: CatalogEntry | None = None) -> Path:
+    """Make ``entry`` (default `hub_entry`) the whole model catalog, written as ``root/catalog.toml``
+    the way `sprint download` and the model manager read it, with the model store at
+    ``root/store``; returns the store."""
+    from sprint_desktop.store import catalog
+
+    entry = entry or hub_entry()
+    lines = ["[[model]]"] + [f"{f} = {_toml(getattr(entry, f))}" for f in CATALOG_FIELDS]
+    path = root / "catalog.toml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    monkeypatch.setattr(catalog, "catalog_path", lambda: path)
+    monkeypatch.setattr(catalog, "store_root", lambda: root / "store")
+    return root / "store"
+
+
+def _toml(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return json.dumps(value)  # a TOML basic string or number
 
 
 class QuietServer(ThreadingHTTPServer):

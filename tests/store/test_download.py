@@ -13,6 +13,8 @@ from sprint_desktop.engine.torch_backend import TorchEngine
 from sprint_desktop.store.catalog import state_of
 from sprint_desktop.store.download import download
 
+from .fake_hub import use_hub_catalog
+
 WEIGHTS = "transformer/diffusion_pytorch_model.safetensors"
 
 
@@ -111,15 +113,8 @@ def test_downloaded_pixels_match_the_source(entry, hub, tmp_path, tiny_engine):
 
 def test_cli_download_shows_progress(hub, tmp_path, monkeypatch, capsys):
     from sprint_desktop.cli import main
-    from sprint_desktop.store import catalog
 
-    cat = tmp_path / "catalog.toml"
-    cat.write_text(
-        '[[model]]\nname = "tiny"\ntitle = "Tiny"\nkind = "hub"\nrepo_id = "org/tiny"\nresolution = 32\n'
-        'download_gb = 0.01\nmin_vram_gb = 0\nlicense = "x"\nlicense_url = "x"\ncontrolnet = false\n'
-    )
-    monkeypatch.setattr(catalog, "catalog_path", lambda: cat)
-    monkeypatch.setattr(catalog, "store_root", lambda: tmp_path / "store")
+    use_hub_catalog(monkeypatch, tmp_path)
     assert main(["download", "tiny", "--endpoint", hub.url]) == 0
     out = capsys.readouterr()
     assert "MB/s" in out.err and "ready for offline use" in out.out

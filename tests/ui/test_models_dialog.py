@@ -5,25 +5,14 @@ from __future__ import annotations
 import pytest
 from PySide6.QtCore import Qt
 
-from sprint_desktop.store import catalog
-
-from ..store.fake_hub import FakeHub
+from ..store.fake_hub import FakeHub, use_hub_catalog
 
 TIMEOUT = 60_000
 
 
 @pytest.fixture
-def hub_catalog(tmp_path, monkeypatch, tiny_model_dir):
-    from huggingface_hub import constants
-
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    cat = tmp_path / "catalog.toml"
-    cat.write_text(
-        '[[model]]\nname = "tiny"\ntitle = "Tiny"\nkind = "hub"\nrepo_id = "org/tiny"\nresolution = 32\n'
-        'download_gb = 0.01\nmin_vram_gb = 0\nlicense = "Apache-2.0"\nlicense_url = "x"\ncontrolnet = false\n'
-    )
-    monkeypatch.setattr(catalog, "catalog_path", lambda: cat)
-    monkeypatch.setattr(catalog, "store_root", lambda: tmp_path / "store")
+def hub_catalog(tmp_path, monkeypatch, tiny_model_dir, hub_online):
+    use_hub_catalog(monkeypatch, tmp_path)
     with FakeHub("org/tiny", tiny_model_dir) as hub:
         yield hub
 
