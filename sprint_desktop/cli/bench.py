@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,12 @@ def register(sub: Any) -> None:
         help="also time generation with a ControlNet and a new sketch per image",
     )
     bench.add_argument(
+        "--control-layers",
+        type=int,
+        help="with --control: a ControlNet of this many blocks copied from the model's transformer "
+        "(its cost, not its quality; e.g. 2 for the retrained Sprint-Shapes ControlNet)",
+    )
+    bench.add_argument(
         "--text-encoder-layers",
         type=int,
         help="shrink Gemma-2 in a published --arch (for machines without the memory)",
@@ -74,16 +81,29 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--repeats must be >= 1 and --warmup >= 0")
     if args.backend == "onnx" and args.arch:
         raise UsageError("--backend onnx benchmarks a model folder: give --model (or use the embedded model)")
+    if args.control_layers is not None and (not args.control or args.arch):
+        raise UsageError("--control-layers goes with --control on a model folder (not --arch)")
     bench = _devtools_bench()
+    with tempfile.TemporaryDirectory(prefix="sprint-bench-") as tmp:
+        model = None if args.arch else resolve_model(args.model)
+        if args.control_layers is not None:
+            from ..devtools.controlnet_variant import with_controlnet_blocks
+
+            assert model is not None
+            model = with_controlnet_blocks(Path(model), args.control_layers, Path(tmp) / "model")
+            print(f"ControlNet: {args.control_layers} blocks copied from the transformer (cost only)")
+        return _run(bench, args, model)
+
+
+def _run(bench: Any, args: argparse.Namespace, model: Any) -> int:
     if args.backend == "onnx":
         report = bench.run_backend_bench(
-            resolve_model(args.model), args.steps, args.repeats, args.warmup, args.size, control=args.control
+            model, args.steps, args.repeats, args.warmup, args.size, control=args.control
         )
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         print(report["table"])
         return EXIT_OK
-    model = None if args.arch else resolve_model(args.model)
     report = bench.run_bench(
         model=model,
         arch=args.arch,

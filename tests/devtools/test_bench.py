@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from sprint_desktop.cli import main
 
 
@@ -19,3 +21,28 @@ def test_bench_without_warmup_times_the_first_runs(tmp_path, capsys):
     for row in report["results"].values():
         assert row["ours_new"]["encode_ms"] > 0 and row["ours_cached"]["total_ms"] > 0
     assert "after 0 warm-up" in capsys.readouterr().out
+
+
+def test_a_controlnet_of_fewer_blocks_costs_only(tmp_path, capsys):
+    """``--control-layers``: the model with a ControlNet of that many blocks copied from its
+    transformer; its outputs start at zero, so a sketch leaves the image as the plain model's."""
+    import numpy as np
+
+    from sprint_desktop.core.paths import project_root
+    from sprint_desktop.core.request import GenerateRequest
+    from sprint_desktop.devtools.controlnet_variant import with_controlnet_blocks
+    from sprint_desktop.engine.torch_backend import TorchEngine
+
+    model = with_controlnet_blocks(project_root() / "models" / "sprint-shapes", 1, tmp_path / "m")
+    assert json.loads((model / "controlnet" / "config.json").read_text())["num_layers"] == 1
+    engine = TorchEngine(model, device="cpu")
+    engine.load()
+    sketch = np.full((64, 64, 3), 255, np.uint8)
+    sketch[16:48, 30:34] = 0
+    plain = engine.generate(GenerateRequest("a red circle", steps=1, seed=3)).image
+    drawn = engine.generate(GenerateRequest("a red circle", steps=1, seed=3, control_image=sketch)).image
+    assert np.abs(plain.astype(int) - drawn.astype(int)).max() <= 1
+    with pytest.raises(SystemExit) as exit_:
+        main(["bench", "--control-layers", "2", "--steps", "1"])
+    assert exit_.value.code == 2
+    assert "--control-layers goes with --control" in capsys.readouterr().err
