@@ -52,7 +52,7 @@ def strokes(i: int, size: int = 64) -> np.ndarray:
 
 def engine_part(model: str, n: int, samples: list[dict]) -> None:
     from sprint_desktop.core.request import GenerateRequest
-    from sprint_desktop.engine import create_engine
+    from sprint_desktop.factory import create_engine
 
     engine = create_engine(model, backend="torch", device="cpu")
     info = engine.load()
@@ -71,7 +71,7 @@ def engine_part(model: str, n: int, samples: list[dict]) -> None:
 
 
 def live_part_workspace(model: str, n: int, samples: list[dict], tmp: Path) -> str:
-    from sprint_desktop.engine import create_engine
+    from sprint_desktop.factory import create_engine
     from sprint_desktop.workspace import InlineRunner, Workspace
 
     clock = [0.0]
