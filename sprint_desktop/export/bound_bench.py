@@ -293,6 +293,9 @@ def main(argv: list[str] | None = None) -> int:
     t = sub.add_parser("text-encoder-precision")
     t.add_argument("--work", type=Path, required=True)
     t.add_argument("--layers", type=int, default=2)
+    d = sub.add_parser("decoder-precision")
+    d.add_argument("--work", type=Path, required=True)
+    d.add_argument("--latent", type=int, default=16)
     args = parser.parse_args(argv)
     if args.command == "bind":
         start = time.perf_counter()
@@ -305,6 +308,8 @@ def main(argv: list[str] | None = None) -> int:
         out.update(checkpoint_s=made, export_s=exported, arch=args.arch, precision=args.precision)
     elif args.command == "text-encoder-precision":
         out = text_encoder_precision(args.work, layers=args.layers)
+    elif args.command == "decoder-precision":
+        out = decoder_precision(args.work, latent=args.latent)
     else:
         out = bound_graph_rows(args.arch, args.work, size=args.size)
     print(json.dumps(out, indent=1))
@@ -347,7 +352,7 @@ def text_encoder_precision(work: Path, layers: int = 2, vocab: int = 4096, seed:
         ref = encoder(ids, attention_mask=torch.ones_like(ids))[0].numpy()
     out: dict[str, Any] = {"layers": layers, "vocab": vocab, "reference_max_abs": float(np.abs(ref).max())}
 
-    for precision in ("fp32", "fp16-all"):
+    for precision in ("fp32", "fp16-islands", "fp16-all"):
         library = work / f"graphs-{precision}"
         export_model_graphs(model, library, precision=precision, check=False, only=("text_encoder",))
         engine_dir = bind(model, precision, root=work / "bound", dirs=[library], components=("text_encoder",))
@@ -365,6 +370,89 @@ def text_encoder_precision(work: Path, layers: int = 2, vocab: int = 4096, seed:
             "weights_bytes": sum(f.stat().st_size for f in engine_dir.glob("text_encoder-*.weights")),
         }
     return out
+
+
+def decoder_precision(work: Path, latent: int = 16, seed: int = 0) -> dict[str, Any]:
+    """The DC-AE decoder's graph in fp16 against the same graph in fp32, both run by ONNX Runtime
+    (CPU) on the same latents: the largest pixel difference (of 255) and the largest difference
+    before clipping, for (a) the embedded model's trained DC-AE on the latents of its own sample
+    images and (b) the published DC-AE f32c32 config with diffusers' random initialisation on
+    ``latent`` x ``latent`` random latents. Graphs are traced at a 4 x 4 latent (any size runs)."""
+    import torch
+    from diffusers import AutoencoderDC
+    from PIL import Image
+
+    from ..formats.architectures import DCAE_F32C32
+
+    work.mkdir(parents=True, exist_ok=True)
+    embedded = project_root() / "models" / "sprint-shapes"
+    trained = AutoencoderDC.from_pretrained(embedded / "vae").eval()
+    with Image.open(embedded / "samples-1step.png") as im:
+        pixels = torch.from_numpy(np.asarray(im.convert("RGB"), np.float32) / 127.5 - 1)
+    m = 2 ** (len(trained.config.encoder_block_out_channels) - 1)
+    h, w = (pixels.shape[0] // m) * m, (pixels.shape[1] // m) * m
+    with torch.inference_mode():
+        trained_latents = trained.encode(pixels[:h, :w].permute(2, 0, 1)[None]).latent.numpy()
+    torch.manual_seed(seed)
+    published = AutoencoderDC(**DCAE_F32C32).eval()
+    random_latents = (
+        np.random.default_rng(seed).standard_normal((1, 32, latent, latent)).astype(np.float32)
+        / DCAE_F32C32["scaling_factor"]
+    )
+    out: dict[str, Any] = {}
+    for name, vae, latents in (
+        ("embedded (trained)", trained, trained_latents),
+        ("published f32c32 (random)", published, random_latents),
+    ):
+        out[name] = {
+            "latent_shape": list(latents.shape),
+            **_decoder_error(vae, latents, work / name.split()[0]),
+        }
+    return out
+
+
+def _decoder_error(vae: Any, latents: np.ndarray, folder: Path) -> dict[str, Any]:
+    import onnxruntime as ort
+    import torch
+
+    from .onnx_export import OPSET, _Decoder, normalise_transposes
+
+    images = {}
+    sizes = {}
+    for dtype in (torch.float32, torch.float16):
+        name = str(dtype).removeprefix("torch.")
+        graph = folder / name / "decoder.onnx"
+        graph.parent.mkdir(parents=True, exist_ok=True)
+        module = _Decoder(vae.to(dtype)).eval()
+        with torch.no_grad():
+            torch.onnx.export(
+                module,
+                (torch.randn(1, latents.shape[1], 4, 4, dtype=dtype),),
+                str(graph),
+                dynamo=False,
+                opset_version=OPSET,
+                input_names=["latent"],
+                output_names=["image"],
+                dynamic_axes={"latent": {0: "b", 2: "h", 3: "w"}, "image": {0: "b", 2: "H", 3: "W"}},
+                external_data=True,
+            )
+        normalise_transposes(graph)
+        sizes[name] = sum(f.stat().st_size for f in graph.parent.iterdir())
+        session = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"])
+        feed = latents.astype(np.float16 if dtype == torch.float16 else np.float32)
+        images[name] = session.run(None, {"latent": feed})[0].astype(np.float32)
+    vae.to(torch.float32)
+    ref, half = images["float32"], images["float16"]
+    pixels = {k: np.round(np.clip(v / 2 + 0.5, 0, 1) * 255) for k, v in images.items()}
+    clipped = np.clip(ref / 2 + 0.5, 0, 1)
+    return {
+        "max_abs_error": float(np.abs(half - ref).max()),
+        "reference_max_abs": float(np.abs(ref).max()),
+        "finite": bool(np.isfinite(half).all()),
+        "max_pixel_diff_of_255": int(np.abs(pixels["float16"] - pixels["float32"]).max()),
+        "share_of_pixels_clipped": float(((clipped == 0) | (clipped == 1)).mean()),
+        "graph_bytes": sizes,
+    }
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ import torch
 from ..core.errors import SprintError
 from .cache import file_sha256
 from .graph_library import GRAPH_FORMAT, SOURCE_COMPONENT, graph_configs, graph_key, normalise_config
-from .onnx_export import OPSET, export_jobs, golden_check, normalise_transposes, traced_pos_embed
+from .onnx_export import OPSET, export_jobs, golden_check, normalise_transposes, own_latent, traced_pos_embed
 from .random_weights import published_pipeline
 
 ProgressFn = Callable[[str, int, int], None]
@@ -41,10 +41,16 @@ PRECISIONS = {
     "fp32": {"text_encoder": "fp32", "transformer": "fp32", "vae": "fp32"},
     "fp16": {"text_encoder": "fp32", "transformer": "fp16", "vae": "fp32"},
     "fp16-all": {"text_encoder": "fp16", "transformer": "fp16", "vae": "fp32"},
+    "fp16-islands": {"text_encoder": "fp16-islands", "transformer": "fp16", "vae": "fp32"},
 }
 """Per-component dtypes of a graph set. fp16 runs the transformer (and ControlNet) in fp16; the
 Gemma-2 text encoder stays fp32 (its activations overflow fp16; see docs/BENCHMARKS.md) and the
-DC-AE too (the PyTorch backend keeps it out of fp16 for the same reason)."""
+DC-AE too (the PyTorch backend keeps it out of fp16 for the same reason). "fp16-islands" is the
+text encoder exported in fp32, then only its weight products turned to fp16 (`fp16_islands`)."""
+
+ARCH_TRACE_LATENT = 8
+"""Latent size (8 x 8: 256 px) the published architectures are traced at (`export_arch_graphs`);
+the graphs take any size."""
 
 ALIGN = 64
 BIG_ALIGN = 4096
@@ -86,7 +92,7 @@ def apply_precision(engine: Any, precision: str) -> dict[str, str]:
     if precision not in PRECISIONS:
         raise SprintError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     dtypes = PRECISIONS[precision]
-    torch_dtype = {"fp32": torch.float32, "fp16": torch.float16}
+    torch_dtype = {"fp32": torch.float32, "fp16": torch.float16, "fp16-islands": torch.float32}
     for module, dtype in (
         (engine.text_encoder, dtypes["text_encoder"]),
         (engine.transformer, dtypes["transformer"]),
@@ -106,16 +112,19 @@ def export_graphs(
     progress: ProgressFn | None = None,
     only: tuple[str, ...] | None = None,
     model_folder: Path | None = None,
+    trace_latent: int | None = None,
 ) -> list[Path]:
     """Export the weight-free graphs of a loaded `TorchEngine` into the library folder ``out``
     (graphs already there, made for the same configs, are kept); return the graph files.
 
     ``check=False`` skips the comparison with PyTorch (for published architectures built with
     placeholder weights, whose outputs mean nothing; the reduced architectures in the tests check
-    the same code). ``only`` limits the export to some graphs."""
-    apply_precision(engine, precision)
+    the same code). ``only`` limits the export to some graphs. ``trace_latent``: the latent size
+    to trace at (`onnx_export.export_jobs`)."""
+    dtypes = apply_precision(engine, precision)
     configs = component_configs(engine)
-    jobs, h, w = export_jobs(engine, precision)
+    jobs, h, w = export_jobs(engine, precision, trace_latent)
+    own = own_latent(engine)  # the model's own latent size: checked too when traced smaller
     chi = list(engine.chi_lines)
     out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -151,13 +160,15 @@ def export_graphs(
                     full,
                     module,
                     inputs,
-                    [golden_inputs(1, h, w), golden_inputs(2, h + 2, w * 2 if w < 64 else w)],
+                    [golden_inputs(1, h, w), golden_inputs(2, h + 2, w * 2 if w < 64 else w)]
+                    + ([golden_inputs(1, own, own)] if own != h else []),
                     tol=5e-2 if precision.startswith("fp16") else 1e-3,
                 )
             source: Any = module.m
             component = SOURCE_COMPONENT[name]
             files = _source_files(model_folder / component) if model_folder is not None else {}
-            record = _strip_weights(full, out / f"{stem}.onnx", source, files)
+            islands = dtypes.get(name) == "fp16-islands"
+            record = _strip_weights(full, out / f"{stem}.onnx", source, files, islands)
         record.update(
             format=GRAPH_FORMAT,
             name=stem,
@@ -205,27 +216,38 @@ def _source_files(folder: Path) -> dict[str, tuple[str, str]]:
 
 
 def _strip_weights(
-    full: Path, graph: Path, source: torch.nn.Module, files: dict[str, tuple[str, str]]
+    full: Path,
+    graph: Path,
+    source: torch.nn.Module,
+    files: dict[str, tuple[str, str]],
+    fp16_islands: bool = False,
 ) -> dict[str, Any]:
     """Write ``graph``: ``full`` with every initializer that is one of ``source``'s saved tensors
     (its state dict) made external, at an offset in ``<graph>.weights``; return the record's
-    initializer list and the ``.weights`` size."""
+    initializer list and the ``.weights`` size. ``fp16_islands``: the weight products in fp16
+    first (`fp16_islands.to_fp16_islands`)."""
     import onnx
 
     model = onnx.load(str(full), load_external_data=False)
     saved = {k: v for k, v in source.state_dict().items()}
+    for init in model.graph.initializer:  # tensors that are not weights go inside the graph
+        if _key(init.name) not in saved and _external(init):
+            onnx.external_data_helper.load_external_data_for_tensor(init, str(full.parent))
+            init.data_location = onnx.TensorProto.DEFAULT
+            del init.external_data[:]
+    if fp16_islands:
+        from .fp16_islands import to_fp16_islands
+
+        weights = {i.name for i in model.graph.initializer if _key(i.name) in saved}
+        model = to_fp16_islands(model, weights)
     data_file = graph.with_suffix(".weights").name
     entries = []
     offset = 0
     seen = set()
     for init in model.graph.initializer:
-        key = init.name[2:] if init.name.startswith("m.") else init.name
+        key = _key(init.name)
         tensor = saved.get(key)
         if tensor is None:
-            if _external(init):
-                onnx.external_data_helper.load_external_data_for_tensor(init, str(full.parent))
-                init.data_location = onnx.TensorProto.DEFAULT
-                del init.external_data[:]
             continue
         shape = [int(d) for d in init.dims]
         if shape != list(tensor.shape):
@@ -277,6 +299,11 @@ def _strip_weights(
     }
 
 
+def _key(name: str) -> str:
+    """The state-dict key of an initializer (the export wrappers hold the module as ``m``)."""
+    return name[2:] if name.startswith("m.") else name
+
+
 def _external(init: Any) -> bool:
     import onnx
 
@@ -304,6 +331,7 @@ def export_model_graphs(
     progress: ProgressFn | None = None,
     check: bool = True,
     only: tuple[str, ...] | None = None,
+    trace_latent: int | None = None,
 ) -> list[Path]:
     """`export_graphs` of a model folder, checked against PyTorch unless ``check`` is False."""
     from ..engine.torch_backend import TorchEngine
@@ -311,7 +339,14 @@ def export_model_graphs(
     engine = TorchEngine(model, device="cpu", dtype="fp32", prefix_cache=False)
     engine.load()
     return export_graphs(
-        engine, out, precision, check=check, progress=progress, only=only, model_folder=engine.model_path
+        engine,
+        out,
+        precision,
+        check=check,
+        progress=progress,
+        only=only,
+        model_folder=engine.model_path,
+        trace_latent=trace_latent,
     )
 
 
@@ -339,7 +374,9 @@ def export_arch_graphs(
         device=torch.device("cpu"),
         dtypes=dict.fromkeys(("transformer", "text_encoder", "vae"), torch.float32),
     )
-    return export_graphs(engine, out, precision, check=False, progress=progress, only=only)
+    return export_graphs(
+        engine, out, precision, check=False, progress=progress, only=only, trace_latent=ARCH_TRACE_LATENT
+    )
 
 
 @contextmanager

@@ -256,12 +256,20 @@ Job = tuple[str, torch.nn.Module, tuple, list[str], list[str], dict, Callable[[i
 """name, module, export args, input names, output names, dynamic axes, golden inputs(batch, h, w)."""
 
 
-def export_jobs(engine: Any, precision: str) -> tuple[list[Job], int, int]:
+def own_latent(engine: Any) -> int:
+    """The latent side of the model's default size."""
+    return max(1, int(engine.info.default_height) // int(engine.vae_scale_factor))
+
+
+def export_jobs(engine: Any, precision: str, trace_latent: int | None = None) -> tuple[list[Job], int, int]:
     """The graphs to export for a loaded `TorchEngine` (ControlNet only when it has one), and the
-    latent height and width the golden checks start from."""
+    latent height and width the golden checks start from: the model's default size, or
+    ``trace_latent`` x ``trace_latent`` (the graphs' sizes are dynamic either way; a small trace
+    keeps the published architectures' fp16 trace short, PyTorch's fp16 convolutions on a CPU being
+    slow: 0.6B at 1024 px took ~25 s of CPU per transformer block)."""
     info = engine.info
     c, m = info.latent_channels, engine.vae_scale_factor
-    h = w = max(1, info.default_height // m)
+    h = w = trace_latent or own_latent(engine)
     seq = engine.max_sequence_length
     half = precision.startswith("fp16")
     fdt = torch.float16 if half else torch.float32
