@@ -94,17 +94,29 @@ def _write_safetensors(path: Path, shapes: dict[str, tuple[int, ...]], block: np
 
 
 BIND_WITHOUT_TORCH = """
-import json, resource, sys, time
+import json, resource, sys, threading, time
 sys.modules["torch"] = None
 from pathlib import Path
 from sprint_desktop.export.binder import bind
 model, library, root, precision = sys.argv[1:5]
+peaks = {"RssAnon": 0, "RssFile": 0}
+done = threading.Event()
+def sample():  # anonymous memory vs mapped file pages (Linux), every 0.1 s
+    while not done.wait(0.1):
+        for line in open("/proc/self/status"):
+            name, _, value = line.partition(":")
+            if name in peaks:
+                peaks[name] = max(peaks[name], int(value.split()[0]) * 1024)
+threading.Thread(target=sample, daemon=True).start()
 start = time.perf_counter()
 bound = bind(model, precision, root=Path(root), dirs=[Path(library)])
 seconds = time.perf_counter() - start
+done.set()
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 size = sum(p.stat().st_size for p in Path(bound).iterdir())
-print(json.dumps({"bound": str(bound), "seconds": seconds, "peak_rss_bytes": peak, "bound_bytes": size}))
+print(json.dumps({"bound": str(bound), "seconds": seconds, "peak_rss_bytes": peak,
+                  "peak_rss_anon_bytes": peaks["RssAnon"], "peak_rss_file_bytes": peaks["RssFile"],
+                  "bound_bytes": size}))
 """
 
 
@@ -394,11 +406,12 @@ def decoder_precision(work: Path, latent: int = 16, seed: int = 0) -> dict[str, 
     with torch.inference_mode():
         trained_latents = trained.encode(pixels[:h, :w].permute(2, 0, 1)[None]).latent.numpy()
     torch.manual_seed(seed)
-    published = AutoencoderDC(**DCAE_F32C32).eval()
-    random_latents = (
-        np.random.default_rng(seed).standard_normal((1, 32, latent, latent)).astype(np.float32)
-        / DCAE_F32C32["scaling_factor"]
-    )
+    published: Any = AutoencoderDC(**DCAE_F32C32)
+    published.eval()
+    scale: Any = DCAE_F32C32["scaling_factor"]
+    random_latents = np.random.default_rng(seed).standard_normal((1, 32, latent, latent)).astype(
+        np.float32
+    ) / float(scale)
     out: dict[str, Any] = {}
     for name, vae, latents in (
         ("embedded (trained)", trained, trained_latents),
