@@ -218,6 +218,13 @@ def read_tensor(tensor: SourceTensor, dtype: str, fh: BinaryIO) -> np.ndarray:
     return np.concatenate(list(tensor_pieces(tensor, dtype, fh))).reshape(tensor.shape)
 
 
+def _chi_lines(plan: Plan) -> list[str]:
+    """The instruction lines the text encoder graph was made with (none when the binding leaves the
+    text encoder out: ``bind(components=...)`` for a measurement)."""
+    entry = plan.graphs.get("text_encoder")
+    return list(entry[1].get("chi_lines", [])) if entry is not None else []
+
+
 def runtime_manifest(model: Path, plan: Plan) -> dict[str, Any]:
     """The fields of an export's manifest that `OnnxEngine` reads, from the model's config files
     (what `TorchEngine` derives from them)."""
@@ -238,7 +245,7 @@ def runtime_manifest(model: Path, plan: Plan) -> dict[str, Any]:
         "model": str(model),
         "model_name": str(settings.get("name", model.name)),
         "precision": plan.precision,
-        "chi_lines": list(plan.graphs["text_encoder"][1].get("chi_lines", [])) if use_chi else [],
+        "chi_lines": _chi_lines(plan) if use_chi else [],
         "max_sequence_length": max_len,
         "sigma_d": float(scheduler.get("sigma_data", 0.5)),
         "guidance_embeds_scale": float(transformer.get("guidance_embeds_scale", 0.1)),

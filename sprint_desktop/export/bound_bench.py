@@ -310,6 +310,11 @@ def main(argv: list[str] | None = None) -> int:
     t = sub.add_parser("text-encoder-precision")
     t.add_argument("--work", type=Path, required=True)
     t.add_argument("--layers", type=int, default=2)
+    c = sub.add_parser("trace-check")
+    c.add_argument("--arch", default="sana-sprint-0.6b")
+    c.add_argument("--work", type=Path, required=True)
+    c.add_argument("--graphs", type=Path, required=True, help="a graph library with the arch's fp32 set")
+    c.add_argument("--latent", type=int, default=32)
     d = sub.add_parser("decoder-precision")
     d.add_argument("--work", type=Path, required=True)
     d.add_argument("--latent", type=int, default=16)
@@ -325,6 +330,8 @@ def main(argv: list[str] | None = None) -> int:
         out.update(checkpoint_s=made, export_s=exported, arch=args.arch, precision=args.precision)
     elif args.command == "text-encoder-precision":
         out = text_encoder_precision(args.work, layers=args.layers)
+    elif args.command == "trace-check":
+        out = trace_check(args.arch, args.work, args.graphs, latent=args.latent)
     elif args.command == "decoder-precision":
         out = decoder_precision(args.work, latent=args.latent)
     else:
@@ -385,6 +392,48 @@ def text_encoder_precision(work: Path, layers: int = 2, vocab: int = 4096, seed:
             "max_rel_error": float(err.max() / np.abs(ref).max()),
             "finite": bool(np.isfinite(got).all()),
             "weights_bytes": sum(f.stat().st_size for f in engine_dir.glob("text_encoder-*.weights")),
+        }
+    return out
+
+
+def trace_check(arch: str, work: Path, graphs: Path, latent: int = 32, seed: int = 0) -> dict[str, Any]:
+    """The published ``arch``'s fp32 transformer step graph (traced at `graph_only.ARCH_TRACE_LATENT`)
+    bound to a random checkpoint and run by ONNX Runtime at ``latent`` x ``latent`` (32: 1024 px),
+    against PyTorch with the same weights and inputs: the largest difference of ``x0`` and ``x_next``."""
+    import onnxruntime as ort
+    import torch
+    from diffusers import SanaTransformer2DModel
+
+    from .binder import bind
+    from .onnx_export import _TrigFlowStep
+
+    model = write_random_checkpoint(arch, work / "model" / arch, seed=seed)
+    bound = bind(model, "fp32", root=work / "bound", dirs=[graphs], components=("transformer",))
+    graph = next(bound.glob("transformer-*.onnx"))
+    transformer = SanaTransformer2DModel.from_pretrained(model / "transformer", torch_dtype=torch.float32)
+    step = _TrigFlowStep(transformer.eval(), 0.5, 0)
+    rng = np.random.default_rng(seed)
+    c, seq = int(transformer.config.in_channels), 300
+    width = int(transformer.config.caption_channels)
+    mask = np.zeros((1, seq), np.int64)
+    mask[:, :7] = 1
+    feeds = {
+        "x_t": rng.standard_normal((1, c, latent, latent)).astype(np.float32),
+        "t": np.array([1.2], np.float32),
+        "encoder_hidden_states": rng.standard_normal((1, seq, width)).astype(np.float32),
+        "encoder_attention_mask": mask,
+        "guidance": np.array([4.5], np.float32),
+        "z_next": rng.standard_normal((1, c, latent, latent)).astype(np.float32),
+        "t_next": np.array([0.6], np.float32),
+    }
+    got = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"]).run(None, feeds)
+    with torch.inference_mode():
+        ref = step(*(torch.from_numpy(feeds[k]) for k in feeds))
+    out: dict[str, Any] = {"arch": arch, "latent": latent, "graph": graph.name}
+    for name, a, b in zip(("x0", "x_next"), got, ref, strict=True):
+        out[name] = {
+            "max_abs_diff": float(np.abs(a - b.numpy()).max()),
+            "max_abs": float(np.abs(b.numpy()).max()),
         }
     return out
 

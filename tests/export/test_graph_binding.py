@@ -487,6 +487,14 @@ def test_big_tensors_are_converted_in_pieces(model_b, library, tmp_path, monkeyp
         assert (whole / name).read_bytes() == (pieces / name).read_bytes()
 
 
+def test_one_graph_binds_alone_for_a_measurement(model_b, library, tmp_path):
+    """`bind(components=...)` without the text encoder (the trace check binds only the transformer):
+    the manifest does without the text encoder's instruction lines."""
+    bound = _bind(model_b, library, tmp_path / "bound", components=("transformer",))
+    assert [p.name.split("-")[0] for p in bound.glob("*.onnx")] == ["transformer"]
+    assert json.loads((bound / "manifest.json").read_text())["chi_lines"] == []
+
+
 def test_tensors_are_read_in_pieces_not_mapped(model_b, monkeypatch):
     """The source file is read piece by piece (a mapped 7 GB checkpoint counted as the process's
     memory: 9.4 GB peak RSS binding 0.6B), never more than one piece at a time."""
