@@ -9,13 +9,19 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..core.errors import SprintError
 from .common import EXIT_OK, resolve_model
 
 
 def register(sub: Any) -> None:
     exp = sub.add_parser("export-onnx", help="export the model to ONNX (cached under the user cache folder)")
     exp.add_argument("--model", help="model folder (default: the embedded model)")
-    exp.add_argument("--precision", choices=["fp32", "fp16"], default="fp32")
+    exp.add_argument(
+        "--precision",
+        choices=["fp32", "fp16", "fp16-islands"],
+        default="fp32",
+        help="fp16-islands (with --graph-only): the text encoder's weight products in fp16, the rest fp32",
+    )
     exp.add_argument("--force", action="store_true", help="export again even if a complete export is cached")
     exp.add_argument(
         "--graph-only",
@@ -35,6 +41,8 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.graph_only or args.arch:
         return run_graphs(args)
+    if args.precision == "fp16-islands":
+        raise SprintError("--precision fp16-islands is for weight-free graphs: add --graph-only")
     from ..export.onnx_export import export_model
 
     start = time.perf_counter()

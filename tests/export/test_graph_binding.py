@@ -540,6 +540,14 @@ def test_cli_export_graph_only(tiny_model_dir, tmp_path, capsys):
     assert len(list(out.glob("*.json"))) == 4 and not list(out.glob("*.weights"))
 
 
+def test_cli_islands_precision_needs_graph_only(tiny_model_dir, capsys):
+    from sprint_desktop.cli import main
+
+    assert main(["export-onnx", "--model", str(tiny_model_dir), "--precision", "fp16-islands"]) != 0
+    err = capsys.readouterr().err
+    assert "add --graph-only" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
 def test_the_window_shows_the_binding(model_b, library, tmp_path, monkeypatch, qtbot):
     """The app's engine worker binds a model with installed graphs and says so in the status line."""
     from sprint_desktop.ui.worker import EngineWorker
