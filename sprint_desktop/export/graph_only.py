@@ -230,11 +230,13 @@ def _strip_weights(
 
     model = onnx.load(str(full), load_external_data=False)
     saved = {k: v for k, v in source.state_dict().items()}
-    for init in model.graph.initializer:  # tensors that are not weights go inside the graph
-        if _key(init.name) not in saved and _external(init):
-            onnx.external_data_helper.load_external_data_for_tensor(init, str(full.parent))
-            init.data_location = onnx.TensorProto.DEFAULT
-            del init.external_data[:]
+    constants = [a.t for n in model.graph.node for a in n.attribute if a.type == onnx.AttributeProto.TENSOR]
+    not_weights = [i for i in model.graph.initializer if _key(i.name) not in saved]
+    for tensor in [*not_weights, *constants]:  # tensors that are not weights go inside the graph, and so
+        if _external(tensor):  # do Constant nodes' values the exporter wrote out (published widths)
+            onnx.external_data_helper.load_external_data_for_tensor(tensor, str(full.parent))
+            tensor.data_location = onnx.TensorProto.DEFAULT
+            del tensor.external_data[:]
     if fp16_islands:
         from .fp16_islands import to_fp16_islands
 
@@ -283,6 +285,7 @@ def _strip_weights(
         )
         seen.add(key)
         offset += nbytes
+    _check_only_weights_external(model, data_file, graph.name)
     inline = _inline_bytes(model)
     if inline > MAX_INLINE_BYTES:
         raise SprintError(
@@ -297,6 +300,20 @@ def _strip_weights(
         "weights_size": offset,
         "inline_bytes": inline,
     }
+
+
+def _check_only_weights_external(model: Any, data_file: str, name: str) -> None:
+    """Every external tensor of the finished graph must point into its ``.weights`` file: any other
+    file would not exist once bound (a Constant's value written out by the exporter did, at the
+    published widths, and ONNX Runtime refused the graph)."""
+    import onnx
+
+    attrs = [a.t for n in model.graph.node for a in n.attribute if a.type == onnx.AttributeProto.TENSOR]
+    for tensor in [*model.graph.initializer, *attrs]:
+        if _external(tensor):
+            where = {e.key: e.value for e in tensor.external_data}.get("location")
+            if where != data_file:
+                raise SprintError(f"export: {name} refers to {where!r} for {tensor.name or 'a constant'}")
 
 
 def _key(name: str) -> str:
