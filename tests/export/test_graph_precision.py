@@ -101,3 +101,78 @@ def test_graphs_traced_small_are_checked_at_the_model_size(reduced, tmp_path, mo
     assert len(checked) == 2
     for sizes in checked:
         assert sizes[0] == (2, 2) and (own, own) in sizes
+
+
+def test_constants_the_exporter_writes_out_go_back_inside_the_graph(tmp_path):
+    """Above 2 GB the exporter writes large Constant values (a LayerNorm without affine weights: its
+    ones and zeros) to files of their own; the weight-free graph must hold them, or ONNX Runtime
+    refuses the bound graph ("External data path does not exist": the published transformers)."""
+    from sprint_desktop.export.graph_only import _drop_initializer_inputs, _strip_weights
+    from sprint_desktop.export.onnx_export import OPSET
+
+    class Net(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.proj = torch.nn.Linear(4096, 8, bias=False)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.proj(torch.nn.functional.layer_norm(x, (4096,)))
+
+    class Wrapper(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.m = Net()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.m(x)
+
+    module = Wrapper().eval()
+    full = tmp_path / "full" / "full.onnx"
+    full.parent.mkdir()
+    with torch.no_grad():
+        torch.onnx.export(
+            module,
+            (torch.randn(2, 4096),),
+            str(full),
+            dynamo=False,
+            opset_version=OPSET,
+            input_names=["x"],
+            output_names=["y"],
+            external_data=True,
+            do_constant_folding=False,
+            keep_initializers_as_inputs=True,
+        )
+    _drop_initializer_inputs(full)
+    # Above protobuf's 2 GB (the published transformers in fp32, 1.6B in fp16) the exporter saves
+    # every tensor of 1 KB or more, Constant values included, to a file of its own: the same here.
+    whole = onnx.load(str(full))
+    onnx.save_model(
+        whole,
+        str(full),
+        save_as_external_data=True,
+        all_tensors_to_one_file=False,
+        size_threshold=1024,
+        convert_attribute=True,
+    )
+    exported = onnx.load(str(full), load_external_data=False)
+    written_out = [
+        n for n in exported.graph.node for a in n.attribute if a.type == 4 and a.t.data_location == 1
+    ]
+    assert written_out  # the exporter did write a constant to its own file (what the fix is for)
+
+    graph = tmp_path / "graph.onnx"
+    record = _strip_weights(full, graph, module.m, {})
+    assert [e["key"] for e in record["initializers"]] == ["proj.weight"]
+    weights = np.random.default_rng(0).standard_normal((8, 4096)).astype(np.float32)
+    data = bytearray(record["weights_size"])
+    entry = record["initializers"][0]
+    data[entry["offset"] : entry["offset"] + entry["length"]] = weights.tobytes()
+    (tmp_path / record["weights_file"]).write_bytes(bytes(data))
+    import onnxruntime as ort
+
+    x = np.random.default_rng(1).standard_normal((2, 4096)).astype(np.float32)
+    got = ort.InferenceSession(str(graph), providers=["CPUExecutionProvider"]).run(None, {"x": x})[0]
+    with torch.no_grad():
+        module.m.proj.weight.copy_(torch.from_numpy(weights))
+        ref = module(torch.from_numpy(x)).numpy()
+    assert np.abs(got - ref).max() < 1e-3
