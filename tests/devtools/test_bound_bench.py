@@ -1,4 +1,4 @@
-"""The prepared GPU rows of issue #12 (`export.bound_bench.bound_graph_rows`), run as a dry run on
+"""The prepared GPU rows of issue #12 (`devtools.bound_bench.bound_graph_rows`), run as a dry run on
 the CPU with the reduced real architecture, so the code the GPU run calls is known to work."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ pytest.importorskip("onnxruntime")
 
 @pytest.mark.slow
 def test_bound_graph_rows_dry_run_on_the_cpu(tmp_path):
-    from sprint_desktop.export.bound_bench import bound_graph_rows
+    from sprint_desktop.devtools.bound_bench import bound_graph_rows
 
     rows = bound_graph_rows(
         "reduced",

@@ -10,7 +10,7 @@
   CUDA) the per-stage medians and peak VRAM of `OnnxEngine` at 1024 px, against `TorchEngine` on
   CUDA with the same weights, prompt, seed and steps (image difference reported).
 
-    python -m sprint_desktop.export.bound_bench bind --arch sana-sprint-0.6b --work /tmp/bind-bench
+    python -m sprint_desktop.devtools.bound_bench bind --arch sana-sprint-0.6b --work /tmp/bind-bench
 """
 
 from __future__ import annotations
@@ -39,11 +39,11 @@ def write_random_checkpoint(arch: str, folder: Path, seed: int = 0) -> Path:
     if (folder / "model_index.json").is_file():
         return folder
     if arch == REDUCED:
-        from .reduced import save_reduced
+        from ..export.reduced import save_reduced
 
         return save_reduced(folder, seed=seed)
-    from .graph_only import _parameters_on_meta
-    from .random_weights import published_pipeline
+    from ..export.graph_only import _parameters_on_meta
+    from ..export.random_weights import published_pipeline
 
     with _parameters_on_meta():
         pipeline = published_pipeline(arch)
@@ -145,7 +145,7 @@ def measure_binding(model: Path, library: Path, root: Path, precision: str) -> d
 
 
 def export_graphs_for(arch: str, library: Path, precision: str, model: Path | None = None) -> list[Path]:
-    from .graph_only import export_arch_graphs, export_model_graphs
+    from ..export.graph_only import export_arch_graphs, export_model_graphs
 
     if arch == REDUCED:
         assert model is not None
@@ -349,10 +349,10 @@ def text_encoder_precision(work: Path, layers: int = 2, vocab: int = 4096, seed:
     import torch
     from transformers import Gemma2Config, Gemma2Model
 
+    from ..export.binder import bind
+    from ..export.graph_only import export_model_graphs
+    from ..export.reduced import reduced_pipeline
     from ..formats.architectures import GEMMA2_2B
-    from .binder import bind
-    from .graph_only import export_model_graphs
-    from .reduced import reduced_pipeline
 
     model = work / "model" / f"gemma2-{layers}l"
     if not (model / "model_index.json").is_file():
@@ -404,8 +404,8 @@ def trace_check(arch: str, work: Path, graphs: Path, latent: int = 32, seed: int
     import torch
     from diffusers import SanaTransformer2DModel
 
-    from .binder import bind
-    from .onnx_export import _TrigFlowStep
+    from ..export.binder import bind
+    from ..export.onnx_export import _TrigFlowStep
 
     model = write_random_checkpoint(arch, work / "model" / arch, seed=seed)
     bound = bind(model, "fp32", root=work / "bound", dirs=[graphs], components=("transformer",))
@@ -482,7 +482,7 @@ def _decoder_error(vae: Any, latents: np.ndarray, folder: Path) -> dict[str, Any
     import onnxruntime as ort
     import torch
 
-    from .onnx_export import OPSET, _Decoder, normalise_transposes
+    from ..export.onnx_export import OPSET, _Decoder, normalise_transposes
 
     images = {}
     sizes = {}
