@@ -23,6 +23,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -218,13 +219,16 @@ def bound_graph_rows(
     precision: str = "fp16",
     torch_baseline: bool = True,
     device: str = "cuda",
+    record: Callable[[dict[str, Any]], None] | None = None,
 ) -> dict[str, Any]:
     """The GPU rows of issue #12 for the GPU-run script (helper ``gpu``, issue #18): ``arch`` at
     ``size`` px through weight-free graphs bound to a random bf16 checkpoint, on each execution
     provider in ``providers`` ("tensorrt-rtx", "cuda", or "cpu" for a dry run), against PyTorch on
     ``device`` with the same weights. Returns a JSON-able dict: binding time / memory, and per
     provider and step count the per-stage medians (s), peak VRAM (MiB, nvidia-smi) and the largest
-    pixel difference to PyTorch; a provider that cannot run gets its error instead of rows."""
+    pixel difference to PyTorch; a provider that cannot run gets its error instead of rows.
+    ``record`` is called with the result so far after each stage (a run stopped at its deadline
+    keeps what it measured)."""
     from ..core.request import GenerateRequest
     from ..engine.onnx_backend import OnnxEngine
 
@@ -239,7 +243,10 @@ def bound_graph_rows(
         "precision": precision,
         "export_s": time.perf_counter() - start,
     }
+    keep = record or (lambda _: None)
+    keep(result)
     result["binding"] = measure_binding(model, library, work / "bound", precision)
+    keep(result)
     bound = Path(result["binding"]["bound"])
     prompt = "a photo of a red fox in the snow, detailed fur"
     width = height = size
@@ -260,6 +267,7 @@ def bound_graph_rows(
             peak = torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else None
             rows[str(n)] = {"stages_s": stages, "vram_peak_mib": peak}
         result["pytorch"] = {"device": device, "rows": rows}
+        keep(result)
         engine.close()
         del engine
         if device == "cuda":
@@ -293,6 +301,7 @@ def bound_graph_rows(
         except Exception as exc:  # noqa: BLE001 - recorded; the next provider still runs
             entry["error"] = f"{type(exc).__name__}: {exc}"
         result[provider] = entry
+        keep(result)
     return result
 
 

@@ -44,6 +44,8 @@ class Budget:
     total: float
     check: float
     bench: float
+    bound: float = 240.0
+    """Issue #12's rows (`bound_section`): only when asked for, ``--sections ...,bound``."""
     teacher_share: float = 0.6
     margin: float = 10.0
 
@@ -169,6 +171,33 @@ def check_section(section: Section, dry: bool) -> None:
 
 
 # --------------------------------------------------------------------------------- the sections
+def bound_section(section: Section, work: Path, dry: bool) -> None:
+    """Issue #12's GPU rows: SANA-Sprint 0.6B (random bf16 weights) at 1024 px through weight-free
+    graphs bound to it, on TensorRT-RTX and CUDA, against PyTorch CUDA (`bound_bench.bound_graph_rows`),
+    each stage recorded as it ends. The dry run: the reduced architecture on the CPU provider."""
+    from .bound_bench import bound_graph_rows
+
+    def keep(rows: dict[str, Any]) -> None:
+        section.set("rows", rows)
+
+    if dry:
+        bound_graph_rows(
+            "reduced",
+            work / "bound",
+            providers=("cpu",),
+            size=16,
+            steps=(1,),
+            repeats=1,
+            precision="fp32",
+            device="cpu",
+            record=keep,
+        )
+    else:
+        bound_graph_rows(
+            "sana-sprint-0.6b", work / "bound", size=1024, steps=(1, 2, 4), repeats=5, record=keep
+        )
+
+
 def run_section(name: str, work: Path, carry: Path, out: Path, deadline: float, dry: bool) -> int:
     """One section in this process; its record is ``work/<name>.json``."""
     import traceback
@@ -186,6 +215,8 @@ def run_section(name: str, work: Path, carry: Path, out: Path, deadline: float, 
             from .gpu_bench import run as run_bench_section
 
             run_bench_section(section, BenchSettings.dry() if dry else BenchSettings(), work)
+        elif name == "bound":
+            bound_section(section, work, dry)
         else:
             from . import gpu_train
 
@@ -327,6 +358,8 @@ class Runner:
             if data is not None and data[0].poll() is None:
                 self._wait_data(data, until=time.time() + 30.0)
             self.section("bench", min(b.bench, self.left() - b.margin))
+        if "bound" in wanted:
+            self.section("bound", min(b.bound, self.left() - b.margin))
         if "train" in wanted:
             if data is not None:
                 self._wait_data(data, until=time.time() + max(self.left() - b.margin, 0.0))
@@ -381,6 +414,7 @@ def format_summary(report: dict[str, Any]) -> str:
                 f"  {row['task']:34s} {row['steps']} step(s) {row['case']:12s} {row['total_ms']:9.2f} ms"
                 + (f"  {row['vs_stock']:.3f}x stock" if row.get("vs_stock") else "")
             )
+    lines += _bound_summary(report["sections"].get("bound", {}).get("rows", {}))
     for phase in ("teacher", "student"):
         s = report["sections"].get(phase, {})
         if "start_step" in s:
@@ -390,6 +424,27 @@ def format_summary(report: dict[str, Any]) -> str:
             )
     lines.append("  files: " + ", ".join(f"{k} ({v} MiB)" for k, v in report["files"].items()))
     return "\n".join(lines)
+
+
+def _bound_summary(rows: dict[str, Any]) -> list[str]:
+    """One line per engine and step count of the bound-graph rows: total time, VRAM, pixel diff."""
+    lines = []
+    if "binding" in rows:
+        lines.append(f"  bound {rows['arch']}: binding {rows['binding'].get('seconds', 0):.1f} s")
+    for name, entry in rows.items():
+        if not isinstance(entry, dict) or not ("rows" in entry or "error" in entry):
+            continue
+        if "error" in entry:
+            lines.append(f"  bound {name:14s} error: {str(entry['error'])[:160]}")
+            continue
+        for n, row in entry["rows"].items():
+            total = row["stages_s"]["total_ms"]
+            diff = row.get("max_pixel_diff_vs_pytorch", "-")
+            vram = entry.get("vram_peak_mib") or row.get("vram_peak_mib")
+            lines.append(
+                f"  bound {name:14s} {n} step(s) {total:9.2f} ms  max pixel diff {diff}  VRAM {vram} MiB"
+            )
+    return lines
 
 
 def format_report(report: dict[str, Any]) -> str:

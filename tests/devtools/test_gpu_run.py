@@ -117,6 +117,37 @@ def test_dry_run_goes_through_every_section(dry_run):
     print(f"dry run: {report['wall_s']:.0f} s wall")
 
 
+def test_bound_section_on_request_records_issue_12s_rows(dry_run):
+    """``--sections bound`` (not in the default run): weight-free graphs bound to a random checkpoint
+    against PyTorch, here the reduced architecture on the CPU provider; summary lines printed."""
+    _, _, base = dry_run
+    r = subprocess.run(
+        [
+            "scripts/gpu_run.sh",
+            "--dry-run",
+            "--sections",
+            "bound",
+            "--carry",
+            str(base / "carry"),
+            "--out",
+            str(base / "out-bound"),
+            "--work",
+            str(base / "work-bound"),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHON": sys.executable},
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    report = json.loads((base / "out-bound" / "gpu_run.json").read_text())
+    assert set(report["sections"]) == {"bound"} and report["sections"]["bound"]["status"] == "ok"
+    rows = report["sections"]["bound"]["rows"]
+    assert rows["arch"] == "reduced" and rows["binding"]["seconds"] > 0
+    assert rows["cpu"]["rows"]["1"]["max_pixel_diff_vs_pytorch"] <= 2
+    assert "bound cpu" in r.stdout and "1 step(s)" in r.stdout
+
+
 def test_returned_teacher_resumes_here_at_the_cpu_learning_rate(dry_run, tmp_path, capsys):
     from sprint_desktop.distill.train_teacher import train
 
