@@ -16,6 +16,7 @@ source graph opened instead; a failure to save changes nothing for the session.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import logging
 import os
@@ -38,6 +39,7 @@ def cache_dir() -> Path:
     return user_cache_dir() / FOLDER
 
 
+@functools.cache
 def _cpu_identity() -> str:
     """What an optimized CPU graph depends on beyond onnxruntime: the architecture, the CPU model and
     its instruction-set flags (Linux; elsewhere the platform's processor string)."""

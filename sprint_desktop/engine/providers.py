@@ -194,10 +194,8 @@ def open_sessions(
 def _open(ort: Any, path: str, make_options: Callable[[], Any], attempt: Attempt, on_cpu: bool) -> Any:
     """One session: on the CPU provider (from its cached optimized graph: `optimized_graphs`), or
     as ``attempt`` configures it."""
-    if on_cpu:
-        return optimized_graphs.open_session(ort, path, make_options, ["CPUExecutionProvider"])
     options = make_options()
-    providers = attempt.configure(options)
+    providers = ["CPUExecutionProvider"] if on_cpu else attempt.configure(options)
     if providers == ["CPUExecutionProvider"]:
         return optimized_graphs.open_session(ort, path, make_options, providers)
     if providers is None:
