@@ -1,8 +1,8 @@
 """ONNX Runtime's optimized graphs, cached per machine: most of a session's start-up is graph
 optimization (constant folding, fusions, the CPU's NCHWc layouts), and ONNX Runtime can save the
 graph it ends with (``SessionOptions.optimized_model_filepath``) and open that one with optimization
-off. On the embedded model this makes opening its five sessions about three times faster (see
-docs/BENCHMARKS.md), which is most of the way from "model ready" to the first image.
+off. On the embedded model this takes launch to a ready model from 2.03 s to 0.87-0.91 s (the GUI
+bench, docs/BENCHMARKS.md), which is most of the way from "model ready" to the first image.
 
 Only for sessions on the CPU provider alone (a GPU provider's optimized graph is tied to its own
 partitioning; TensorRT caches its engines itself) and graphs small enough to be saved with their
