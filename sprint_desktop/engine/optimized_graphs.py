@@ -2,7 +2,7 @@
 optimization (constant folding, fusions, the CPU's NCHWc layouts), and ONNX Runtime can save the
 graph it ends with (``SessionOptions.optimized_model_filepath``) and open that one with optimization
 off. On the embedded model this takes launch to a ready model from 2.03 s to 0.87-0.91 s (the GUI
-bench, docs/BENCHMARKS.md), which is most of the way from "model ready" to the first image.
+bench, docs/BENCHMARKS.md): most of what a launch waits for.
 
 Only for sessions on the CPU provider alone (a GPU provider's optimized graph is tied to its own
 partitioning; TensorRT caches its engines itself) and graphs small enough to be saved with their
