@@ -164,7 +164,7 @@ def train(cfg: ControlNetConfig) -> Path:
         accelerator.backward(loss)
         opt.step()
         done = step + 1
-        if done % cfg.log_every == 0 or done == cfg.iters:
+        if done % cfg.log_every == 0 or done % cfg.eval_every == 0 or done == cfg.iters:
             rec: dict[str, Any] = {
                 "step": done,
                 "loss": round(loss.item(), 5),

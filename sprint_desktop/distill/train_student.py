@@ -252,7 +252,7 @@ def train(cfg: StudentConfig) -> Path:
             rec["d"] = round(l_d.item(), 5)
 
         done = step + 1
-        if done % cfg.log_every == 0 or done == cfg.iters:
+        if done % cfg.log_every == 0 or done % cfg.eval_every == 0 or done == cfg.iters:
             rec["s_per_it"] = round((time.time() - t0) / (done - start), 3)
             if done % cfg.eval_every == 0 or done == cfg.iters:
                 engine = build_engine(accelerator.unwrap_model(student), vae, text_encoder, tokenizer)

@@ -332,7 +332,7 @@ def train(cfg: TeacherConfig) -> Path:
         cpu_s += time.process_time() - c0
         over = cfg.cpu_budget_min > 0 and cpu_s >= 60 * cfg.cpu_budget_min
         last = done == cfg.iters or over
-        if done % cfg.log_every == 0 or last or stop.asked:
+        if done % cfg.log_every == 0 or done % cfg.eval_every == 0 or last or stop.asked:
             rec: dict[str, Any] = {
                 "step": done,
                 "loss": round(loss.item(), 5),

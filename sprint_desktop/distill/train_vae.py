@@ -140,7 +140,7 @@ def train(cfg: VAEConfig) -> Path:
         opt.step()
         sched.step()
         done = step + 1
-        if done % cfg.log_every == 0:
+        if done % cfg.log_every == 0 or done % cfg.eval_every == 0 or done == cfg.iters:
             rec = {
                 "step": done,
                 "loss": round(loss.item(), 5),

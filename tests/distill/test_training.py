@@ -65,6 +65,22 @@ def test_teacher_training_two_steps_and_resume(vae_dir, tmp_path, capsys):
     assert "resumed from step 2" in capsys.readouterr().out
 
 
+def test_teacher_evaluates_and_checkpoints_when_eval_every_is_no_multiple_of_log_every(vae_dir, tmp_path):
+    # The GPU run sets eval_every from the measured speed (469 against log_every 25): evaluations
+    # and checkpoints must not wait for a step that is due for both.
+    cfg = tiny_teacher(vae_dir, tmp_path / "t", iters=4, log_every=3, eval_every=2)
+    out = train_teacher(cfg)
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [2, 3, 4]
+    assert ["judge_all" in r for r in log] == [True, False, True]
+
+
+def test_vae_evaluates_when_eval_every_is_no_multiple_of_log_every(tmp_path):
+    out = train_vae(tiny_vae(tmp_path / "v", iters=2, log_every=3, eval_every=2))
+    log = [json.loads(line) for line in (out.parent / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [2] and "judge" in log[0]
+
+
 @pytest.fixture
 def fresh_accelerate_state():
     """accelerate keeps one process-wide state; a run with another precision needs a fresh one."""
