@@ -273,6 +273,8 @@ def unpack(
             raise CarryError("the packed files carry no config.json with an lr: cannot rescale to --lr")
         scale_lr(checkpoint, lr / float(run_config["lr"]))
         run_config["lr"] = lr
+    if run_config:
+        run_config["out"] = str(out)  # the run now lives here, wherever it was packed
     run_config.update(config or {})
     if run_config:
         files["config.json"] = json.dumps(run_config, indent=2)

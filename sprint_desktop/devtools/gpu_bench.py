@@ -68,23 +68,31 @@ def _cuda(settings: BenchSettings) -> bool:
     return settings.device.startswith("cuda")
 
 
-def _memory(settings: BenchSettings) -> dict[str, float]:
+def _memory(settings: BenchSettings, resident: int = 0) -> dict[str, float]:
+    """Peak memory since `_reset_memory`; ``resident`` (what it returned: the bytes earlier tasks
+    still held, e.g. the 1.6B engine kept for its compiled rows) is taken off for the task's own."""
     import torch
 
     if not _cuda(settings):
         return {}
+    peak = torch.cuda.max_memory_allocated()
     return {
-        "peak_allocated_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2),
+        "peak_allocated_gib": round(peak / 2**30, 2),
         "peak_reserved_gib": round(torch.cuda.max_memory_reserved() / 2**30, 2),
+        "resident_at_start_gib": round(resident / 2**30, 2),
+        "task_peak_gib": round((peak - resident) / 2**30, 2),
     }
 
 
-def _reset_memory(settings: BenchSettings) -> None:
+def _reset_memory(settings: BenchSettings) -> int:
+    """Reset the peak counter; returns the bytes allocated now (held by earlier tasks)."""
     import torch
 
-    if _cuda(settings):
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
+    if not _cuda(settings):
+        return 0
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    return int(torch.cuda.memory_allocated())
 
 
 def build_engine(arch: str, settings: BenchSettings) -> Any:
@@ -163,7 +171,7 @@ def eager_task(
 ) -> dict[str, Any]:
     from .bench import bench_engine
 
-    _reset_memory(settings)
+    resident = _reset_memory(settings)
     t0 = time.perf_counter()
     engine = engines[arch] = build_engine(arch, settings)
     build_s = time.perf_counter() - t0
@@ -185,7 +193,9 @@ def eager_task(
         control=True,
         load_s=build_s,
     )
-    report.update({"parity_vs_stock": parity, "memory": _memory(settings), "build_s": round(build_s, 1)})
+    report.update(
+        {"parity_vs_stock": parity, "memory": _memory(settings, resident), "build_s": round(build_s, 1)}
+    )
     return report
 
 
@@ -208,7 +218,7 @@ def compile_task(
     engine.transformer.compile(**kwargs)
     engine.vae.decoder.compile(**kwargs)
     engine.prompt_cache.clear()
-    _reset_memory(settings)
+    resident = _reset_memory(settings)
     size = _size(engine, settings)
     t0 = time.perf_counter()
     compiled = {n: images_ours(engine, n, size) for n in settings.steps}  # compiles (each step count)
@@ -229,7 +239,7 @@ def compile_task(
         {
             "compile_s": round(compile_s, 1),
             "parity_vs_eager": {str(n): _diff(compiled[n], eager[n]) for n in compiled if n in eager},
-            "memory": _memory(settings),
+            "memory": _memory(settings, resident),
         }
     )
     return report

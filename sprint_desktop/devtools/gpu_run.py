@@ -50,10 +50,10 @@ class Budget:
     margin: float = 10.0
 
     @classmethod
-    def for_run(cls, total: float, dry: bool) -> Budget:
+    def for_run(cls, total: float, dry: bool, teacher_share: float = 0.6) -> Budget:
         if dry:  # generous: the dry run checks that every section works, on a shared CPU
-            return cls(total=total, check=120.0, bench=240.0)
-        return cls(total=total, check=60.0, bench=210.0)
+            return cls(total=total, check=120.0, bench=240.0, teacher_share=teacher_share)
+        return cls(total=total, check=60.0, bench=210.0, teacher_share=teacher_share)
 
 
 # ----------------------------------------------------------------------------------- check section
@@ -259,7 +259,7 @@ class Runner:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.start = time.time()
-        self.budget = Budget.for_run(args.budget, args.dry_run)
+        self.budget = Budget.for_run(args.budget, args.dry_run, args.teacher_share)
         self.out, self.work, self.carry = Path(args.out), Path(args.work), Path(args.carry)
         self.out.mkdir(parents=True, exist_ok=True)
         self.work.mkdir(parents=True, exist_ok=True)
@@ -571,6 +571,12 @@ def main(argv: list[str] | None = None) -> int:
         "--budget", type=float, help="seconds for the whole run (default 555; dry run 900, a safety net)"
     )
     r.add_argument("--sections", default="check,bench,train")
+    r.add_argument(
+        "--teacher-share",
+        type=float,
+        default=0.6,
+        help="the teacher's share of the training time (1: a teacher-only run; the student then gets what is left)",
+    )
     r.add_argument(
         "--train",
         action="append",

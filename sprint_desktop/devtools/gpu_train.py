@@ -357,11 +357,28 @@ def teacher_phase(
 
     def deliver() -> dict[str, Any]:
         # The EMA first; the raw weights only if the student (about the EMA's size) still fits after.
+        restore_cpu_settings(run, base)
         sent = send_back(run, out, [("teacher-ema", ema)])
         student_files = sum(1 for k in sent if k.endswith(".safetensors"))
         return {**sent, **send_back(run, out, [("teacher-raw", raw)], reserve=student_files)}
 
     run_stoppable(section, train_teacher, cfg, settings, deliver)
+
+
+CPU_SETTINGS = ("vae", "out", "eval_every", "log_every", "cpu_budget_min", "threads")
+"""The carried run's settings that the GPU changed for itself alone (its paths, its evaluation
+rhythm, no CPU budget or thread cap): what comes back carries the CPU's again, so that a CPU run
+resumed from it evaluates, logs and finds its VAE as before (batch and learning rate stay the
+GPU's: `checkpoints unpack --lr --config batch=` sets those)."""
+
+
+def restore_cpu_settings(run: Path, base: dict[str, Any]) -> None:
+    """Rewrite ``run/config.json`` (what `send_back` packs) with the carried run's `CPU_SETTINGS`."""
+    path = run / "config.json"
+    if path.is_file():
+        config = json.loads(path.read_text())
+        config.update({k: base[k] for k in CPU_SETTINGS if k in base and k in config})
+        path.write_text(json.dumps(config, indent=2))
 
 
 def _gpu_overrides(base: dict[str, Any]) -> dict[str, Any]:

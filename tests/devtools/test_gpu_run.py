@@ -151,11 +151,17 @@ def test_bound_section_on_request_records_issue_12s_rows(dry_run):
 def test_returned_teacher_resumes_here_at_the_cpu_learning_rate(dry_run, tmp_path, capsys):
     from sprint_desktop.distill.train_teacher import train
 
-    _, _, base = dry_run
+    _, report, base = dry_run
     out = base / "out"
     cfg = teacher_config(tmp_path / "teacher-gpu", iters=26)
     files = shard_files(out, "teacher-ema") + shard_files(out, "teacher-raw")
     run = unpack(files, cfg.out, lr=cfg.lr)
+    # the config that came back: the CPU run's VAE, evaluation rhythm and budget, the new folder
+    carried = report["sections"]["teacher"]["carried"]["cpu_config"]
+    back_config = json.loads((run / "config.json").read_text())
+    assert back_config["out"] == str(run)
+    for key in ("vae", "eval_every", "log_every", "cpu_budget_min", "threads"):
+        assert back_config[key] == carried[key], key
     state = torch.load(run / "checkpoint.pt", weights_only=True)
     assert state["step"] == 25 and state["opt"]["param_groups"][0]["lr"] == pytest.approx(cfg.lr)
     back, _ = read(shard_files(out, "teacher-ema"))
