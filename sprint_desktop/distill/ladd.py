@@ -98,3 +98,12 @@ def d_hinge_loss(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
 def g_hinge_loss(fake: torch.Tensor) -> torch.Tensor:
     """Generator hinge loss: -mean(D(fake))."""
     return -fake.mean()
+
+
+def adversarial_weight(step: int, weight: float, warmup: int) -> float:
+    """The hybrid loss's LADD weight at ``step`` (1-based): ``weight * min(1, step / warmup)``.
+
+    SANA-Sprint trains L = L_sCM + lambda * L_adv with a fixed lambda = 0.5. Ramping lambda up from 0
+    over ``warmup`` steps (0: no ramp, the paper's) lets sCM first make the student follow the teacher
+    before the discriminator, itself untrained at the start, pulls on it (issue #14's recipe)."""
+    return weight if warmup <= 0 else weight * min(1.0, step / warmup)

@@ -25,7 +25,7 @@ import torch
 from ..core.trigflow import SIGMA_D
 from . import data
 from .components import make_tokenizer
-from .ladd import Discriminator, d_hinge_loss, g_hinge_loss
+from .ladd import Discriminator, adversarial_weight, d_hinge_loss, g_hinge_loss
 from .package import with_guidance_embedding
 from .scm import (
     GUIDANCE_EMBED_SCALE,
@@ -60,6 +60,7 @@ class StudentConfig:
     d_lr: float = 1e-4
     tangent_warmup: int = 100
     adv_weight: float = 0.5
+    adv_warmup: int = 0  # hybrid: steps over which the LADD weight rises from 0 (0: fixed, as the paper)
     largest_t_p: float = 0.5
     g_p_mean: float = 0.2
     g_p_std: float = 1.6
@@ -227,8 +228,10 @@ def train(cfg: StudentConfig) -> Path:
             t_d = time_proposal(b, cfg.d_p_mean, cfg.d_p_std, gen).to(device)
             fake_t = noisy(x0_hat, t_d)  # the student's sample, re-noised for the discriminator
             l_adv = g_hinge_loss(disc(teacher, fake_t, t_d, *cond, SIGMA_D))
-            loss = loss + (cfg.adv_weight if use_scm else 1.0) * l_adv
+            weight = adversarial_weight(step + 1, cfg.adv_weight, cfg.adv_warmup) if use_scm else 1.0
+            loss = loss + weight * l_adv
             rec["g_adv"] = round(l_adv.item(), 5)
+            rec["adv_w"] = round(weight, 4)
         opt_g.zero_grad(set_to_none=True)
         accelerator.backward(loss)
         accelerator.clip_grad_norm_(student.parameters(), 1.0)

@@ -10,7 +10,13 @@ import torch
 from sprint_desktop.core.trigflow import SIGMA_D
 from sprint_desktop.distill import scm
 from sprint_desktop.distill.components import make_transformer
-from sprint_desktop.distill.ladd import Discriminator, d_hinge_loss, g_hinge_loss, teacher_features
+from sprint_desktop.distill.ladd import (
+    Discriminator,
+    adversarial_weight,
+    d_hinge_loss,
+    g_hinge_loss,
+    teacher_features,
+)
 
 
 @pytest.fixture(scope="module")
@@ -126,6 +132,11 @@ def test_hinge_losses():
     real, fake = torch.tensor([2.0, 0.5]), torch.tensor([-2.0, 0.5])
     assert d_hinge_loss(real, fake).item() == pytest.approx((0 + 0.5) / 2 + (0 + 1.5) / 2)
     assert g_hinge_loss(fake).item() == pytest.approx(0.75)
+
+
+def test_adversarial_weight_rises_from_zero_then_holds():
+    assert [adversarial_weight(s, 0.5, 4) for s in (1, 2, 4, 100)] == [0.125, 0.25, 0.5, 0.5]
+    assert adversarial_weight(1, 0.5, 0) == 0.5  # no warm-up: the paper's fixed weight
 
 
 def test_discriminator_reads_teacher_blocks_and_passes_gradients_to_the_input(model):

@@ -138,10 +138,17 @@ def test_student_distillation_two_steps(vae_dir, teacher, tmp_path_factory, mode
             eval_images=2,
             log_every=1,
             cache=8 if mode == "hybrid" else 0,
+            adv_warmup=4,
         )
     )
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2]
+    # the LADD weight: rising from 0 in the hybrid (0.5 x step / 4), 1 when LADD trains alone
+    assert [r.get("adv_w") for r in log] == {
+        "hybrid": [0.125, 0.25],
+        "scm": [None, None],
+        "ladd": [1.0, 1.0],
+    }[mode]
     assert ("scm" in log[0]) == (mode != "ladd") and ("d" in log[0]) == (mode != "scm")
     assert "judge_1step" in log[-1] and (out / "transformer" / "config.json").exists()
     assert json.loads((out / "config.json").read_text())["mode"] == mode
