@@ -24,9 +24,14 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     if bool(args.model) == bool(args.teacher):
         raise UsageError("give either --model PATH or --teacher RUN")
-    if args.grid and not args.model:
-        raise UsageError("--grid needs --model")
-    from ..distill.evaluate import evaluate_model, evaluate_teacher, format_rows, sample_grid, write
+    from ..distill.evaluate import (
+        evaluate_model,
+        evaluate_teacher,
+        format_rows,
+        sample_grid,
+        teacher_grid,
+        write,
+    )
 
     if args.teacher:
         rows = evaluate_teacher(args.teacher, args.vae, args.steps, args.images)
@@ -37,5 +42,9 @@ def run(args: argparse.Namespace) -> int:
     if args.grid:
         for n in args.steps:
             path = args.grid.with_name(f"{args.grid.stem}-{n}step{args.grid.suffix or '.png'}")
-            print(f"grid written to {sample_grid(args.model, path, steps=n)}")
+            if args.teacher:
+                path = teacher_grid(args.teacher, args.vae, path, steps=n)
+            else:
+                path = sample_grid(args.model, path, steps=n)
+            print(f"grid written to {path}")
     return EXIT_OK

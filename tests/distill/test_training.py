@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import numpy as np
 import pytest
 import torch
 
@@ -152,6 +153,32 @@ def test_student_distillation_two_steps(vae_dir, teacher, tmp_path_factory, mode
     assert ("scm" in log[0]) == (mode != "ladd") and ("d" in log[0]) == (mode != "scm")
     assert "judge_1step" in log[-1] and (out / "transformer" / "config.json").exists()
     assert json.loads((out / "config.json").read_text())["mode"] == mode
+
+
+def test_teacher_grid_draws_every_grid_prompt(vae_dir, teacher, tmp_path):
+    from PIL import Image
+
+    from sprint_desktop.distill.evaluate import GRID_PROMPTS, teacher_grid
+
+    image = np.asarray(
+        Image.open(teacher_grid(str(teacher), str(vae_dir), tmp_path / "g.png", steps=1, scale=1))
+    )
+    n_rows, n_cols = len(GRID_PROMPTS), max(len(v) for v in GRID_PROMPTS.values())
+    assert image.shape == (n_rows * 68 + 4, n_cols * 68 + 4, 3)
+    tiles = [
+        image[4 + r * 68 : 68 + r * 68, 4 + c * 68 : 68 + c * 68]
+        for r in range(n_rows)
+        for c in range(n_cols)
+    ]
+    assert all((t != 200).any() for t in tiles) and not np.array_equal(tiles[0], tiles[1])
+
+
+def test_evaluate_teacher_gives_a_row_per_step_count(vae_dir, teacher):
+    from sprint_desktop.distill.evaluate import evaluate_teacher
+
+    rows = evaluate_teacher(str(teacher), str(vae_dir), [1, 2], 4)
+    assert [r["steps"] for r in rows] == [1, 2] and all(0 <= r["all"] <= 1 for r in rows)
+    assert all(np.isfinite(r["fd"]) and r["ms_per_image"] > 0 for r in rows)
 
 
 def test_ema_decay_warms_up():
