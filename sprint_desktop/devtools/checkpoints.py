@@ -17,11 +17,17 @@ pretrained folders so the student, ``package`` and ``evaluate`` can use them at 
 
     python -m sprint_desktop.devtools.checkpoints pack runs/teacher gpu-carry/teacher.safetensors
     python -m sprint_desktop.devtools.checkpoints unpack teacher-ema.safetensors teacher-raw.safetensors --out runs/teacher-gpu
+
+`unpack_folder` does the same for a packaged teacher (``models/sprint-shapes-teacher``, whose
+``training.json`` names its run and step): training goes on from the weights in the repository.
+
+    python -m sprint_desktop.devtools.checkpoints unpack-folder models/sprint-shapes-teacher --out runs/teacher
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Iterable, Sequence
@@ -267,17 +273,7 @@ def unpack(
     checkpoint, meta = read(paths)
     out = Path(out)
     files = dict(meta["files"])
-    run_config = json.loads(files.get("config.json", "{}"))
-    if lr is not None:
-        if not run_config.get("lr"):
-            raise CarryError("the packed files carry no config.json with an lr: cannot rescale to --lr")
-        scale_lr(checkpoint, lr / float(run_config["lr"]))
-        run_config["lr"] = lr
-    if run_config:
-        run_config["out"] = str(out)  # the run now lives here, wherever it was packed
-    run_config.update(config or {})
-    if run_config:
-        files["config.json"] = json.dumps(run_config, indent=2)
+    run_config = json.loads(files.pop("config.json", "{}"))
     out.mkdir(parents=True, exist_ok=True)
     for rel, text in files.items():
         (out / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -288,10 +284,109 @@ def unpack(
             str(out / rel),
             metadata={"format": "pt"},
         )
+    return _write_run(checkpoint, run_config, out, lr, config)
+
+
+def _write_run(
+    checkpoint: dict[str, Any],
+    run_config: dict[str, Any],
+    out: Path,
+    lr: float | None,
+    config: dict[str, Any] | None,
+) -> Path:
+    """The end of `unpack` and `unpack_folder`: rescale the learning rates to ``lr``, point the
+    run's ``config.json`` at ``out`` with ``config``'s changes, write it and ``checkpoint.pt``."""
+    run_config = dict(run_config)
+    if lr is not None:
+        if not run_config.get("lr"):
+            raise CarryError("the run carries no config.json with an lr: cannot rescale to --lr")
+        scale_lr(checkpoint, lr / float(run_config["lr"]))
+        run_config["lr"] = lr
+    if run_config:
+        run_config["out"] = str(out)  # the run now lives here, wherever it was packed
+    run_config.update(config or {})
+    out.mkdir(parents=True, exist_ok=True)
+    if run_config:
+        (out / "config.json").write_text(json.dumps(run_config, indent=2))
     tmp = out / (CHECKPOINT + ".tmp")
     torch.save(checkpoint, tmp)
     tmp.replace(out / CHECKPOINT)
     return out
+
+
+def is_teacher_folder(path: str | Path) -> bool:
+    """A packaged teacher (`distill.package.package_teacher`) that says which run and step it is."""
+    from ..distill.package import TRAINING_FILE
+
+    return (Path(path) / "model_index.json").is_file() and (Path(path) / TRAINING_FILE).is_file()
+
+
+def teacher_training(folder: str | Path) -> dict[str, Any]:
+    """A packaged teacher's ``training.json`` (``config``, ``step``, ``cpu_s``)."""
+    from ..distill.package import TRAINING_FILE
+
+    folder = Path(folder)
+    if not (folder / "model_index.json").is_file():
+        raise CarryError(f"{folder} is no packaged teacher (no model_index.json)")
+    if not (folder / TRAINING_FILE).is_file():
+        raise CarryError(
+            f"{folder} has no {TRAINING_FILE} (packaged before it was written): "
+            "package the run again with `sprint distill package-teacher`"
+        )
+    try:
+        record = json.loads((folder / TRAINING_FILE).read_text())
+    except ValueError as exc:
+        raise CarryError(f"cannot read {folder / TRAINING_FILE}: {exc}") from None
+    if not isinstance(record, dict) or not isinstance(record.get("config", {}), dict):
+        raise CarryError(f"{folder / TRAINING_FILE} holds no run config")
+    return record
+
+
+def unpack_folder(
+    folder: str | Path,
+    out: str | Path,
+    lr: float | None = None,
+    config: dict[str, Any] | None = None,
+) -> Path:
+    """`unpack` for a packaged teacher folder (``sprint distill package-teacher``): ``out`` becomes a
+    teacher run at the folder's step that ``sprint distill teacher`` resumes from. The raw weights
+    start equal to the (EMA) weights of the folder, in fp32, the transformer with its guidance
+    embedding restored (`with_guidance_embedding`, exact); the optimizer's moments are fresh, the
+    schedule is at the folder's step. ``lr`` and ``config`` as in `unpack`. Returns ``out``."""
+    from diffusers import SanaTransformer2DModel
+    from transformers import Gemma2Model, PreTrainedTokenizerFast
+
+    from ..distill.package import with_guidance_embedding
+    from ..distill.train_teacher import TeacherConfig, make_optimizer
+
+    folder, out = Path(folder), Path(out)
+    record = teacher_training(folder)
+    fields = {f.name for f in dataclasses.fields(TeacherConfig)}
+    cfg = TeacherConfig(**{k: v for k, v in record.get("config", {}).items() if k in fields})
+    # the run's config as `train` writes it (every field; a field of a newer version kept too)
+    run_config: dict[str, Any] = {**dataclasses.asdict(cfg), **record.get("config", {})}
+    step = int(record.get("step", 0))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)  # the restored guidance branch's first layer is drawn (its output is 0)
+        transformer = with_guidance_embedding(
+            SanaTransformer2DModel.from_pretrained(folder / "transformer", torch_dtype=torch.float32)
+        )
+    text_encoder = Gemma2Model.from_pretrained(folder / "text_encoder", torch_dtype=torch.float32)
+    opt, sched = make_optimizer([*transformer.parameters(), *text_encoder.parameters()], cfg, step)
+    weights = {
+        "transformer": transformer.state_dict(),
+        "text_encoder": text_encoder.state_dict(),
+    }
+    checkpoint: dict[str, Any] = {name: {k: t.clone() for k, t in w.items()} for name, w in weights.items()}
+    checkpoint.update({EMA + name: {k: t.clone() for k, t in w.items()} for name, w in weights.items()})
+    checkpoint.update(
+        opt=opt.state_dict(), sched=sched.state_dict(), step=step, cpu_s=float(record.get("cpu_s", 0.0))
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    transformer.save_pretrained(out / "transformer", safe_serialization=True)
+    text_encoder.save_pretrained(out / "text_encoder", safe_serialization=True)
+    PreTrainedTokenizerFast.from_pretrained(folder / "tokenizer").save_pretrained(out / "tokenizer")
+    return _write_run(checkpoint, run_config, out, lr, config)
 
 
 def mib(path: str | Path) -> float:
@@ -310,14 +405,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-mib", type=float, help="split into files of at most this size")
     u = sub.add_parser("unpack", help="packed files -> RUN/checkpoint.pt + pretrained folders")
     u.add_argument("files", nargs="+")
-    u.add_argument("--out", required=True, help="the run folder to write (resume with --out RUN)")
-    u.add_argument("--lr", type=float, help="continue at this learning rate (rescales the schedule)")
-    u.add_argument(
-        "--config",
-        action="append",
-        metavar="FIELD=VALUE",
-        help="change a field of the run's config.json (e.g. batch=64), a JSON value",
+    f = sub.add_parser(
+        "unpack-folder", help="a packaged teacher (models/sprint-shapes-teacher) -> RUN/checkpoint.pt + ..."
     )
+    f.add_argument("folder")
+    for cmd in (u, f):
+        cmd.add_argument("--out", required=True, help="the run folder to write (resume with --out RUN)")
+        cmd.add_argument("--lr", type=float, help="continue at this learning rate (rescales the schedule)")
+        cmd.add_argument(
+            "--config",
+            action="append",
+            metavar="FIELD=VALUE",
+            help="change a field of the run's config.json (e.g. batch=64), a JSON value",
+        )
     args = parser.parse_args(argv)
     try:
         if args.cmd == "pack":
@@ -332,11 +432,14 @@ def main(argv: list[str] | None = None) -> int:
                     changes[name] = json.loads(value)
                 except ValueError:
                     changes[name] = value
-            out = unpack(args.files, args.out, lr=args.lr, config=changes)
+            if args.cmd == "unpack":
+                out = unpack(args.files, args.out, lr=args.lr, config=changes)
+            else:
+                out = unpack_folder(args.folder, args.out, lr=args.lr, config=changes)
             step = torch.load(out / CHECKPOINT, map_location="cpu", weights_only=True).get("step")
             print(f"{out / CHECKPOINT} written (step {step})")
-    except CarryError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (CarryError, OSError) as exc:  # OSError: a folder that diffusers / transformers cannot load
+        print(f"error: {exc}".splitlines()[0], file=sys.stderr)
         return 2
     return 0
 

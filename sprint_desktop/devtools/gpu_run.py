@@ -512,25 +512,79 @@ def download_wheels(dest: Path) -> list[str]:
     return sorted(p.name for p in dest.glob("*.whl"))
 
 
+COMMITTED_TEACHER = "models/sprint-shapes-teacher"
+"""Where the repository keeps the packaged teacher (issue #14), which travels with the tree."""
+
+
+def _carry_vae(vae: Path, carry: Path) -> bool:
+    """Copy the VAE folder ``vae`` (config + weights) to ``carry/vae``; False when it is not there."""
+    if not (vae / "config.json").is_file():
+        return False
+    (carry / "vae").mkdir(exist_ok=True)
+    for f in vae.iterdir():
+        if f.suffix in (".json", ".safetensors"):
+            (carry / "vae" / f.name).write_bytes(f.read_bytes())
+    return True
+
+
+def _in_root(path: str | Path, root: Path) -> Path:
+    path = Path(path)
+    return path if path.is_absolute() else root / path
+
+
+def _travels(root: Path, rel: Path) -> bool:
+    """Whether git sends ``root/rel`` (tracked, or untracked and not ignored)."""
+    r = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard", "--", rel.as_posix()],
+        cwd=root,
+        capture_output=True,
+        check=True,
+    )
+    return bool(r.stdout.strip())
+
+
+def _carry_teacher_folder(folder: Path, carry: Path, root: Path) -> dict[str, Any]:
+    """``carry/teacher-folder.json`` for a packaged teacher in the tree, and its VAE in ``carry/vae``
+    (the one its run names when it is here, else the folder's own: the same encoder)."""
+    from .checkpoints import CarryError, teacher_training
+    from .gpu_train import FOLDER_FILE
+
+    training = teacher_training(folder)
+    try:
+        rel = folder.resolve().relative_to(root.resolve())
+    except ValueError:
+        raise CarryError(f"{folder} is not inside {root}, the tree that travels") from None
+    if not _travels(root, rel / "model_index.json"):
+        raise CarryError(f"{folder} is ignored by git, so it does not travel with the tree")
+    vae = _in_root(training.get("config", {}).get("vae", "runs/vae/vae"), root)
+    if not _carry_vae(vae, carry):
+        vae = folder / "vae"
+        _carry_vae(vae, carry)
+    record = {"folder": rel.as_posix(), "training": training}
+    (carry / FOLDER_FILE).write_text(json.dumps(record, indent=2))
+    return {"folder": rel.as_posix(), "step": training.get("step"), "vae": str(vae), "MiB": 0.0}
+
+
 def prepare(args: argparse.Namespace) -> int:
-    from .checkpoints import mib, pack
+    from .checkpoints import is_teacher_folder, mib, pack, shard_files
+    from .gpu_train import FOLDER_FILE
 
     carry, root = Path(args.carry), Path(args.root)
     carry.mkdir(parents=True, exist_ok=True)
     manifest: dict[str, Any] = {}
     if not args.no_wheels:
         manifest["wheels"] = download_wheels(carry / "wheels")
+    for old in [*shard_files(carry, "teacher"), carry / FOLDER_FILE]:
+        old.unlink(missing_ok=True)  # a teacher of an earlier prepare must not start the run
     teacher = Path(args.teacher)
-    if (teacher / "checkpoint.pt").is_file():
+    vae = root / "runs/vae/vae"
+    if is_teacher_folder(teacher):
+        manifest["teacher"] = _carry_teacher_folder(teacher, carry, root)
+        manifest["teacher_entries"] = f"none: the run starts from {manifest['teacher']['folder']} in the tree"
+    elif (teacher / "checkpoint.pt").is_file():
         cfg = json.loads((teacher / "config.json").read_text()) if (teacher / "config.json").is_file() else {}
-        vae = Path(cfg.get("vae", "runs/vae/vae"))
-        vae = vae if vae.is_absolute() else root / vae
-        if (vae / "config.json").is_file():
-            (carry / "vae").mkdir(exist_ok=True)
-            for f in vae.iterdir():
-                if f.suffix in (".json", ".safetensors"):
-                    (carry / "vae" / f.name).write_bytes(f.read_bytes())
-        else:
+        vae = _in_root(cfg.get("vae", "runs/vae/vae"), root)
+        if not _carry_vae(vae, carry):
             print(f"warning: the teacher's VAE {vae} is not there; the run uses the shipped model's VAE")
         packed = carry / "teacher.safetensors"
         pack(teacher, packed)
@@ -540,16 +594,25 @@ def prepare(args: argparse.Namespace) -> int:
             manifest["teacher_entries"] = "EMA only (raw + EMA was over the limit; raw resumes from the EMA)"
         manifest["teacher"] = {"from": str(teacher), "MiB": mib(packed)}
     else:
-        print(f"note: no {teacher}/checkpoint.pt: the GPU teacher starts from scratch")
+        hint = ""
+        if is_teacher_folder(root / COMMITTED_TEACHER):
+            hint = f" (--teacher {COMMITTED_TEACHER} starts it from the committed teacher)"
+        print(f"note: no {teacher}/checkpoint.pt: the GPU teacher starts from scratch{hint}")
     tree, carried = _tree_mib(root), _dir_mib(carry)
     manifest.update(tree_mib=round(tree, 1), carry_mib=round(carried, 1), total_mib=round(tree + carried, 1))
     (carry / "manifest.json").write_text(json.dumps(manifest, indent=2))
     print(json.dumps(manifest, indent=2))
     if tree + carried > args.limit_mib:
-        print(
-            f"error: {tree + carried:.1f} MiB would travel, over the {args.limit_mib:.0f} MiB limit",
-            file=sys.stderr,
-        )
+        over = f"error: {tree + carried:.1f} MiB would travel, over the {args.limit_mib:.0f} MiB limit"
+        if (teacher / "checkpoint.pt").is_file() and (
+            root / COMMITTED_TEACHER / "model_index.json"
+        ).is_file():
+            over += (
+                f"; the tree holds the teacher as {COMMITTED_TEACHER}: package this run into it"
+                f" (sprint distill package-teacher --vae {vae} --teacher {teacher} --out {COMMITTED_TEACHER})"
+                f" and prepare with --teacher {COMMITTED_TEACHER}, which carries no teacher weights"
+            )
+        print(over, file=sys.stderr)
         return 2
     return 0
 
@@ -594,7 +657,11 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("json")
     p = sub.add_parser("prepare", help="fill gpu-carry/ (scripts/gpu_prepare.sh)")
     p.add_argument("--carry", default="gpu-carry")
-    p.add_argument("--teacher", default="runs/teacher", help="the run folder whose checkpoint.pt travels")
+    p.add_argument(
+        "--teacher",
+        default="runs/teacher",
+        help=f"the run folder whose checkpoint.pt travels, or a packaged teacher in the tree ({COMMITTED_TEACHER}) to start from",
+    )
     p.add_argument("--root", default=".", help="the repository that travels (its size counts)")
     p.add_argument("--no-wheels", action="store_true", help="skip downloading the wheels")
     p.add_argument("--limit-mib", type=float, default=CARRY_LIMIT_MIB)

@@ -6,8 +6,9 @@ Three phases, each its own process (accelerate keeps one mixed-precision state p
 - ``data``: the training scenes' latent cache (`distill.data`), rendered by a pool of processes
   (one core renders ~300 scenes/s; a 40,000-scene cache would cost minutes on one) and encoded on
   the GPU; it runs while the check section does, the GPU being idle then.
-- ``teacher``: resumes from the packed CPU checkpoint carried in (`devtools.checkpoints`), at the
-  GPU batch and learning rate, by calling `distill.train_teacher.train` with ``iters`` one chunk
+- ``teacher``: resumes from the packed CPU checkpoint carried in (`devtools.checkpoints`), or from
+  the packaged teacher folder of the tree that ``teacher-folder.json`` names, at the GPU batch and
+  learning rate, by calling `distill.train_teacher.train` with ``iters`` one chunk
   further each time; after each chunk its EMA and raw weights are packed into ``$OUT``.
 - ``student``: the hybrid (sCM + LADD) student from that teacher, the same way.
 
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .checkpoints import CarryError, mib, pack, read, unpack
+from .checkpoints import CarryError, mib, pack, read, unpack, unpack_folder
 from .section import Section
 
 RETURN_LIMIT_MIB = 16.0
@@ -38,6 +39,10 @@ RETURN_LIMIT_MIB = 16.0
 WEIGHT_FILES = 6
 """Files of weights that may come back: 8 in all, less ``gpu_run.json`` and ``gpu_run.log``."""
 HUGE = 10**9
+ROOT = Path(__file__).resolve().parents[2]
+FOLDER_FILE = "teacher-folder.json"
+"""In the carry folder: the packaged teacher folder of the tree that the run starts from (its path
+relative to the repository root) and its ``training.json``; no weights travel for it."""
 
 
 @dataclass
@@ -305,6 +310,39 @@ def run_stoppable(section: Section, train: Any, cfg: Any, settings: TrainSetting
     section.set("end_step", _step(run))
 
 
+def carried_config(carry: Path) -> dict[str, Any]:
+    """The CPU run's ``config.json`` that came with the teacher: from the packed
+    ``teacher.safetensors``, else from ``teacher-folder.json`` (its folder's ``training.json``),
+    else nothing (the teacher starts from scratch)."""
+    carried = carry / "teacher.safetensors"
+    if carried.is_file():
+        _, meta = read([carried])
+        return dict(json.loads(meta["files"].get("config.json", "{}")))
+    if (carry / FOLDER_FILE).is_file():
+        return dict(json.loads((carry / FOLDER_FILE).read_text())["training"].get("config", {}))
+    return {}
+
+
+def start_teacher(
+    carry: Path, run: Path, lr: float, base: dict[str, Any], root: Path = ROOT
+) -> dict[str, Any] | str | None:
+    """Make ``run`` the carried teacher at learning rate ``lr``: `unpack` the packed
+    ``teacher.safetensors``, else `unpack_folder` the tree's folder that ``teacher-folder.json``
+    names (relative to ``root``). Returns the section's record of it (``base``: the CPU config),
+    "already unpacked" when ``run`` has a checkpoint, None when no teacher was carried."""
+    carried, pointer = carry / "teacher.safetensors", carry / FOLDER_FILE
+    if not carried.is_file() and not pointer.is_file():
+        return None
+    if (run / "checkpoint.pt").exists():
+        return "already unpacked"
+    if carried.is_file():
+        unpack([carried], run, lr=lr)
+        return {"file": str(carried), "MiB": mib(carried), "step": _step(run), "cpu_config": base}
+    rel = json.loads(pointer.read_text())["folder"]
+    unpack_folder(root / rel, run, lr=lr)
+    return {"folder": rel, "MiB": 0.0, "step": _step(run), "cpu_config": base}
+
+
 def teacher_phase(
     section: Section, carry: Path, work: Path, out: Path, settings: TrainSettings, device: str
 ) -> None:
@@ -313,19 +351,9 @@ def teacher_phase(
 
     vae = prepare_vae(carry, work)
     run = work / "runs" / "teacher"
-    carried = carry / "teacher.safetensors"
-    base: dict[str, Any] = dataclasses.asdict(TeacherConfig())
-    if carried.is_file():
-        _, meta = read([carried])
-        base.update(json.loads(meta["files"].get("config.json", "{}")))
+    base: dict[str, Any] = {**dataclasses.asdict(TeacherConfig()), **carried_config(carry)}
     factor = lr_factor(settings.lr_rule, settings.teacher_batch, int(base["batch"]))
-    if carried.is_file() and not (run / "checkpoint.pt").exists():
-        unpack([carried], run, lr=float(base["lr"]) * factor)
-        section.set(
-            "carried", {"file": str(carried), "MiB": mib(carried), "step": _step(run), "cpu_config": base}
-        )
-    else:
-        section.set("carried", None if not carried.is_file() else "already unpacked")
+    section.set("carried", start_teacher(carry, run, float(base["lr"]) * factor, base))
     start = _step(run)
     iters = (
         start + settings.teacher_extra
@@ -457,7 +485,7 @@ def prepare_vae(carry: Path, work: Path) -> Path:
     the work folder (the latent cache is written beside it, never into the repository)."""
     src = carry / "vae"
     if not (src / "config.json").is_file():
-        src = Path(__file__).resolve().parents[2] / "models" / "sprint-shapes" / "vae"
+        src = ROOT / "models" / "sprint-shapes" / "vae"
     dest = work / "runs" / "vae" / "vae"
     if not (dest / "config.json").is_file():
         shutil.copytree(src, dest)
@@ -469,11 +497,7 @@ def data_phase(section: Section, carry: Path, work: Path, settings: TrainSetting
     from ..distill.train_teacher import TeacherConfig
 
     vae = prepare_vae(carry, work)
-    base: dict[str, Any] = dataclasses.asdict(TeacherConfig())
-    carried = carry / "teacher.safetensors"
-    if carried.is_file():
-        _, meta = read([carried])
-        base.update(json.loads(meta["files"].get("config.json", "{}")))
+    base: dict[str, Any] = {**dataclasses.asdict(TeacherConfig()), **carried_config(carry)}
     n = cache_size(settings, base)
     section.set("cache", n)
     if n > 0:

@@ -126,11 +126,32 @@ def with_guidance_embedding(transformer: Any) -> Any:
     return guided
 
 
+TRAINING_FILE = "training.json"
+"""In a packaged teacher: which run and step it is (``{"config": <the run's config.json>, "step": N,
+"cpu_s": S}``), so that training can go on from the folder (`devtools.checkpoints.unpack_folder`)."""
+
+
+def training_record(teacher: str | Path) -> dict[str, Any]:
+    """The run's ``config.json`` and, when it has a ``checkpoint.pt``, its step and CPU seconds."""
+    import torch
+
+    run = Path(teacher)
+    record: dict[str, Any] = {"config": {}}
+    if (run / "config.json").is_file():
+        record["config"] = json.loads((run / "config.json").read_text())
+    if (run / "checkpoint.pt").is_file():
+        state = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True, mmap=True)
+        record["step"] = int(state["step"])
+        record["cpu_s"] = float(state.get("cpu_s", 0.0))
+    return record
+
+
 def package_teacher(vae: str, teacher: str, out: str) -> Path:
     """Write the teacher run (EMA transformer and text encoder, tokenizer) with the VAE as a stock
     `SanaPipeline` folder (flow-matching Euler scheduler, no shift), transformer in fp16, so that
     anyone can sample it with diffusers alone and re-distil from the repo
-    (`sprint distill student --teacher OUT` reads the same layout)."""
+    (`sprint distill student --teacher OUT` reads the same layout). `TRAINING_FILE` says which
+    run and step it is."""
     import torch
     from diffusers import AutoencoderDC, FlowMatchEulerDiscreteScheduler, SanaPipeline, SanaTransformer2DModel
     from transformers import Gemma2Model, PreTrainedTokenizerFast
@@ -154,4 +175,5 @@ def package_teacher(vae: str, teacher: str, out: str) -> Path:
         "default_size": [IMAGE_SIZE, IMAGE_SIZE],
     }
     (folder / "sprint_desktop.json").write_text(json.dumps(settings, indent=2) + "\n")
+    (folder / TRAINING_FILE).write_text(json.dumps(training_record(teacher), indent=2) + "\n")
     return folder

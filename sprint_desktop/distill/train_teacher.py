@@ -73,6 +73,17 @@ def lr_factor(step: int, cfg: TeacherConfig) -> float:
     raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {cfg.lr_schedule!r}")
 
 
+def make_optimizer(params: list[Any], cfg: TeacherConfig, step: int = 0) -> tuple[Any, Any]:
+    """The teacher's AdamW and learning-rate schedule (`lr_factor`) over ``params`` (the
+    transformer's, then the text encoder's), the schedule at ``step`` as after that many steps of
+    `train`; the optimizer's moments are fresh."""
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
+    for group in opt.param_groups:  # a scheduler started past step 0 wants its base rate here
+        group.setdefault("initial_lr", group["lr"])
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: lr_factor(i, cfg), last_epoch=step - 1)
+    return opt, sched
+
+
 def ema_decay(step: int, target: float) -> float:
     """EMA decay with warm-up, min(target, (1 + step) / (10 + step)): early averages are not
     dominated by the random initial weights."""
@@ -264,8 +275,7 @@ def train(cfg: TeacherConfig) -> Path:
         cfg.seed, patch_size=cfg.patch_size, num_layers=cfg.num_layers, num_heads=cfg.num_heads
     )
     params = [*transformer.parameters(), *text_encoder.parameters()]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: lr_factor(i, cfg))
+    opt, sched = make_optimizer(params, cfg)
     ema_tf, ema_te = (
         copy.deepcopy(transformer).requires_grad_(False),
         copy.deepcopy(text_encoder).requires_grad_(False),

@@ -3,6 +3,8 @@ sampled by diffusers alone exactly as our Euler sampler does, and read back for 
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -147,6 +149,8 @@ def test_cli_packages_a_teacher_run(tmp_path, capsys):
     assert f"teacher written to {out}" in capsys.readouterr().out
     pipe = SanaPipeline.from_pretrained(out, local_files_only=True)
     assert not pipe.transformer.config.guidance_embeds
+    # which run and step it is (a run without config.json or checkpoint.pt: no config, no step)
+    assert json.loads((out / "training.json").read_text()) == {"config": {}}
     from safetensors import safe_open
 
     with safe_open(out / "transformer" / "diffusion_pytorch_model.safetensors", "pt") as f:
