@@ -5,6 +5,8 @@
 # within the 64 MiB that travel.
 #   scripts/gpu_prepare.sh                          # runs/teacher -> gpu-carry/
 #   scripts/gpu_prepare.sh --teacher runs/teacher2  # another run
+#   scripts/gpu_prepare.sh --teacher models/sprint-shapes-teacher  # the packaged teacher in the tree:
+#                                                   # only a pointer to it is carried, no weights
 #   scripts/gpu_prepare.sh --no-wheels              # keep the wheels already there (or none: no network)
 set -euo pipefail
 cd "$(dirname "$0")/.."

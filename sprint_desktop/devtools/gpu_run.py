@@ -3,6 +3,7 @@ in its own process with its own time budget, so the whole run ends inside its li
 section does; results as JSON + logs in ``--out`` (the device machine's ``$OUT``).
 
     scripts/gpu_prepare.sh            # here: wheels + the latest teacher checkpoint -> gpu-carry/
+                                      # (--teacher models/sprint-shapes-teacher: the tree's teacher)
     scripts/gpu_run.sh                # there: the run (scripts/gpu_run.sh --dry-run: here, tiny)
 
 What comes back (at most 8 files of at most 16 MiB): ``gpu_run.json`` (everything measured,
@@ -20,6 +21,7 @@ import dataclasses
 import json
 import os
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -543,9 +545,28 @@ def _travels(root: Path, rel: Path) -> bool:
     return bool(r.stdout.strip())
 
 
+def _same_vae(a: Path, b: Path) -> bool:
+    """Whether the VAE folders ``a`` and ``b`` hold the same model: the same config (the ``_``
+    entries diffusers adds aside) and the same tensors in the same weight files."""
+    from safetensors.torch import load_file
+
+    def config(folder: Path) -> dict[str, Any]:
+        return {k: v for k, v in json.loads((folder / "config.json").read_text()).items() if k[0] != "_"}
+
+    weights = sorted(p.name for p in a.glob("*.safetensors"))
+    if config(a) != config(b) or weights != sorted(p.name for p in b.glob("*.safetensors")):
+        return False
+    for name in weights:
+        ta, tb = load_file(a / name), load_file(b / name)
+        if set(ta) != set(tb) or not all(ta[k].dtype == tb[k].dtype and ta[k].equal(tb[k]) for k in ta):
+            return False
+    return True
+
+
 def _carry_teacher_folder(folder: Path, carry: Path, root: Path) -> dict[str, Any]:
-    """``carry/teacher-folder.json`` for a packaged teacher in the tree, and its VAE in ``carry/vae``
-    (the one its run names when it is here, else the folder's own: the same encoder)."""
+    """``carry/teacher-folder.json`` for a packaged teacher in the tree; the VAE its run names in
+    ``carry/vae`` when that is here and not the folder's own ``vae/`` (the run then reads that one
+    from the tree: the same encoder, so the same latent space)."""
     from .checkpoints import CarryError, teacher_training
     from .gpu_train import FOLDER_FILE
 
@@ -557,12 +578,15 @@ def _carry_teacher_folder(folder: Path, carry: Path, root: Path) -> dict[str, An
     if not _travels(root, rel / "model_index.json"):
         raise CarryError(f"{folder} is ignored by git, so it does not travel with the tree")
     vae = _in_root(training.get("config", {}).get("vae", "runs/vae/vae"), root)
-    if not _carry_vae(vae, carry):
-        vae = folder / "vae"
+    own = folder / "vae"
+    if (vae / "config.json").is_file() and not ((own / "config.json").is_file() and _same_vae(vae, own)):
         _carry_vae(vae, carry)
+        vae_note = f"carried from {vae}"
+    else:
+        vae_note = f"{rel.as_posix()}/vae in the tree"
     record = {"folder": rel.as_posix(), "training": training}
     (carry / FOLDER_FILE).write_text(json.dumps(record, indent=2))
-    return {"folder": rel.as_posix(), "step": training.get("step"), "vae": str(vae), "MiB": 0.0}
+    return {"folder": rel.as_posix(), "step": training.get("step"), "vae": vae_note, "MiB": 0.0}
 
 
 def prepare(args: argparse.Namespace) -> int:
@@ -574,8 +598,10 @@ def prepare(args: argparse.Namespace) -> int:
     manifest: dict[str, Any] = {}
     if not args.no_wheels:
         manifest["wheels"] = download_wheels(carry / "wheels")
+    # a teacher or VAE of an earlier prepare must not start the run
     for old in [*shard_files(carry, "teacher"), carry / FOLDER_FILE]:
-        old.unlink(missing_ok=True)  # a teacher of an earlier prepare must not start the run
+        old.unlink(missing_ok=True)
+    shutil.rmtree(carry / "vae", ignore_errors=True)
     teacher = Path(args.teacher)
     vae = root / "runs/vae/vae"
     if is_teacher_folder(teacher):

@@ -480,12 +480,16 @@ def _eval_overrides(settings: TrainSettings, base: dict[str, Any], teacher: bool
     return over
 
 
-def prepare_vae(carry: Path, work: Path) -> Path:
-    """The VAE the runs use: the carried one (``carry/vae``), else the shipped model's, copied into
-    the work folder (the latent cache is written beside it, never into the repository)."""
+def prepare_vae(carry: Path, work: Path, root: Path = ROOT) -> Path:
+    """The VAE the runs use: the carried one (``carry/vae``), else the one in the tree's teacher
+    folder that ``teacher-folder.json`` names (prepare carries none when the run's VAE is that one),
+    else the shipped model's; copied into the work folder (the latent cache is written beside it,
+    never into the repository)."""
     src = carry / "vae"
+    if not (src / "config.json").is_file() and (carry / FOLDER_FILE).is_file():
+        src = root / json.loads((carry / FOLDER_FILE).read_text())["folder"] / "vae"
     if not (src / "config.json").is_file():
-        src = ROOT / "models" / "sprint-shapes" / "vae"
+        src = root / "models" / "sprint-shapes" / "vae"
     dest = work / "runs" / "vae" / "vae"
     if not (dest / "config.json").is_file():
         shutil.copytree(src, dest)

@@ -18,7 +18,7 @@ from sprint_desktop.devtools.checkpoints import main as checkpoints_main
 from sprint_desktop.devtools.checkpoints import unpack_folder
 from sprint_desktop.devtools.gpu_run import COMMITTED_TEACHER, _tree_mib
 from sprint_desktop.devtools.gpu_run import main as gpu_run_main
-from sprint_desktop.devtools.gpu_train import FOLDER_FILE, carried_config, start_teacher
+from sprint_desktop.devtools.gpu_train import FOLDER_FILE, carried_config, prepare_vae, start_teacher
 from sprint_desktop.distill.package import package_teacher
 from sprint_desktop.distill.train_teacher import TeacherConfig, velocity
 from sprint_desktop.distill.train_teacher import train as train_teacher
@@ -113,20 +113,23 @@ def test_unpack_folder_refuses_what_is_no_packaged_teacher_in_one_line(folder, t
 
 def test_prepare_from_the_committed_teacher_carries_no_weights_and_the_run_starts_from_it(repo, tmp_path):
     carry = tmp_path / "carry"
-    carry.mkdir()
+    (carry / "vae").mkdir(parents=True)
     (carry / "teacher.safetensors").write_bytes(b"an earlier prepare's")
+    (carry / "vae" / "config.json").write_text("{}")
     teacher = repo / COMMITTED_TEACHER
     args = ["prepare", "--no-wheels", "--teacher", str(teacher), "--root", str(repo), "--carry", str(carry)]
     assert gpu_run_main(args) == 0
     pointer = json.loads((carry / FOLDER_FILE).read_text())
     training = json.loads((teacher / "training.json").read_text())
     assert pointer == {"folder": COMMITTED_TEACHER, "training": training}
-    # nothing of the teacher travels beside the tree: only the VAE its run names
-    assert sorted(p.relative_to(carry).as_posix() for p in carry.rglob("*.safetensors")) == [
-        "vae/diffusion_pytorch_model.safetensors"
-    ]
+    # nothing travels beside the tree: the VAE the run names is the folder's own, read from the tree
+    assert sorted(p.relative_to(carry).as_posix() for p in carry.rglob("*")) == ["manifest.json", FOLDER_FILE]
     manifest = json.loads((carry / "manifest.json").read_text())
-    assert manifest["teacher"]["folder"] == COMMITTED_TEACHER and manifest["carry_mib"] < 3.5
+    assert manifest["teacher"]["folder"] == COMMITTED_TEACHER and manifest["carry_mib"] < 0.1
+    tree_vae = teacher / "vae" / "config.json"
+    tree_vae.write_text(json.dumps({**json.loads(tree_vae.read_text()), "_from": "the tree"}))
+    vae = prepare_vae(carry, tmp_path / "work", root=repo)
+    assert json.loads((vae / "config.json").read_text())["_from"] == "the tree"
 
     # the GPU teacher phase's start: the config as base, the run built from the tree's folder
     assert carried_config(carry) == training["config"]
@@ -139,6 +142,24 @@ def test_prepare_from_the_committed_teacher_carries_no_weights_and_the_run_start
     assert state["step"] == 1 and state["opt"]["param_groups"][0]["lr"] == pytest.approx(4 * base["lr"])
     assert start_teacher(carry, run, base["lr"], base, root=repo) == "already unpacked"
     assert start_teacher(tmp_path / "empty", run, base["lr"], base, root=repo) is None
+
+
+def test_prepare_carries_the_vae_the_run_names_when_it_is_not_the_folders(repo, tmp_path):
+    other = tmp_path / "vae-decoder-tuned"
+    shutil.copytree(VAE, other)
+    (other / "config.json").write_text(
+        json.dumps({**json.loads((VAE / "config.json").read_text()), "scaling_factor": 0.125})
+    )
+    teacher = repo / COMMITTED_TEACHER
+    training = json.loads((teacher / "training.json").read_text())
+    training["config"]["vae"] = str(other)
+    (teacher / "training.json").write_text(json.dumps(training))
+    carry = tmp_path / "carry"
+    args = ["prepare", "--no-wheels", "--teacher", str(teacher), "--root", str(repo), "--carry", str(carry)]
+    assert gpu_run_main(args) == 0
+    vae = prepare_vae(carry, tmp_path / "work", root=repo)
+    assert json.loads((vae / "config.json").read_text())["scaling_factor"] == 0.125
+    assert json.loads((carry / "manifest.json").read_text())["teacher"]["vae"] == f"carried from {other}"
 
 
 def test_prepare_refuses_a_teacher_folder_that_does_not_travel(repo, tmp_path, capsys):
