@@ -8,6 +8,8 @@ from sprint_desktop.distill.evaluate import distribution_scores, format_rows, re
 from sprint_desktop.distill.train_student import eval_captions, eval_scenes
 from sprint_desktop.distill.world import HELD_OUT, render
 
+from .grids import assert_one_tile_per_grid_prompt
+
 
 def test_eval_scenes_are_half_held_out_and_match_the_captions():
     scenes = eval_scenes(40)
@@ -52,18 +54,6 @@ def test_grid_prompts_keep_seen_and_held_out_apart():
 
 
 def test_sample_grid_holds_one_tile_per_prompt(tiny_model_dir, tmp_path):
-    from PIL import Image
+    from sprint_desktop.distill.evaluate import sample_grid
 
-    from sprint_desktop.distill.evaluate import GRID_PROMPTS, sample_grid
-
-    path = sample_grid(str(tiny_model_dir), tmp_path / "grid.png", steps=1, scale=1)
-    image = np.asarray(Image.open(path))
-    n_rows, n_cols = len(GRID_PROMPTS), max(len(v) for v in GRID_PROMPTS.values())
-    assert image.shape == (n_rows * 68 + 4, n_cols * 68 + 4, 3)
-    tiles = [
-        image[4 + r * 68 : 68 + r * 68, 4 + c * 68 : 68 + c * 68]
-        for r in range(n_rows)
-        for c in range(n_cols)
-    ]
-    # every tile is a generated image, not the grey background, and different prompts differ
-    assert all((t != 200).any() for t in tiles) and not np.array_equal(tiles[0], tiles[1])
+    assert_one_tile_per_grid_prompt(sample_grid(str(tiny_model_dir), tmp_path / "grid.png", steps=1, scale=1))
