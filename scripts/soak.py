@@ -75,7 +75,9 @@ def live_part_workspace(model: str, n: int, samples: list[dict], tmp: Path, back
     from sprint_desktop.workspace import InlineRunner, Workspace
 
     clock = [0.0]
-    runner = InlineRunner(lambda path, _backend, device: create_engine(path, backend=backend, device="cpu"))
+    runner = InlineRunner(
+        lambda path, _backend, device, _compile: create_engine(path, backend=backend, device="cpu")
+    )
     ws = Workspace(runner, tmp / "settings.json", tmp / "data", model_override=model, clock=lambda: clock[0])
     runner.bind(ws)
     ws.load_model()

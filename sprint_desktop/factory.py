@@ -119,9 +119,13 @@ def create_engine(
     device: str | None = None,
     export_progress=None,
     bind_progress=None,
+    compile: str | None = None,
     **kwargs,
 ) -> Engine:
     """Create (not yet load) the engine for ``backend`` over the model folder ``model_path``.
+
+    ``compile`` is the PyTorch engine's ``torch.compile`` mode ("off", "default",
+    "reduce-overhead"; see `TorchEngine`); ONNX Runtime ignores it.
 
     With ``backend="onnx"`` the export is found in this order: the one shipped in the model folder,
     a cached export, an earlier binding of the model's weights to installed weight-free graphs, a
@@ -130,7 +134,7 @@ def create_engine(
     if backend == "torch":
         from .engine.torch_backend import TorchEngine
 
-        return TorchEngine(model_path, device=device, **kwargs)
+        return TorchEngine(model_path, device=device, compile=compile, **kwargs)
     if backend == "onnx":
         from .store.gpu_runtime import activate_gpu_runtime
 

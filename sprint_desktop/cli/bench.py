@@ -13,7 +13,15 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import SprintError
-from .common import EXIT_OK, UsageError, add_model_args, parse_int_list, parse_size, resolve_model
+from .common import (
+    EXIT_OK,
+    UsageError,
+    add_compile_arg,
+    add_model_args,
+    parse_int_list,
+    parse_size,
+    resolve_model,
+)
 
 DEVTOOLS = "sprint_desktop.devtools"
 
@@ -57,6 +65,11 @@ def register(sub: Any) -> None:
         type=int,
         help="shrink Gemma-2 in a published --arch (for machines without the memory)",
     )
+    add_compile_arg(
+        bench,
+        "also time the same engine with torch.compile in this MODE (default or reduce-overhead) after "
+        "the eager rows: the first image's compile time, then each case's ratio compiled / eager",
+    )
     bench.add_argument("--json", type=Path, default=Path("bench-out/bench.json"), help="where to write JSON")
     bench.set_defaults(func=run)
 
@@ -81,6 +94,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--repeats must be >= 1 and --warmup >= 0")
     if args.backend == "onnx" and args.arch:
         raise UsageError("--backend onnx benchmarks a model folder: give --model (or use the embedded model)")
+    if args.compile != "off" and args.backend == "onnx":
+        raise UsageError("--compile times the PyTorch engine: leave out --backend onnx")
     if args.control_layers is not None and (not args.control or args.arch):
         raise UsageError("--control-layers goes with --control on a model folder (not --arch)")
     bench = _devtools_bench()
@@ -116,6 +131,7 @@ def _run(bench: Any, args: argparse.Namespace, model: Any) -> int:
         stock=not args.no_stock,
         text_encoder_layers=args.text_encoder_layers,
         control=args.control,
+        compile=args.compile,
     )
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

@@ -80,3 +80,9 @@ def add_model_args(p: argparse.ArgumentParser, backends: tuple[str, ...] = ("tor
     )
     p.add_argument("--device", choices=["cpu", "cuda"], help="default: CUDA when available, else CPU")
     p.add_argument("--dtype", choices=["auto", "fp32", "fp16", "bf16"], default="auto")
+
+
+def add_compile_arg(p: argparse.ArgumentParser, help_text: str) -> None:
+    from ..core.settings import COMPILE_MODES
+
+    p.add_argument("--compile", choices=list(COMPILE_MODES), default="off", metavar="MODE", help=help_text)

@@ -32,6 +32,8 @@ MAX_TEXT_SETTING = 4096
 """Paths, names and hex window state: longer values are replaced by their default."""
 BACKENDS = ("auto", "torch", "onnx")
 DEVICES = ("auto", "cpu", "cuda")
+COMPILE_MODES = ("off", "default", "reduce-overhead")
+"""PyTorch engine's torch.compile: off (eager), Inductor, Inductor with CUDA graphs (CUDA only)."""
 THEMES = ("light", "dark")
 
 
@@ -40,6 +42,7 @@ class Settings:
     model: str = ""  # empty: the embedded model
     backend: str = "auto"  # ONNX Runtime when the model has an export, else PyTorch
     device: str = "auto"
+    compile: str = "off"  # the PyTorch engine's torch.compile mode (COMPILE_MODES); ONNX ignores it
     output_dir: str = ""  # empty: <user data>/gallery
     theme: str = "light"
     live_debounce_ms: int = 150
@@ -68,6 +71,8 @@ class Settings:
             out.backend = d.backend
         if out.device not in DEVICES:
             out.device = d.device
+        if out.compile not in COMPILE_MODES:
+            out.compile = d.compile
         if out.theme not in THEMES:
             out.theme = d.theme
         if out.seed_mode not in ("random", "fixed"):

@@ -62,7 +62,10 @@ def run_bench(
     stock: bool = True,
     text_encoder_layers: int | None = None,
     control: bool = False,
+    compile: str = "off",
 ) -> dict[str, Any]:
+    """The bench of ``model`` (or a random-weight ``arch``); with ``compile`` the same engine is
+    timed again compiled (`bench_compiled`) and the report holds both."""
     t0 = time.perf_counter()
     if arch is None:
         assert model is not None
@@ -79,7 +82,56 @@ def run_bench(
             f", Gemma-2 cut to {text_encoder_layers} layers" if text_encoder_layers else ""
         )
     load_s = time.perf_counter() - t0
-    return bench_engine(engine, label, size, steps, repeats, warmup, stock, control, load_s)
+    report = bench_engine(engine, label, size, steps, repeats, warmup, stock, control, load_s)
+    if compile != "off":
+        compiled = bench_compiled(engine, compile, label, size, steps, repeats, warmup, control, report)
+        report["compiled"] = compiled
+        report["table"] += "\n\n" + compiled.get("table", f"compiled: {compiled.get('skipped')}")
+    return report
+
+
+def bench_compiled(
+    engine: TorchEngine,
+    mode: str,
+    label: str,
+    size: tuple[int, int] | None,
+    steps: list[int],
+    repeats: int,
+    warmup: int,
+    control: bool = False,
+    eager: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """``engine`` compiled as the product compiles it (`TorchEngine.enable_compile`): the first
+    image apart (it compiles, ``compile_s``), then the timing loop of `bench_engine` (without the
+    stock pipeline, which shares the compiled transformer); with ``eager``, that engine's eager
+    report from the same run, each case's total as a ratio compiled / eager."""
+    in_effect = engine.enable_compile(mode)
+    if in_effect == "off":
+        return {"skipped": engine.notices[-1] if engine.notices else "the engine could not compile"}
+    info = engine.info
+    width, height = size if size else (info.default_width, info.default_height)
+    t0 = time.perf_counter()
+    engine.generate(GenerateRequest(_prompt(-1), steps=steps[0], width=width, height=height))
+    compile_s = time.perf_counter() - t0
+    report = bench_engine(
+        engine, f"{label}, torch.compile {in_effect}", size, steps, repeats, warmup, False, control, compile_s
+    )
+    report["compile_s"] = round(compile_s, 1)
+    if eager is not None:
+        ratios = {
+            n: {
+                case: round(row[case]["total_ms"] / eager["results"][n][case]["total_ms"], 3)
+                for case in row
+                if case.startswith("ours_") and case in eager["results"].get(n, {})
+            }
+            for n, row in report["results"].items()
+        }
+        report["ratio_compiled_vs_eager"] = ratios
+        lines = [f"first image (compiling): {compile_s:.1f} s", "", "| steps | case | compiled / eager |"]
+        lines.append("|---|---|---|")
+        lines += [f"| {n} | {case} | {r:.3f}x |" for n, row in ratios.items() for case, r in row.items()]
+        report["table"] += "\n\n" + "\n".join(lines)
+    return report
 
 
 def bench_engine(

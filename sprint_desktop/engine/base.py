@@ -50,6 +50,8 @@ class ModelInfo:
     """Steps an image gets unless asked otherwise (``default_steps`` in ``sprint_desktop.json``)."""
     refine_steps: int = 4
     """The model's best step count: "instant, then refine" refines at it (``refine_steps``)."""
+    compile_mode: str = "off"
+    """The PyTorch engine's ``torch.compile`` mode in effect ("off": eager; ONNX Runtime: "off")."""
 
 
 def resolve_request(request: GenerateRequest, info: ModelInfo) -> GenerateRequest:

@@ -10,8 +10,10 @@ loop against the stock pipeline to 1e-5.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import inspect
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,7 @@ from ..formats.model_folder import (
     read_model_settings,
     safetensors_keys,
 )
+from . import compiling
 from .base import Engine, ModelInfo, ProgressCallback
 from .text_cache import LRUCache
 
@@ -95,6 +98,11 @@ class TorchEngine(Engine):
         max_sequence_length: prompt tokens kept after the instruction; None reads the folder's file.
         prefix_cache: run the causal text encoder over the fixed instruction prefix once and reuse
             its key/value cache, so a new prompt costs only its own tokens (see `_encode_ids`).
+        compile: ``torch.compile`` the transformer, the DC-AE decoder and the ControlNet on load
+            (`enable_compile`): None or "off" (eager), "default" (Inductor) or "reduce-overhead"
+            (Inductor and CUDA graphs; plain Inductor off CUDA). The first image of each shape is
+            slow (it compiles); one that cannot compile runs eagerly with a notice.
+        compile_backend: the ``torch.compile`` backend ("inductor"; others for tests and dry runs).
     """
 
     backend_name = "torch"
@@ -108,8 +116,18 @@ class TorchEngine(Engine):
         complex_human_instruction: bool | None = None,
         max_sequence_length: int | None = None,
         prefix_cache: bool = True,
+        compile: str | None = None,
+        compile_backend: str | Callable[..., Any] = "inductor",
     ) -> None:
         super().__init__()
+        try:
+            self.compile_request = compiling.normalize_mode(compile)
+        except ValueError as exc:
+            raise ModelLoadError(str(exc)) from None
+        self.compile_backend = compile_backend
+        self.compile_mode = "off"
+        """The mode in effect: "off" until compiled, and again after compiling failed."""
+        self._compiled: list[torch.nn.Module] = []
         self.model_path = Path(model_path)
         self.prefix_cache_enabled = prefix_cache
         self._prefix_states: dict[int, tuple[torch.Tensor, Any]] = {}
@@ -250,9 +268,60 @@ class TorchEngine(Engine):
             default_steps=defaults.steps,
             refine_steps=defaults.refine_steps,
         )
+        if self.compile_request != "off":
+            self.enable_compile(self.compile_request)
+
+    # --------------------------------------------------------------------------------- compiling
+    def enable_compile(self, mode: str, backend: str | Callable[..., Any] | None = None) -> str:
+        """``torch.compile`` the transformer, the DC-AE decoder and the ControlNet (if loaded) in
+        place, with Inductor's caches in the app's cache folder; "off" makes them eager again.
+        The compile itself happens on the next image. Returns the mode in effect: "off" when
+        compiling cannot work here, with the reason in `notices` (the engine runs eagerly)."""
+        mode = compiling.normalize_mode(mode)
+        backend = backend or self.compile_backend
+        if self._compiled:
+            self._disable_compile()
+            torch._dynamo.reset()  # a new mode or backend must not reuse the old compiled code
+        if mode == "off":
+            return "off"
+        compiling.use_persistent_cache()  # first: importing Inductor's modules sets its own default
+        problem = compiling.compile_problem(self.device.type, backend)
+        if problem is None:
+            effective = compiling.effective_mode(mode, self.device.type)
+            try:
+                for module in self._compile_targets():
+                    compiling.compile_module(module, effective, backend)
+                    self._compiled.append(module)
+            except Exception as exc:  # noqa: BLE001 - e.g. an unknown backend: one line, then eager
+                self._disable_compile()
+                problem = compiling.failure_line(exc)
+            else:
+                self._set_compile_mode(effective)
+                return effective
+        self.notices.append(f"the model runs without torch.compile (slower): {problem}")
+        return "off"
+
+    def _compile_targets(self) -> list[torch.nn.Module]:
+        targets = [self.transformer, self.vae.decoder]
+        return [*targets, self.controlnet] if self.controlnet is not None else targets
+
+    def _disable_compile(self) -> None:
+        for module in self._compiled:
+            compiling.uncompile(module)
+        self._compiled.clear()
+        self._set_compile_mode("off")
+
+    def _set_compile_mode(self, mode: str) -> None:
+        self.compile_mode = mode
+        if self._info is not None:
+            self._info = dataclasses.replace(self._info, compile_mode=mode)
 
     def close(self) -> None:
+        if self._compiled:
+            self._disable_compile()
+            torch._dynamo.reset()  # frees the compiled code and its CUDA graphs' memory
         self.pipeline = self.text_encoder = self.transformer = self.vae = self.controlnet = None
+        self.notices.clear()
         self.prompt_cache.clear()
         self.control_cache.clear()
         self.control_embed_cache.clear()
@@ -277,6 +346,19 @@ class TorchEngine(Engine):
                 f"out of memory on {self.device} at {request.width}x{request.height} with "
                 f"{request.batch_size} image(s): try a smaller size or fewer images"
             ) from None
+        except compiling.compile_errors() as exc:
+            if not self._compiled:
+                raise
+            # Compiling failed on this image (Inductor's compiler, Triton, an unsupported
+            # operation): the same request again, eagerly, and eager from now on.
+            log.info("torch.compile failed; running eagerly", exc_info=True)
+            self._disable_compile()
+            torch._dynamo.reset()
+            self.notices.append(
+                f"compiling the model failed, so it runs without torch.compile (slower): "
+                f"{compiling.failure_line(exc)}"
+            )
+            return self._run_guarded(request, noise, progress, cancel, request_id)
 
     def _all_finite(self, latents: Any) -> bool:
         return bool(torch.isfinite(latents).all())

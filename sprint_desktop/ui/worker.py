@@ -29,6 +29,7 @@ class LoadJob:
     model_path: str
     backend: str = "auto"
     device: str | None = None
+    compile: str = "off"  # the PyTorch engine's torch.compile mode; ONNX Runtime ignores it
 
 
 class EngineWorker(QObject):
@@ -56,9 +57,11 @@ class EngineWorker(QObject):
         self._thread.start()
 
     # ------------------------------------------------------------------ called from the GUI thread
-    def load(self, model_path: str, backend: str = "auto", device: str | None = None) -> None:
+    def load(
+        self, model_path: str, backend: str = "auto", device: str | None = None, compile: str = "off"
+    ) -> None:
         with self._cond:
-            self._load = LoadJob(model_path, backend, None if device in (None, "auto") else device)
+            self._load = LoadJob(model_path, backend, None if device in (None, "auto") else device, compile)
             dropped, self._pending = self._pending, None
             if self._cancel is not None:
                 self._cancel.cancel()
@@ -155,6 +158,7 @@ class EngineWorker(QObject):
                 backend=backend,
                 device=job.device,
                 export_progress=export_progress,
+                compile=job.compile,
                 **({"bind_progress": bind_progress} if backend == "onnx" else {}),
             )
             info = engine.load()

@@ -21,7 +21,9 @@ if TYPE_CHECKING:
 
 
 class Runner(Protocol):
-    def load(self, model_path: str, backend: str = "torch", device: str | None = None) -> None: ...
+    def load(
+        self, model_path: str, backend: str = "torch", device: str | None = None, compile: str = "off"
+    ) -> None: ...
 
     def submit(self, request: GenerateRequest) -> int: ...
 
@@ -29,14 +31,14 @@ class Runner(Protocol):
 
 
 class InlineRunner:
-    """Runs jobs for ``workspace`` through engines made by ``make_engine(path, backend, device)``,
-    in this thread, when `run_next` / `run_all` is called."""
+    """Runs jobs for ``workspace`` through engines made by ``make_engine(path, backend, device,
+    compile)``, in this thread, when `run_next` / `run_all` is called."""
 
-    def __init__(self, make_engine: Callable[[str, str, str | None], Engine]) -> None:
+    def __init__(self, make_engine: Callable[[str, str, str | None, str], Engine]) -> None:
         self.make_engine = make_engine
         self.workspace: Workspace | None = None
         self.engine: Engine | None = None
-        self._load: tuple[str, str, str | None] | None = None
+        self._load: tuple[str, str, str | None, str] | None = None
         self.pending: tuple[int, GenerateRequest] | None = None
         self.submitted: list[GenerateRequest] = []
         self._ids = itertools.count(1)
@@ -44,8 +46,10 @@ class InlineRunner:
     def bind(self, workspace: Workspace) -> None:
         self.workspace = workspace
 
-    def load(self, model_path: str, backend: str = "torch", device: str | None = None) -> None:
-        self._load = (model_path, backend, device)
+    def load(
+        self, model_path: str, backend: str = "torch", device: str | None = None, compile: str = "off"
+    ) -> None:
+        self._load = (model_path, backend, device, compile)
         self._drop_pending()
 
     def submit(self, request: GenerateRequest) -> int:
@@ -94,10 +98,10 @@ class InlineRunner:
             count += 1
         return count
 
-    def _run_load(self, path: str, backend: str, device: str | None) -> None:
+    def _run_load(self, path: str, backend: str, device: str | None, compile: str) -> None:
         self._ws.on_loading(path)
         try:
-            engine = self.make_engine(path, backend, device)
+            engine = self.make_engine(path, backend, device, compile)
             info = engine.load()
         except SprintError as exc:
             self._ws.on_load_failed(str(exc))

@@ -88,6 +88,8 @@ class Workspace:
         self.live_id = 0
         self.live_hidden_id = 0
         self.model_path_loading = ""
+        self.images_since_load = 0
+        """Results since the model loaded: a compiled model compiles on its first image."""
         self.scheduler: LiveScheduler[GenerateRequest] = LiveScheduler(
             debounce=self.settings.live_debounce_ms / 1000,
             refine_after=REFINE_AFTER_S,
@@ -154,7 +156,9 @@ class Workspace:
             self.events.model_changed.emit(ModelState("none", "no model"))
             self.events.error.emit(NO_MODEL)
             return
-        self.runner.load(path, backend=self.settings.backend, device=self.settings.device)
+        self.runner.load(
+            path, backend=self.settings.backend, device=self.settings.device, compile=self.settings.compile
+        )
 
     def on_loading(self, path: str) -> None:
         self.info = None
@@ -166,8 +170,11 @@ class Workspace:
 
     def on_loaded(self, info: ModelInfo) -> None:
         self.info = info
+        self.images_since_load = 0
         self.vocabulary = read_vocabulary(info.path or self.model_path_loading, info.max_sequence_length)
         text = f"{info.backend} · {info.device} ({info.dtype}) · {info.name}"
+        if info.compile_mode != "off":
+            text += f" · compiled ({info.compile_mode})"
         params = self.params
         if (params.width, params.height) not in self.size_presets():
             params = replace(params, width=info.default_width, height=info.default_height)
@@ -217,14 +224,24 @@ class Workspace:
         self._remember_prompt(request.prompt)
         self.prompt_id = 0  # a replaced earlier prompt request is stale from now on
         self.prompt_id = self.runner.submit(request)
-        self.events.status.emit("generating…", 0)
+        self.events.status.emit(self.compiling_status() or "generating…", 0)
         return self.prompt_id
+
+    def compiling_status(self) -> str | None:
+        """What the status bar says while a compiled model makes its first image (it compiles
+        then: a minute or more), else None."""
+        info = self.info
+        if info is None or info.compile_mode == "off" or self.images_since_load:
+            return None
+        where = "GPU" if info.device.startswith("cuda") else "CPU"
+        return f"Compiling for this {where} (first image only; this can take a minute or more)…"
 
     def on_progress(self, request_id: int, stage: str, step: int, total: int) -> None:
         if request_id == self.prompt_id and stage == "denoise":
             self.events.progress.emit(min(step + 1, total), total)
 
     def on_finished(self, request_id: int, result: GenerateResult) -> None:
+        self.images_since_load += 1  # a stale result was compiled for too
         if request_id == self.live_id:
             if request_id != self.live_hidden_id:
                 self.live_result = result
@@ -358,6 +375,9 @@ class Workspace:
         request = self.scheduler.poll(now)
         if request is not None:
             self.live_id = self.runner.submit(request)
+            compiling = self.compiling_status()
+            if compiling:
+                self.events.status.emit(compiling, 0)
             return
         if not self.scheduler.in_flight:
             refined = self.prompt_refiner.poll(now)
@@ -453,6 +473,10 @@ class Workspace:
                 self.events.error.emit(notice)
             self.events.gallery_changed.emit()
         reload = (old.model, old.backend, old.device) != (new.model, new.backend, new.device)
+        # torch.compile is the PyTorch engine's: ONNX Runtime ignores it, so no reload for it there.
+        reload = reload or (
+            old.compile != new.compile and (self.info is None or self.info.backend == "torch")
+        )
         if old.model != new.model:
             self.model_override = None  # a model chosen in the settings replaces the command line's
         if reload:

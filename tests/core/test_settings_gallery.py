@@ -12,7 +12,9 @@ from sprint_desktop.core.sketch import edges_to_sketch
 
 def test_settings_round_trip(tmp_path):
     path = tmp_path / "cfg" / "settings.json"
-    s = Settings(theme="dark", steps=3, last_prompt="a red circle", recent_prompts=["x"])
+    s = Settings(
+        theme="dark", steps=3, last_prompt="a red circle", recent_prompts=["x"], compile="reduce-overhead"
+    )
     save_settings(s, path)
     loaded, notice = load_settings(path)
     assert notice is None and loaded == s
@@ -37,11 +39,17 @@ def test_corrupt_settings_are_backed_up_and_replaced(tmp_path):
 def test_bad_values_fall_back_per_field(tmp_path):
     path = tmp_path / "settings.json"
     path.write_text(
-        json.dumps({"version": 1, "settings": {"steps": 9, "theme": "pink", "guidance": 3, "future": 1}})
+        json.dumps(
+            {
+                "version": 1,
+                "settings": {"steps": 9, "theme": "pink", "guidance": 3, "compile": "max", "future": 1},
+            }
+        )
     )
     loaded, notice = load_settings(path)
     assert notice is None
     assert (loaded.steps, loaded.theme, loaded.guidance) == (0, "light", 3.0)  # 0: the model's default
+    assert loaded.compile == "off"
 
 
 def test_gallery_add_list_delete_and_survive_reopen(tmp_path):

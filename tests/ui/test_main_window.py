@@ -224,6 +224,21 @@ def test_settings_lists_only_devices_this_computer_has(qtbot):
     assert model.minimumWidth() > model.fontMetrics().horizontalAdvance(model.placeholderText())
 
 
+def test_settings_offer_compiling_for_pytorch_only(qtbot):
+    from sprint_desktop.ui.settings_dialog import SettingsDialog
+
+    dialog = SettingsDialog(Settings(backend="torch", compile="reduce-overhead"), has_nvidia_gpu=True)
+    qtbot.addWidget(dialog)
+    combo = dialog.compile
+    assert [combo.itemData(i) for i in range(combo.count())] == ["off", "default", "reduce-overhead"]
+    assert combo.isEnabled() and dialog.result_settings().compile == "reduce-overhead"
+    dialog.backend.setCurrentIndex(dialog.backend.findData("onnx"))
+    assert not combo.isEnabled()  # ONNX Runtime ignores it
+    dialog.backend.setCurrentIndex(dialog.backend.findData("auto"))  # PyTorch unless there is an export
+    combo.setCurrentIndex(combo.findData("default"))
+    assert combo.isEnabled() and dialog.result_settings().compile == "default"
+
+
 def test_every_submitted_request_ends_with_one_signal(qtbot):
     """A request replaced while it waits is reported cancelled (the live canvas relies on it)."""
     from sprint_desktop.core.request import GenerateRequest

@@ -23,8 +23,17 @@ class NumpyEngine(Engine):
     backend_name = "numpy"
     vae_scale_factor = 8
 
-    def __init__(self, path: str | Path = EMBEDDED, size: int = 64, control_mode: str = "controlnet") -> None:
+    def __init__(
+        self,
+        path: str | Path = EMBEDDED,
+        size: int = 64,
+        control_mode: str = "controlnet",
+        backend: str = "numpy",
+        compile_mode: str = "off",
+    ) -> None:
         super().__init__()
+        self.backend_name = backend
+        self.compile_mode = compile_mode
         self.path = Path(path)
         self.size = size
         self.control_mode = control_mode
@@ -48,6 +57,7 @@ class NumpyEngine(Engine):
             latent_channels=4,
             max_sequence_length=self.max_sequence_length,
             control_mode=self.control_mode,
+            compile_mode=self.compile_mode,
         )
 
     def close(self) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -43,7 +44,7 @@ def setup(tmp_path):
             save_settings(settings, tmp_path / "config" / "settings.json")
         engines: list[NumpyEngine] = []
 
-        def make_engine(path, backend, device):
+        def make_engine(path, backend, device, compile):
             engines.append(NumpyEngine(path, **(engine_kwargs or {})))
             return engines[-1]
 
@@ -509,3 +510,47 @@ def test_a_png_with_nothing_usable_changes_nothing(setup, tmp_path):
     assert not ws.restore_from_file(str(path))
     assert ws.params == before and "status" not in rec.log
     assert rec.last("error")[0] == "Nothing restored from bad.png: unusable values: prompt, steps, seed."
+
+
+def test_compiling_is_said_on_the_first_image_and_reloads_only_pytorch(tmp_path):
+    """The compile setting goes to the engine factory with the backend; a compiled model's first
+    image says it compiles; changing the setting reloads a PyTorch model, not an ONNX one."""
+    loads = []
+
+    def make_engine(path, backend, device, compile):
+        loads.append((backend, compile))
+        return NumpyEngine(path, backend=backend, compile_mode=compile if backend == "torch" else "off")
+
+    save_settings(Settings(backend="torch", compile="default"), tmp_path / "settings.json")
+    runner = InlineRunner(make_engine)
+    ws = Workspace(
+        runner, tmp_path / "settings.json", tmp_path / "data", model_override=str(NumpyEngine().path)
+    )
+    runner.bind(ws)
+    rec = Recorder(ws)
+    ws.load_model()
+    runner.run_all()
+    assert loads == [("torch", "default")] and rec.last("model_changed")[0].text.endswith(
+        "· compiled (default)"
+    )
+    ws.set_params(prompt="a red circle")
+    ws.generate()
+    assert (
+        rec.last("status")[0] == "Compiling for this CPU (first image only; this can take a minute or more)…"
+    )
+    runner.run_all()
+    assert rec.last("status")[0].startswith("Quick image")
+    ws.generate()
+    assert rec.last("status")[0] == "generating…"
+    runner.run_all()
+    assert ws.apply_settings(replace(ws.settings, compile="reduce-overhead"))  # PyTorch: reloaded
+    runner.run_all()
+    assert loads[-1] == ("torch", "reduce-overhead")
+    assert ws.apply_settings(replace(ws.settings, backend="onnx"))
+    runner.run_all()
+    assert ws.info.compile_mode == "off"
+    assert not ws.apply_settings(replace(ws.settings, compile="off"))  # ONNX Runtime ignores it
+    assert len(loads) == 3 and ws.settings.compile == "off"
+    ws.set_params(prompt="a blue square")
+    ws.generate()
+    assert rec.last("status")[0] == "generating…"
