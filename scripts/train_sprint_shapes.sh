@@ -7,8 +7,8 @@
 # Each stage's iterations can be set on its own (VAE_ITERS, TEACHER_ITERS, STUDENT_ITERS, CN_ITERS),
 # as can the evaluation size (EVAL_IMAGES); CACHE (scenes encoded once, 0 = fresh every step) and
 # PRECISION (no | bf16) make the teacher and students cheaper on a CPU. TEACHER_ARGS adds options to
-# the teacher stage (e.g. "--patch-size 2 --lr 1e-3 --warmup 500": a recipe from the sweep, see
-# docs/TRAINING.md). VAE_DEC_ITERS fine-tunes the decoder only (the latent space stays), and the
+# the teacher stage (its defaults are the sweep's recipe: patch size 2, lr 1e-3, 500 warm-up steps;
+# docs/TRAINING.md). ADV_WARMUP: steps over which the hybrid student's LADD weight rises from 0. VAE_DEC_ITERS fine-tunes the decoder only (the latent space stays), and the
 # packaged model ships that decoder. The shipped model's card gives the exact line that made it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +23,7 @@ VAE_DEC_ITERS="${VAE_DEC_ITERS:-$(iters 1500)}"
 read -r -a TEACHER_EXTRA <<< "${TEACHER_ARGS:-}"
 TEACHER_ITERS="${TEACHER_ITERS:-$(iters 30000)}"
 STUDENT_ITERS="${STUDENT_ITERS:-$(iters 4000)}"
+ADV_WARMUP="${ADV_WARMUP:-$(iters 500)}"
 CN_ITERS="${CN_ITERS:-$(iters 4000)}"
 EVAL_IMAGES="${EVAL_IMAGES:-200}"
 CACHE="${CACHE:-0}"
@@ -48,7 +49,8 @@ done_ "$RUNS/teacher" "$RUNS/teacher/transformer" "$TEACHER_ITERS" ||
 for mode in hybrid scm ladd; do
   done_ "$RUNS/student-$mode" "$RUNS/student-$mode/transformer" "$STUDENT_ITERS" ||
   $SPRINT distill student --teacher "$RUNS/teacher" --vae "$RUNS/vae/vae" --mode "$mode" \
-    --out "$RUNS/student-$mode" --iters "$STUDENT_ITERS" --eval-every "$STUDENT_ITERS" "${CACHE_ARG[@]}"
+    --out "$RUNS/student-$mode" --iters "$STUDENT_ITERS" --eval-every "$STUDENT_ITERS" "${CACHE_ARG[@]}" \
+    --adv-warmup "$(if [ "$mode" = hybrid ]; then echo "$ADV_WARMUP"; else echo 0; fi)"
 done
 $SPRINT distill package --vae "$DECODER" --teacher "$RUNS/teacher" \
   --student "$RUNS/student-hybrid/transformer" --out "$OUT"

@@ -51,6 +51,7 @@ class TrainSettings:
 
     teacher_batch: int = 256
     student_batch: int = 128
+    student_adv_warmup: int = 500  # the hybrid's LADD weight rises from 0 over these steps (issue #14)
     lr_rule: str = "sqrt"  # learning rate x sqrt(GPU batch / CPU batch); "same": unchanged
     interval_s: float = 60.0  # one chunk (and so one saved checkpoint) about every minute
     probe: int = 50  # iterations of the first chunk, which measures the speed
@@ -74,6 +75,7 @@ class TrainSettings:
         return cls(
             teacher_batch=2,
             student_batch=2,
+            student_adv_warmup=4,
             interval_s=0.0,
             probe=1,
             eval_images=2,
@@ -439,6 +441,7 @@ def student_phase(
         batch=settings.student_batch,
         lr=base["lr"] * lr_factor(settings.lr_rule, settings.student_batch, base["batch"]),
         d_lr=base["d_lr"] * lr_factor(settings.lr_rule, settings.student_batch, base["batch"]),
+        adv_warmup=settings.student_adv_warmup,
         eval_every=HUGE,
         log_every=settings.log_every,
         cache=cache_size(settings, teacher_cfg),

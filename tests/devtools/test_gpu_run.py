@@ -95,6 +95,7 @@ def test_dry_run_goes_through_every_section(dry_run):
     probe, main = (c["step"] for c in sections["teacher"]["calls"])
     assert 2 <= probe < main == sections["teacher"]["end_step"] == 25
     assert sections["student"]["end_step"] == 1
+    assert sections["student"]["config"]["adv_warmup"] == 4  # the LADD weight rises from 0
     assert "resumed from step 1" in log and f"resumed from step {probe}" in log
     # what comes back fits the device tool: at most 8 files of at most 16 MiB
     files = sorted(p.name for p in (base / "out").iterdir())

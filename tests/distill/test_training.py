@@ -58,7 +58,9 @@ def test_teacher_training_two_steps_and_resume(vae_dir, tmp_path, capsys):
     first = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert first[-1]["step"] == 2 and "judge_all" in first[-1]
     state = torch.load(out / "checkpoint.pt", weights_only=True)
-    init = make_transformer(cfg.seed).state_dict()
+    init = make_transformer(
+        cfg.seed, patch_size=cfg.patch_size, num_layers=cfg.num_layers, num_heads=cfg.num_heads
+    ).state_dict()
     # the EMA warms up: after two steps it is near the trained weights, not the random init
     for name in ("proj_out.weight", "transformer_blocks.0.attn1.to_q.weight"):
         raw, ema = state["transformer"][name], state["ema_transformer"][name]
