@@ -63,9 +63,11 @@ def run_bench(
     text_encoder_layers: int | None = None,
     control: bool = False,
     compile: str = "off",
+    compile_backend: str = "inductor",
 ) -> dict[str, Any]:
     """The bench of ``model`` (or a random-weight ``arch``); with ``compile`` the same engine is
-    timed again compiled (`bench_compiled`) and the report holds both."""
+    timed again compiled (`bench_compiled`; ``compile_backend`` "eager" only traces, for tests)
+    and the report holds both."""
     t0 = time.perf_counter()
     if arch is None:
         assert model is not None
@@ -84,7 +86,9 @@ def run_bench(
     load_s = time.perf_counter() - t0
     report = bench_engine(engine, label, size, steps, repeats, warmup, stock, control, load_s)
     if compile != "off":
-        compiled = bench_compiled(engine, compile, label, size, steps, repeats, warmup, control, report)
+        compiled = bench_compiled(
+            engine, compile, label, size, steps, repeats, warmup, control, report, compile_backend
+        )
         report["compiled"] = compiled
         report["table"] += "\n\n" + compiled.get("table", f"compiled: {compiled.get('skipped')}")
     return report
@@ -100,12 +104,13 @@ def bench_compiled(
     warmup: int,
     control: bool = False,
     eager: dict[str, Any] | None = None,
+    backend: str = "inductor",
 ) -> dict[str, Any]:
     """``engine`` compiled as the product compiles it (`TorchEngine.enable_compile`): the first
     image apart (it compiles, ``compile_s``), then the timing loop of `bench_engine` (without the
     stock pipeline, which shares the compiled transformer); with ``eager``, that engine's eager
     report from the same run, each case's total as a ratio compiled / eager."""
-    in_effect = engine.enable_compile(mode)
+    in_effect = engine.enable_compile(mode, backend)
     if in_effect == "off":
         return {"skipped": engine.notices[-1] if engine.notices else "the engine could not compile"}
     info = engine.info
@@ -113,6 +118,7 @@ def bench_compiled(
     t0 = time.perf_counter()
     engine.generate(GenerateRequest(_prompt(-1), steps=steps[0], width=width, height=height))
     compile_s = time.perf_counter() - t0
+    engine.prompt_cache.clear()  # the eager rows' prompts come again: new ones must miss the cache
     report = bench_engine(
         engine, f"{label}, torch.compile {in_effect}", size, steps, repeats, warmup, False, control, compile_s
     )

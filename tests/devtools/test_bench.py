@@ -46,3 +46,33 @@ def test_a_controlnet_of_fewer_blocks_costs_only(tmp_path, capsys):
         main(["bench", "--control-layers", "2", "--steps", "1"])
     assert exit_.value.code == 2
     assert "--control-layers goes with --control" in capsys.readouterr().err
+
+
+def test_bench_times_the_same_engine_compiled(capsys):
+    """``--compile``: the eager rows, then the same engine compiled as the product compiles it (here
+    with Dynamo's "eager" backend: the real tracing, no Inductor minute), with a ControlNet too."""
+    from sprint_desktop.devtools.bench import run_bench
+
+    report = run_bench(
+        model=None,
+        arch="tiny",
+        device="cpu",
+        dtype="fp32",
+        size=None,
+        steps=[1, 2],
+        repeats=1,
+        warmup=0,
+        stock=False,
+        control=True,
+        compile="default",
+        compile_backend="eager",
+    )
+    compiled = report["compiled"]
+    assert compiled["compile_s"] > 0 and "torch.compile default" in compiled["model"]
+    ratios = compiled["ratio_compiled_vs_eager"]
+    assert set(ratios) == {"1", "2"}
+    assert set(ratios["1"]) == {"ours_new", "ours_cached", "ours_control"} and min(ratios["1"].values()) > 0
+    assert "first image (compiling)" in report["table"] and "| 2 | ours_control |" in report["table"]
+    with pytest.raises(SystemExit) as exit_:
+        main(["bench", "--backend", "onnx", "--compile", "default"])
+    assert exit_.value.code == 2 and "--compile times the PyTorch engine" in capsys.readouterr().err
