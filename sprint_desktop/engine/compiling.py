@@ -79,7 +79,10 @@ def compile_problem(device_type: str, backend: str | Callable[..., Any] = "induc
         from torch.utils._triton import has_triton
 
         if not has_triton():
-            return "Inductor needs Triton on an NVIDIA GPU and it is not installed (pip install triton)"
+            return (
+                "Inductor needs Triton on an NVIDIA GPU and it is not installed "
+                "(pip install triton; on Windows, triton-windows)"
+            )
         return None
     from torch._inductor.cpp_builder import get_cpp_compiler
 
