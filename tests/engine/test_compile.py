@@ -24,8 +24,21 @@ from sprint_desktop.engine import compiling
 from sprint_desktop.engine.torch_backend import TorchEngine
 
 PROMPT = "a red circle left of a blue square"
-USER_CACHE = os.environ.get(compiling.ENV)
-"""A ``TORCHINDUCTOR_CACHE_DIR`` of the developer's own is kept (the tests then do not check the app's)."""
+
+
+def _users_cache() -> str | None:
+    """A ``TORCHINDUCTOR_CACHE_DIR`` of the developer's own (kept by the engine; the tests then do
+    not check the app's); Inductor's temporary-folder default, which importing it writes into the
+    variable (an earlier test module may have), is not one."""
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    value = os.environ.get(compiling.ENV)
+    if not value or os.path.abspath(value) == os.path.abspath(default_cache_dir()):
+        return None
+    return value
+
+
+USER_CACHE = _users_cache()
 
 
 def _images(engine: TorchEngine, steps: int, seed: int = 5) -> np.ndarray:
