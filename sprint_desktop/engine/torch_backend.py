@@ -279,9 +279,7 @@ class TorchEngine(Engine):
         compiling cannot work here, with the reason in `notices` (the engine runs eagerly)."""
         mode = compiling.normalize_mode(mode)
         backend = backend or self.compile_backend
-        if self._compiled:
-            self._disable_compile()
-            torch._dynamo.reset()  # a new mode or backend must not reuse the old compiled code
+        self._disable_compile()
         if mode == "off":
             return "off"
         compiling.use_persistent_cache()  # first: importing Inductor's modules sets its own default
@@ -306,9 +304,13 @@ class TorchEngine(Engine):
         return [*targets, self.controlnet] if self.controlnet is not None else targets
 
     def _disable_compile(self) -> None:
-        for module in self._compiled:
-            compiling.uncompile(module)
-        self._compiled.clear()
+        """Make the compiled modules eager again and drop Dynamo's compiled code (and with it the
+        CUDA graphs' memory), so that a later mode or backend cannot reuse it."""
+        if self._compiled:
+            for module in self._compiled:
+                compiling.uncompile(module)
+            self._compiled.clear()
+            torch._dynamo.reset()
         self._set_compile_mode("off")
 
     def _set_compile_mode(self, mode: str) -> None:
@@ -317,9 +319,7 @@ class TorchEngine(Engine):
             self._info = dataclasses.replace(self._info, compile_mode=mode)
 
     def close(self) -> None:
-        if self._compiled:
-            self._disable_compile()
-            torch._dynamo.reset()  # frees the compiled code and its CUDA graphs' memory
+        self._disable_compile()
         self.pipeline = self.text_encoder = self.transformer = self.vae = self.controlnet = None
         self.notices.clear()
         self.prompt_cache.clear()
@@ -353,7 +353,6 @@ class TorchEngine(Engine):
             # operation): the same request again, eagerly, and eager from now on.
             log.info("torch.compile failed; running eagerly", exc_info=True)
             self._disable_compile()
-            torch._dynamo.reset()
             self.notices.append(
                 f"compiling the model failed, so it runs without torch.compile (slower): "
                 f"{compiling.failure_line(exc)}"
