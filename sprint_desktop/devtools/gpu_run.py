@@ -547,20 +547,17 @@ def _travels(root: Path, rel: Path) -> bool:
 
 def _same_vae(a: Path, b: Path) -> bool:
     """Whether the VAE folders ``a`` and ``b`` hold the same model: the same config (the ``_``
-    entries diffusers adds aside) and the same tensors in the same weight files."""
-    from safetensors.torch import load_file
+    entries diffusers adds aside) and byte-identical weight files (`core.files.file_sha256`; a VAE
+    saved again may differ in its bytes only, and is then carried: safe, 2.8 MiB)."""
+    from ..core.files import file_sha256
 
     def config(folder: Path) -> dict[str, Any]:
         return {k: v for k, v in json.loads((folder / "config.json").read_text()).items() if k[0] != "_"}
 
-    weights = sorted(p.name for p in a.glob("*.safetensors"))
-    if config(a) != config(b) or weights != sorted(p.name for p in b.glob("*.safetensors")):
-        return False
-    for name in weights:
-        ta, tb = load_file(a / name), load_file(b / name)
-        if set(ta) != set(tb) or not all(ta[k].dtype == tb[k].dtype and ta[k].equal(tb[k]) for k in ta):
-            return False
-    return True
+    def weights(folder: Path) -> dict[str, str]:
+        return {p.name: file_sha256(p) for p in folder.glob("*.safetensors")}
+
+    return config(a) == config(b) and weights(a) == weights(b)
 
 
 def _carry_teacher_folder(folder: Path, carry: Path, root: Path) -> dict[str, Any]:

@@ -325,6 +325,14 @@ def carried_config(carry: Path) -> dict[str, Any]:
     return {}
 
 
+def teacher_base(carry: Path) -> dict[str, Any]:
+    """The teacher's config on the GPU before its GPU changes: `TeacherConfig`'s defaults under the
+    carried CPU run's `carried_config` (the data and teacher phases read the same)."""
+    from ..distill.train_teacher import TeacherConfig
+
+    return {**dataclasses.asdict(TeacherConfig()), **carried_config(carry)}
+
+
 def start_teacher(
     carry: Path, run: Path, lr: float, base: dict[str, Any], root: Path = ROOT
 ) -> dict[str, Any] | str | None:
@@ -353,7 +361,7 @@ def teacher_phase(
 
     vae = prepare_vae(carry, work)
     run = work / "runs" / "teacher"
-    base: dict[str, Any] = {**dataclasses.asdict(TeacherConfig()), **carried_config(carry)}
+    base = teacher_base(carry)
     factor = lr_factor(settings.lr_rule, settings.teacher_batch, int(base["batch"]))
     section.set("carried", start_teacher(carry, run, float(base["lr"]) * factor, base))
     start = _step(run)
@@ -395,11 +403,11 @@ def teacher_phase(
     run_stoppable(section, train_teacher, cfg, settings, deliver)
 
 
-CPU_SETTINGS = ("vae", "out", "eval_every", "log_every", "cpu_budget_min", "threads")
-"""The carried run's settings that the GPU changed for itself alone (its paths, its evaluation
+CPU_SETTINGS = ("vae", "eval_every", "log_every", "cpu_budget_min", "threads")
+"""The carried run's settings that the GPU changed for itself alone (its VAE path, its evaluation
 rhythm, no CPU budget or thread cap): what comes back carries the CPU's again, so that a CPU run
-resumed from it evaluates, logs and finds its VAE as before (batch and learning rate stay the
-GPU's: `checkpoints unpack --lr --config batch=` sets those)."""
+resumed from it evaluates, logs and finds its VAE as before. Batch and learning rate stay the
+GPU's (`checkpoints unpack --lr --config batch=` sets those); ``out`` is set by `unpack`."""
 
 
 def restore_cpu_settings(run: Path, base: dict[str, Any]) -> None:
@@ -501,10 +509,9 @@ def prepare_vae(carry: Path, work: Path, root: Path = ROOT) -> Path:
 
 def data_phase(section: Section, carry: Path, work: Path, settings: TrainSettings, device: str) -> None:
     """The teacher's latent cache, built ahead (see `build_cache`)."""
-    from ..distill.train_teacher import TeacherConfig
 
     vae = prepare_vae(carry, work)
-    base: dict[str, Any] = {**dataclasses.asdict(TeacherConfig()), **carried_config(carry)}
+    base = teacher_base(carry)
     n = cache_size(settings, base)
     section.set("cache", n)
     if n > 0:

@@ -18,10 +18,16 @@ from sprint_desktop.devtools.checkpoints import main as checkpoints_main
 from sprint_desktop.devtools.checkpoints import unpack_folder
 from sprint_desktop.devtools.gpu_run import COMMITTED_TEACHER, _tree_mib
 from sprint_desktop.devtools.gpu_run import main as gpu_run_main
-from sprint_desktop.devtools.gpu_train import FOLDER_FILE, carried_config, prepare_vae, start_teacher
+from sprint_desktop.devtools.gpu_train import (
+    FOLDER_FILE,
+    carried_config,
+    prepare_vae,
+    start_teacher,
+    teacher_base,
+)
 from sprint_desktop.distill.package import package_teacher
-from sprint_desktop.distill.train_teacher import TeacherConfig, velocity
 from sprint_desktop.distill.train_teacher import train as train_teacher
+from sprint_desktop.distill.train_teacher import velocity
 
 from .conftest import VAE, teacher_config
 
@@ -133,7 +139,7 @@ def test_prepare_from_the_committed_teacher_carries_no_weights_and_the_run_start
 
     # the GPU teacher phase's start: the config as base, the run built from the tree's folder
     assert carried_config(carry) == training["config"]
-    base = {**dataclasses.asdict(TeacherConfig()), **carried_config(carry)}
+    base = teacher_base(carry)
     run = tmp_path / "work" / "runs" / "teacher"
     record = start_teacher(carry, run, 4 * base["lr"], base, root=repo)
     assert isinstance(record, dict) and record["folder"] == COMMITTED_TEACHER and record["step"] == 1
