@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .checkpoints import CarryError, mib, pack, read, unpack, unpack_folder
+from .checkpoints import CarryError, mib, pack, read, scale_lr, unpack, unpack_folder
+from .collapse import GOOD, CollapseGuard
 from .section import Section
 
 RETURN_LIMIT_MIB = 16.0
@@ -67,6 +68,12 @@ class TrainSettings:
     stop_margin_s: float = 15.0  # the teacher stops this long before its deadline (checkpoint, send)
     teacher_iters: int | None = None  # None: the campaign's (the carried config's) iters
     teacher_extra: int | None = None  # train this many iterations past the carried step instead
+    collapse_ratio: float = (
+        1.5  # an EMA validation loss over this x the best is a collapse (devtools.collapse)
+    )
+    collapse_lr: float = (
+        0.5  # after a collapse the teacher resumes from its last good checkpoint at lr x this
+    )
     log_every: int = 25
     seed: int = 0
 
@@ -169,24 +176,36 @@ def _last_record(run: Path) -> dict[str, Any]:
     return json.loads(lines[-1]) if lines else {}
 
 
-def _step(run: Path) -> int:
+def _step(run: Path, name: str = "checkpoint.pt") -> int:
     import torch
 
-    ckpt = run / "checkpoint.pt"
+    ckpt = run / name
     return int(torch.load(ckpt, map_location="cpu", weights_only=True)["step"]) if ckpt.exists() else 0
 
 
-def send_back(run: Path, out: Path, sets: list[tuple[str, list[str]]], reserve: int = 0) -> dict[str, Any]:
-    """Pack ``run``'s checkpoint into ``out``, one set of files per (stem, module entries), each
-    file under the return limit, in order, while they fit in the weight files that may come back
-    (``reserve`` of them kept for a later phase). Returns what was sent (MiB per file) or why not."""
+def send_back(
+    run: Path,
+    out: Path,
+    sets: list[tuple[str, list[str]]],
+    reserve: int = 0,
+    source: str = "checkpoint.pt",
+) -> dict[str, Any]:
+    """Pack ``run``'s checkpoint (the file ``source`` in it) into ``out``, one set of files per
+    (stem, module entries), each file under the return limit, in order, while they fit in the
+    weight files that may come back (``reserve`` of them kept for a later phase). Returns what was
+    sent (MiB per file) or why not."""
+    import torch
+
     from .checkpoints import shard_files
 
     sent: dict[str, Any] = {}
     staging = run / "send"
+    state = torch.load(run / source, map_location="cpu", weights_only=True)
     for stem, entries in sets:
         shutil.rmtree(staging, ignore_errors=True)
-        files = pack(run, staging / f"{stem}.safetensors", entries, max_mib=RETURN_LIMIT_MIB - 0.5)
+        files = pack(
+            run, staging / f"{stem}.safetensors", entries, checkpoint=state, max_mib=RETURN_LIMIT_MIB - 0.5
+        )
         others = [p for p in out.glob("*.safetensors") if p not in shard_files(out, stem)]
         slots = WEIGHT_FILES - reserve - len(others)
         if len(files) > slots:
@@ -234,16 +253,20 @@ def run_chunks(
     section.set("end_step", step)
 
 
-def _stop_when_asked(before: Any, after_s: float, at: float, done: threading.Event) -> None:
+def _stop_when_asked(
+    before: Any, after_s: float, at: float, done: threading.Event, now: threading.Event | None = None
+) -> None:
     """Once the training loop has installed its own SIGTERM handler (a new one, not ``before``),
-    wait ``after_s`` more seconds (or until the time ``at``), then send this process SIGTERM: the
-    loop checkpoints after its current step and returns (`distill.train_teacher.StopRequest`)."""
+    wait ``after_s`` more seconds (or until the time ``at``, or until ``now`` is set), then send this
+    process SIGTERM: the loop checkpoints after its current step and returns
+    (`distill.train_teacher.StopRequest`)."""
     seen = None
     while not done.wait(0.1):
         handler = signal.getsignal(signal.SIGTERM)
         if seen is None and handler is not before and hasattr(getattr(handler, "__self__", None), "asked"):
             seen = time.time()
-        if seen is not None and time.time() >= min(seen + after_s, at):
+        asked = now is not None and now.is_set()
+        if seen is not None and (asked or time.time() >= min(seen + after_s, at)):
             os.kill(os.getpid(), signal.SIGTERM)
             return
 
@@ -259,23 +282,83 @@ def _deliver_new_checkpoints(run: Path, deliver: Any, section: Section, done: th
             section.set("sent", deliver())
 
 
+def _records_until(
+    run: Path, step: int, after_line: int, wait_s: float = 15.0
+) -> tuple[list[dict[str, Any]], int]:
+    """The log records after line ``after_line`` up to the one of the checkpoint at ``step`` (the
+    loop writes it just after the checkpoint: wait up to ``wait_s``); [] if it did not come. Also
+    returns the number of lines read, where the next search starts."""
+    log = run / "log.jsonl"
+    until = time.time() + wait_s
+    while True:
+        lines = log.read_text().splitlines() if log.exists() else []
+        records = [json.loads(line) for line in lines[after_line:]]
+        for i, rec in enumerate(records):
+            if rec.get("step") == step:
+                return records[: i + 1], after_line + i + 1
+        if time.time() >= until:
+            return [], after_line
+        time.sleep(0.2)
+
+
+def _resume_from_good(run: Path, factor: float) -> int:
+    """Make the last good checkpoint the one the loop resumes from, every learning rate in it x
+    ``factor``. Returns its step."""
+    import torch
+
+    from ..distill.train_teacher import save_checkpoint
+
+    state = torch.load(run / GOOD, map_location="cpu", weights_only=True)
+    scale_lr(state, factor)
+    save_checkpoint(run / "checkpoint.pt", state)
+    return int(state["step"])
+
+
 def run_stoppable(section: Section, train: Any, cfg: Any, settings: TrainSettings, deliver: Any) -> None:
-    """The teacher on the GPU in two calls of ``train`` (one learning-rate schedule, ``cfg.iters``
-    the campaign's): a probe stopped by SIGTERM after ``probe_s`` to measure the speed, then one
-    call that evaluates and checkpoints about every ``interval_s`` (each checkpoint sent at once)
-    and is stopped ``stop_margin_s`` before the deadline (the loop then saves its EMA as the
-    pretrained folders the student starts from)."""
+    """The teacher on the GPU in calls of ``train`` (one learning-rate schedule, ``cfg.iters`` the
+    campaign's): a probe stopped by SIGTERM after ``probe_s`` to measure the speed, then one call
+    that evaluates and checkpoints about every ``interval_s`` (each checkpoint sent at once) and is
+    stopped ``stop_margin_s`` before the deadline (the loop then saves its EMA as the pretrained
+    folders the student starts from). A checkpoint whose evaluation shows a collapse
+    (`collapse.CollapseGuard`) is not sent: the call is stopped at once and the next resumes from
+    the last good checkpoint at ``collapse_lr`` x the learning rate, while time is left."""
     run = Path(cfg.out)
     calls: list[dict[str, Any]] = []
+    guard = CollapseGuard(settings.collapse_ratio)
+    collapsed = threading.Event()
+    state: dict[str, Any] = {"sent": {}, "lines": 0, "step": None}
     section.set("start_step", _step(run))
+
+    def guarded() -> dict[str, Any]:
+        """Check the newest checkpoint, keep it as the good one and send it, or hold it back."""
+        if collapsed.is_set() or not (run / "checkpoint.pt").exists():
+            return dict(state["sent"])  # until the next resume, nothing the loop writes is sent
+        candidate = run / "candidate.pt"  # a copy: the loop may write the next checkpoint meanwhile
+        shutil.copyfile(run / "checkpoint.pt", candidate)
+        step = _step(run, candidate.name)
+        if step == state["step"]:  # seen already (by the delivery thread, then at the call's end)
+            return dict(state["sent"])
+        state["step"] = step
+        # every evaluation since the last check, in order (the best so far counts them all); the
+        # checkpoint's own record decides
+        records, state["lines"] = _records_until(run, step, state["lines"])
+        if [guard.collapsed(rec) for rec in records][-1:] == [True]:
+            collapsed.set()
+            section.set("collapses", guard.collapses)
+            return dict(state["sent"])
+        candidate.replace(run / GOOD)
+        state["sent"] = deliver()
+        return dict(state["sent"])
 
     def call(c: Any, after_s: float, at: float) -> dict[str, Any]:
         done = threading.Event()
         before = signal.getsignal(signal.SIGTERM)
         threads = [
-            threading.Thread(target=_stop_when_asked, args=(before, after_s, at, done), daemon=True),
             threading.Thread(
-                target=_deliver_new_checkpoints, args=(run, deliver, section, done), daemon=True
+                target=_stop_when_asked, args=(before, after_s, at, done, collapsed), daemon=True
+            ),
+            threading.Thread(
+                target=_deliver_new_checkpoints, args=(run, guarded, section, done), daemon=True
             ),
         ]
         t0 = time.time()
@@ -291,22 +374,38 @@ def run_stoppable(section: Section, train: Any, cfg: Any, settings: TrainSetting
         calls.append(
             {
                 "eval_every": c.eval_every,
+                "lr": c.lr,
                 "wall_s": round(time.time() - t0, 1),
                 "step": _step(run),
                 "last": rec,
             }
         )
         section.set("calls", calls)
-        section.set("sent", deliver())
+        section.set("sent", guarded())
         return rec
 
     if _step(run) < cfg.iters:
         rec = call(cfg, settings.probe_s, section.deadline - settings.stop_margin_s)
         s_it = max(float(rec.get("s_per_it", 1.0)), 1e-4)
-        if _step(run) < cfg.iters and section.left() > settings.stop_margin_s + 10 * s_it:
-            every = max(1, round(settings.interval_s / s_it))
+        every = max(1, round(settings.interval_s / s_it))
+        while (
+            _step(run) < cfg.iters
+            and section.left() > settings.stop_margin_s + 10 * s_it
+            and (not collapsed.is_set() or (run / GOOD).exists())
+        ):
+            if collapsed.is_set():
+                cfg = dataclasses.replace(cfg, lr=cfg.lr * settings.collapse_lr)
+                _resume_from_good(run, settings.collapse_lr)
+                state["step"] = None  # the steps after it come again, with other weights
+                collapsed.clear()
             call(dataclasses.replace(cfg, eval_every=every), HUGE, section.deadline - settings.stop_margin_s)
-    if not (run / "transformer" / "config.json").is_file():
+            if not collapsed.is_set():
+                break
+    if collapsed.is_set() and (run / GOOD).exists():
+        # no time left to train on: the pretrained folders the student reads come from the good one
+        _resume_from_good(run, 1.0)
+        train(dataclasses.replace(cfg, iters=_step(run)))
+    elif not (run / "transformer" / "config.json").is_file():
         # no pretrained folders yet (nothing was trained): a call with nothing to train saves them
         train(dataclasses.replace(cfg, iters=_step(run)))
     section.set("end_step", _step(run))
@@ -396,9 +495,10 @@ def teacher_phase(
     def deliver() -> dict[str, Any]:
         # The EMA first; the raw weights only if the student (about the EMA's size) still fits after.
         restore_cpu_settings(run, base)
-        sent = send_back(run, out, [("teacher-ema", ema)])
+        # the last checkpoint that passed `run_stoppable`'s collapse check
+        sent = send_back(run, out, [("teacher-ema", ema)], source=GOOD)
         student_files = sum(1 for k in sent if k.endswith(".safetensors"))
-        return {**sent, **send_back(run, out, [("teacher-raw", raw)], reserve=student_files)}
+        return {**sent, **send_back(run, out, [("teacher-raw", raw)], reserve=student_files, source=GOOD)}
 
     run_stoppable(section, train_teacher, cfg, settings, deliver)
 
