@@ -4,7 +4,7 @@ resumes), or remove. The work is `store.gpu_runtime`; nothing here imports onnxr
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import threading
 import time
 from pathlib import Path
@@ -25,20 +25,15 @@ from ..core.cancel import CancelToken
 from ..core.errors import SprintError
 from ..core.nvidia import NvidiaGpu, detect_nvidia_gpu, driver_at_least
 from ..store import gpu_runtime
+from .thread_job import Report, ThreadJob
 
 # The download size shown before the index is asked (the plan's exact size replaces it).
 APPROX_DOWNLOAD_GB = 1.5
 
 
-class _InstallSignals(QObject):
-    progress = Signal(object, object)  # bytes done, bytes total (Python ints: may exceed 2**31)
-    done = Signal(str)
-    failed = Signal(str)
-
-
 class GpuProbe(QObject):
     """Looks for an NVIDIA GPU in a thread (nvidia-smi can take a moment); ``found`` carries the
-    `NvidiaGpu` or None."""
+    `NvidiaGpu` or None, on the GUI thread."""
 
     found = Signal(object)
 
@@ -46,18 +41,32 @@ class GpuProbe(QObject):
         super().__init__(parent)
         self.gpu: NvidiaGpu | None = None
         self.done = False
+        self.job: ThreadJob | None = None
 
     def start(self) -> None:
-        threading.Thread(target=self._run, daemon=True).start()
+        self.job = ThreadJob(_detect, parent=self, name="sprint-gpu-probe")
+        self.job.finished.connect(self._on_found)
+        self.job.start()
 
-    def _run(self) -> None:
-        try:
-            gpu = detect_nvidia_gpu()
-        except Exception:  # noqa: BLE001 - detection must never break the app: no GPU then
-            gpu = None
+    def _on_found(self, gpu: NvidiaGpu | None) -> None:
         self.gpu, self.done = gpu, True
-        with contextlib.suppress(RuntimeError):  # the window closed meanwhile
-            self.found.emit(gpu)
+        self.found.emit(gpu)
+
+
+def _detect(cancel: CancelToken, report: Report) -> NvidiaGpu | None:
+    try:
+        return detect_nvidia_gpu()
+    except Exception:  # noqa: BLE001 - detection must never break the app: no GPU then
+        return None
+
+
+def _install(
+    spec: gpu_runtime.RuntimeSpec, root: Path, index_url: str | None, cancel: CancelToken, report: Report
+) -> str:
+    """The install thread's work: plain values in, the site folder out (nothing of the dialog)."""
+    return str(
+        gpu_runtime.install_runtime(spec, root=root, index_url=index_url, cancel=cancel, progress=report)
+    )
 
 
 def should_offer(gpu: NvidiaGpu | None, already_offered: bool, state: gpu_runtime.RuntimeState) -> bool:
@@ -85,12 +94,7 @@ class GpuRuntimeDialog(QDialog):
         self.spec = spec or gpu_runtime.load_runtime_spec()
         self.root = root or gpu_runtime.runtime_root()
         self.index_url = index_url
-        self.cancel: CancelToken | None = None
-        self.install_thread: threading.Thread | None = None
-        self.signals = _InstallSignals()
-        self.signals.progress.connect(self._on_progress)
-        self.signals.done.connect(self._on_done)
-        self.signals.failed.connect(self._on_failed)
+        self.job: ThreadJob | None = None  # the install, kept until its thread has ended
         layout = QVBoxLayout(self)
         self.message = QLabel()
         self.message.setWordWrap(True)
@@ -125,7 +129,7 @@ class GpuRuntimeDialog(QDialog):
 
     def refresh(self) -> None:
         state = gpu_runtime.runtime_state(self.spec, self.root)
-        busy = self.install_thread is not None and self.install_thread.is_alive()
+        busy = self.busy
         self.message.setText(self._describe(state))
         self.install_button.setText("Reinstall" if state.state == "installed" else "Install")
         driver_ok = self.gpu is not None and driver_at_least(self.gpu.driver, self.spec.min_driver)
@@ -167,43 +171,42 @@ class GpuRuntimeDialog(QDialog):
             )
         return f"{found} {what}"
 
+    @property
+    def busy(self) -> bool:
+        """An install runs (or has not delivered its outcome yet)."""
+        return self.job is not None and self.job.running
+
+    @property
+    def install_thread(self) -> threading.Thread | None:
+        return self.job.worker_thread if self.job is not None else None
+
     def start_install(self) -> None:
-        if self.install_thread is not None and self.install_thread.is_alive():
+        if self.busy:
             return
-        self.cancel = CancelToken()
+        if self.job is not None:
+            self.job.deleteLater()  # the last install's, ended
+        self.job = ThreadJob(
+            functools.partial(_install, self.spec, self.root, self.index_url),
+            parent=self,
+            name="sprint-gpu-install",
+        )
+        self.job.progress.connect(self._on_progress)
+        self.job.finished.connect(self._on_done)
+        self.job.failed.connect(self._on_failed)
         self.started = time.monotonic()
         self.install_button.setEnabled(False)
         self.remove_button.setEnabled(False)
         self.stop_button.setEnabled(True)
         self.progress.show()
         self.status.setText("Asking the package index for the files…")
-        self.install_thread = threading.Thread(target=self._run, args=(self.cancel,), daemon=True)
-        self.install_thread.start()
-
-    def _run(self, cancel: CancelToken) -> None:
-        try:
-            site = gpu_runtime.install_runtime(
-                self.spec,
-                root=self.root,
-                index_url=self.index_url,
-                cancel=cancel,
-                progress=lambda done, total: self.signals.progress.emit(done, total),
-            )
-        except SprintError as exc:
-            self.signals.failed.emit(str(exc))
-        except Exception as exc:  # noqa: BLE001 - the thread boundary: report, keep the app running
-            self.signals.failed.emit(
-                f"Installing the GPU runtime failed ({type(exc).__name__}: {exc}). "
-                "Sprint Desktop keeps working on the CPU."
-            )
-        else:
-            self.signals.done.emit(str(site))
+        self.job.start()
 
     def stop_install(self) -> None:
-        if self.cancel is not None:
-            self.cancel.cancel()
+        if self.job is not None:
+            self.job.cancel.cancel()
 
-    def _on_progress(self, done: int, total: int) -> None:
+    def _on_progress(self, report: tuple[int, int]) -> None:
+        done, total = report
         self.progress.setValue(int(1000 * done / total) if total else 0)
         speed = done / max(time.monotonic() - self.started, 1e-6)
         left = (total - done) / speed if speed else 0
@@ -217,12 +220,17 @@ class GpuRuntimeDialog(QDialog):
         self.status.setText("Installed: the next model load runs on the GPU.")
         self.installed.emit(site)
 
-    def _on_failed(self, message: str) -> None:
+    def _on_failed(self, exc: BaseException) -> None:
         self._finish()
-        self.status.setText(message)
+        if isinstance(exc, SprintError):
+            self.status.setText(str(exc))
+        else:  # the thread boundary: report, keep the app running
+            self.status.setText(
+                f"Installing the GPU runtime failed ({type(exc).__name__}: {exc}). "
+                "Sprint Desktop keeps working on the CPU."
+            )
 
     def _finish(self) -> None:
-        self.install_thread = None
         self.stop_button.setEnabled(False)
         self.refresh()
 
@@ -233,12 +241,11 @@ class GpuRuntimeDialog(QDialog):
         self.refresh()
 
     def shutdown(self, timeout: float = 10.0) -> None:
-        """Stop an install and wait for its thread, so that no thread emits into a dialog that is
-        being destroyed (under load that crashed the test run's event processing)."""
-        self.stop_install()
-        thread = self.install_thread
-        if thread is not None and thread.is_alive():
-            thread.join(timeout)
+        """Stop an install and wait (up to ``timeout`` seconds) for its thread to end: what it
+        downloaded is on disk and the next install continues from it. A thread still in a slow
+        read past that holds nothing of the dialog and ends at its next check."""
+        if self.job is not None:
+            self.job.stop(timeout)
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802
         self.shutdown()

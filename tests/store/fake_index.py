@@ -1,6 +1,6 @@
 """A Python package index on 127.0.0.1 for the GPU-runtime tests: PEP 691 JSON and PEP 503 HTML
 project pages and wheel downloads with Range, plus switches to cut a transfer short, serve altered
-bytes, or slow down. `build_wheel` makes the tiny wheels it serves."""
+bytes, slow down, or hold a transfer mid-file. `build_wheel` makes the tiny wheels it serves."""
 
 from __future__ import annotations
 
@@ -46,6 +46,8 @@ class FakeIndex:
         self.cut_after: dict[str, int] = {}  # filename -> bytes sent before the connection drops (once)
         self.altered: set[str] = set()  # filenames served with other bytes than the hash says
         self.bytes_per_second = 0
+        self.flowing = threading.Event()  # cleared: a file transfer stops after its first part until set
+        self.flowing.set()
         self.json = True  # False: answer PEP 503 HTML only
         self.requests: list[tuple[str, str, str | None]] = []  # (method, path, Range)
         index = self
@@ -143,6 +145,7 @@ class FakeIndex:
                     step = 8192
                     for i in range(0, len(body), step):
                         self.wfile.write(body[i : i + step])
+                        index.flowing.wait(60)
                         if index.bytes_per_second:
                             time.sleep(step / index.bytes_per_second)
                     return

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 
 import pytest
 from PySide6.QtCore import Qt
@@ -54,6 +55,79 @@ def test_stop_then_install_again_resumes(qtbot, tmp_path, index):  # noqa: F811
     with qtbot.waitSignal(dialog.installed, timeout=TIMEOUT):
         qtbot.mouseClick(dialog.install_button, Qt.MouseButton.LeftButton)
     assert any(r for m, p, r in index.requests if m == "GET" and p.startswith("/files/") and r)
+
+
+def test_a_dialog_let_go_mid_install_is_destroyed_on_the_gui_thread(qtbot, tmp_path, index):  # noqa: F811
+    """A CI run segfaulted in pytest-qt's teardown: the install thread ran a method of the dialog,
+    so once the test let go of the dialog that thread held its last reference, and when the thread
+    ended Python destroyed the dialog and its widgets there while the GUI thread processed events.
+    Here the download is held mid-file while the dialog is let go, then released."""
+    from sprint_desktop.ui.gpu_dialog import GpuRuntimeDialog
+
+    spec, root = write_spec(tmp_path, index), tmp_path / "rt"
+    dialog = GpuRuntimeDialog(GPU, spec=spec, root=root)
+    destroyed_on = []
+    dialog.destroyed.connect(
+        lambda *_: destroyed_on.append(threading.current_thread().name),
+        Qt.ConnectionType.DirectConnection,
+    )
+    index.flowing.clear()
+    dialog.start_install()
+    thread = dialog.install_thread
+    qtbot.waitUntil(lambda: any(p.startswith("/files/") for _, p, _ in index.requests), timeout=TIMEOUT)
+    del dialog  # the window is gone while its install is mid-file
+    index.flowing.set()
+    thread.join(TIMEOUT / 1000)
+    qtbot.wait(200)  # anything the thread left for the GUI thread arrives (and must find nothing)
+    assert destroyed_on == [threading.current_thread().name]
+    assert not thread.is_alive()
+    state = gpu_runtime.runtime_state(spec, root)
+    assert state.state == "partial"  # the destroyed dialog stopped the install; what came is kept
+    dialog = make_dialog(qtbot, tmp_path, index)  # and the next install continues from it
+    with qtbot.waitSignal(dialog.installed, timeout=TIMEOUT):
+        qtbot.mouseClick(dialog.install_button, Qt.MouseButton.LeftButton)
+    assert any(r for m, p, r in index.requests if m == "GET" and p.startswith("/files/") and r)
+
+
+def test_closing_mid_install_stops_it_and_keeps_what_came(qtbot, tmp_path, index):  # noqa: F811
+    index.bytes_per_second = 200_000
+    dialog = make_dialog(qtbot, tmp_path, index)
+    qtbot.mouseClick(dialog.install_button, Qt.MouseButton.LeftButton)
+    thread = dialog.install_thread
+    qtbot.waitUntil(lambda: dialog.progress.value() > 0, timeout=TIMEOUT)
+    dialog.close()  # joins the thread, which stops at its next chunk
+    assert not thread.is_alive() and "stopped" in dialog.status.text()
+    assert dialog.install_button.isEnabled() and not dialog.stop_button.isEnabled()
+    assert gpu_runtime.runtime_state(dialog.spec, dialog.root).state == "partial"
+
+
+def test_a_probe_let_go_mid_detection_is_destroyed_on_the_gui_thread(qtbot, monkeypatch):
+    """The probe's thread ran the probe's own method and emitted its signal: the same last
+    reference as the install's, and a signal sent to an object that may be gone."""
+    from sprint_desktop.ui import gpu_dialog
+
+    asked, answer = threading.Event(), threading.Event()
+
+    def slow_detect():
+        asked.set()
+        answer.wait(60)
+        return GPU
+
+    monkeypatch.setattr(gpu_dialog, "detect_nvidia_gpu", slow_detect)
+    probe = gpu_dialog.GpuProbe()
+    destroyed_on = []
+    probe.destroyed.connect(
+        lambda *_: destroyed_on.append(threading.current_thread().name),
+        Qt.ConnectionType.DirectConnection,
+    )
+    probe.start()
+    assert asked.wait(60)
+    thread = probe.job.worker_thread
+    del probe  # the window is gone while the probe waits for nvidia-smi
+    answer.set()
+    thread.join(60)
+    qtbot.wait(200)  # anything the thread left for the GUI thread arrives (and must find nothing)
+    assert destroyed_on == [threading.current_thread().name]
 
 
 def test_a_failure_is_shown_and_says_the_app_stays_on_the_cpu(qtbot, tmp_path, index):  # noqa: F811
