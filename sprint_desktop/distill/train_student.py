@@ -43,7 +43,7 @@ from .scm import (
     warmup_ratio,
     with_largest_time,
 )
-from .train_teacher import encode_text
+from .train_teacher import StopRequest, encode_text, save_checkpoint
 
 MODES = ("scm", "ladd", "hybrid")
 
@@ -193,6 +193,7 @@ def train(cfg: StudentConfig) -> Path:
     gen = torch.Generator().manual_seed(cfg.seed + start)
     source = data.TrainingLatents(vae, cfg.vae, cfg.cache, cfg.seed)
     log = (out / "log.jsonl").open("a")
+    stop = StopRequest()
     t0 = time.time()
     for step in range(start, cfg.iters):
         # ---- data: real latents in TrigFlow units (x0 has std sigma_d), captions, guidance
@@ -255,28 +256,31 @@ def train(cfg: StudentConfig) -> Path:
             rec["d"] = round(l_d.item(), 5)
 
         done = step + 1
-        if done % cfg.log_every == 0 or done % cfg.eval_every == 0 or done == cfg.iters:
+        last = done == cfg.iters
+        if done % cfg.log_every == 0 or done % cfg.eval_every == 0 or last or stop.asked:
             rec["s_per_it"] = round((time.time() - t0) / (done - start), 3)
-            if done % cfg.eval_every == 0 or done == cfg.iters:
+            if done % cfg.eval_every == 0 or last:
                 engine = build_engine(accelerator.unwrap_model(student), vae, text_encoder, tokenizer)
                 for n in (1, 2, 4):
                     scores, _, _ = evaluate_engine(engine, eval_captions(cfg.eval_images), n)
                     rec[f"judge_{n}step"] = round(scores["all"], 3)
-                if accelerator.is_main_process:
-                    torch.save(
-                        {
-                            "student": accelerator.unwrap_model(student).state_dict(),
-                            "logvar": accelerator.unwrap_model(logvar).state_dict(),
-                            "disc": accelerator.unwrap_model(disc).state_dict(),
-                            "opt_g": opt_g.state_dict(),
-                            "opt_d": opt_d.state_dict(),
-                            "step": done,
-                        },
-                        ckpt,
-                    )
+            if (done % cfg.eval_every == 0 or last or stop.asked) and accelerator.is_main_process:
+                save_checkpoint(
+                    ckpt,
+                    {
+                        "student": accelerator.unwrap_model(student).state_dict(),
+                        "logvar": accelerator.unwrap_model(logvar).state_dict(),
+                        "disc": accelerator.unwrap_model(disc).state_dict(),
+                        "opt_g": opt_g.state_dict(),
+                        "opt_d": opt_d.state_dict(),
+                        "step": done,
+                    },
+                )
             accelerator.print(json.dumps(rec))
             log.write(json.dumps(rec) + "\n")
             log.flush()
+        if stop.asked:  # SIGTERM / SIGINT: checkpointed above, resumes with the same command
+            break
     if accelerator.is_main_process:
         accelerator.unwrap_model(student).save_pretrained(out / "transformer", safe_serialization=True)
     return out

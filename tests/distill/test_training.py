@@ -158,6 +158,43 @@ def test_student_distillation_two_steps(vae_dir, teacher, tmp_path_factory, mode
     assert json.loads((out / "config.json").read_text())["mode"] == mode
 
 
+def test_student_stopped_by_sigterm_checkpoints_and_resumes(vae_dir, teacher, tmp_path, capsys):
+    """A background student run stopped before a session ends loses at most one step."""
+    import os
+    import signal
+    import threading
+    import time
+
+    from sprint_desktop.distill.train_student import StudentConfig
+    from sprint_desktop.distill.train_student import train as train_student
+
+    cfg = StudentConfig(
+        teacher=str(teacher), vae=str(vae_dir), out=str(tmp_path / "s"), mode="hybrid", iters=200,
+        batch=2, eval_every=10**6, log_every=1, cache=8, adv_warmup=4,
+    )  # fmt: skip
+    log = tmp_path / "s" / "log.jsonl"
+
+    def stop_after_first_step() -> None:
+        while not (log.exists() and log.read_text().strip()):
+            time.sleep(0.01)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    try:
+        threading.Thread(target=stop_after_first_step, daemon=True).start()
+        train_student(cfg)
+    finally:
+        signal.signal(signal.SIGTERM, before[0])
+        signal.signal(signal.SIGINT, before[1])
+    steps = [json.loads(line)["step"] for line in log.read_text().splitlines()]
+    stopped = torch.load(tmp_path / "s" / "checkpoint.pt", weights_only=True)["step"]
+    assert stopped == steps[-1] < 200 and steps == list(range(1, stopped + 1))
+    capsys.readouterr()
+    train_student(dataclasses.replace(cfg, iters=stopped + 1))
+    assert f"resumed from step {stopped}" in capsys.readouterr().out
+    assert json.loads(log.read_text().splitlines()[-1])["step"] == stopped + 1
+
+
 def test_teacher_grid_draws_every_grid_prompt(vae_dir, teacher, tmp_path):
     from sprint_desktop.distill.evaluate import teacher_grid
 
