@@ -3,11 +3,12 @@ download resumes), remove, and "use this model"."""
 
 from __future__ import annotations
 
-import threading
+import functools
 import time
+from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QDialog,
     QHBoxLayout,
@@ -23,12 +24,14 @@ from PySide6.QtWidgets import (
 from ..core.cancel import CancelToken
 from ..core.errors import SprintError
 from ..store import catalog as store
+from .thread_job import Report, ThreadJob
 
 
-class _DownloadSignals(QObject):
-    progress = Signal(int, int)
-    done = Signal(str)
-    failed = Signal(str)
+def _download(entry: store.CatalogEntry, endpoint: str | None, cancel: CancelToken, report: Report) -> Path:
+    """The download thread's work: plain values in, the model folder out (nothing of the dialog)."""
+    from ..store.download import download
+
+    return download(entry, endpoint=endpoint, cancel=cancel, progress=report)
 
 
 class ModelManagerDialog(QDialog):
@@ -41,12 +44,7 @@ class ModelManagerDialog(QDialog):
         self.setWindowTitle("Models")
         self.endpoint = endpoint
         self.entries = store.load_catalog()
-        self.cancel: CancelToken | None = None
-        self.download_thread: threading.Thread | None = None
-        self.signals = _DownloadSignals()
-        self.signals.progress.connect(self._on_progress)
-        self.signals.done.connect(self._on_done)
-        self.signals.failed.connect(self._on_failed)
+        self.job: ThreadJob | None = None  # the download, kept until its thread has ended
         layout = QVBoxLayout(self)
         self.table = QTableWidget(len(self.entries), 5)
         self.table.setHorizontalHeaderLabels(["Model", "State", "On disk", "Download", "Licence"])
@@ -108,7 +106,7 @@ class ModelManagerDialog(QDialog):
         the model that ships with the app)."""
         entry = self.selected()
         state = store.state_of(entry).state
-        busy = self.download_thread is not None and self.download_thread.is_alive()
+        busy = self.busy
         hub = entry.kind == "hub"
         self.download_button.setEnabled(hub and not busy and state != "installed")
         self.remove_button.setEnabled(hub and not busy and state != "missing")
@@ -117,9 +115,14 @@ class ModelManagerDialog(QDialog):
             self.confirming = None
             self.download_button.setText("Download")
 
+    @property
+    def busy(self) -> bool:
+        """A download runs (or has not delivered its outcome yet)."""
+        return self.job is not None and self.job.running
+
     def start_download(self) -> None:
         entry = self.selected()
-        if self.download_thread is not None and self.download_thread.is_alive():
+        if self.busy:
             return
         if entry.kind != "hub":
             self.status.setText(f"{entry.title} ships with the app: nothing to download.")
@@ -135,36 +138,26 @@ class ModelManagerDialog(QDialog):
             return
         self.confirming = None
         self.download_button.setText("Download")
-        self.cancel = CancelToken()
+        if self.job is not None:
+            self.job.deleteLater()  # the last download's, ended
+        self.job = ThreadJob(
+            functools.partial(_download, entry, self.endpoint), parent=self, name="sprint-model-download"
+        )
+        self.job.progress.connect(self._on_progress)
+        self.job.finished.connect(self._on_done)
+        self.job.failed.connect(self._on_failed)
         self.started = time.monotonic()
         self.download_button.setEnabled(False)
         self.stop_button.setEnabled(True)
         self.status.setText(f"Downloading {entry.title}…")
-        self.download_thread = threading.Thread(target=self._run, args=(entry, self.cancel), daemon=True)
-        self.download_thread.start()
-
-    def _run(self, entry: store.CatalogEntry, cancel: CancelToken) -> None:
-        from ..store.download import download
-
-        try:
-            folder = download(
-                entry,
-                endpoint=self.endpoint,
-                cancel=cancel,
-                progress=lambda done, total: self.signals.progress.emit(done, total),
-            )
-        except SprintError as exc:
-            self.signals.failed.emit(str(exc))
-        except Exception as exc:  # noqa: BLE001 - the thread boundary
-            self.signals.failed.emit(f"the download failed: {type(exc).__name__}: {exc}")
-        else:
-            self.signals.done.emit(str(folder))
+        self.job.start()
 
     def stop_download(self) -> None:
-        if self.cancel is not None:
-            self.cancel.cancel()
+        if self.job is not None:
+            self.job.cancel.cancel()
 
-    def _on_progress(self, done: int, total: int) -> None:
+    def _on_progress(self, report: tuple[int, int]) -> None:
+        done, total = report
         self.progress.setMaximum(max(total, 1))
         self.progress.setValue(done)
         speed = done / max(time.monotonic() - self.started, 1e-6)
@@ -173,17 +166,19 @@ class ModelManagerDialog(QDialog):
             f"{done / 2**20:.1f} of {total / 2**20:.1f} MB · {speed / 2**20:.1f} MB/s · {left:.0f} s left"
         )
 
-    def _on_done(self, folder: str) -> None:
+    def _on_done(self, folder: Path) -> None:
         self._finish()
         self.progress.setValue(self.progress.maximum())
         self.status.setText(f"Ready for offline use: {folder}")
 
-    def _on_failed(self, message: str) -> None:
+    def _on_failed(self, exc: BaseException) -> None:
         self._finish()
-        self.status.setText(message)
+        if isinstance(exc, SprintError):
+            self.status.setText(str(exc))
+        else:  # the thread boundary
+            self.status.setText(f"the download failed: {type(exc).__name__}: {exc}")
 
     def _finish(self) -> None:
-        self.download_thread = None
         self.stop_button.setEnabled(False)
         self.refresh()
 
@@ -205,5 +200,7 @@ class ModelManagerDialog(QDialog):
         self.model_chosen.emit(str(state.folder))
 
     def closeEvent(self, event: Any) -> None:  # noqa: N802
+        """Stop a download without waiting (a chunk of a slow download can take long): its thread
+        holds nothing of the dialog, which shows "stopped" when it ends; finished files are kept."""
         self.stop_download()
         super().closeEvent(event)

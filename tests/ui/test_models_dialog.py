@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from PySide6.QtCore import Qt
 
@@ -51,13 +53,11 @@ def test_stop_keeps_finished_files_and_the_next_download_skips_them(qtbot, hub_c
     hub_catalog.bytes_per_second = 40_000  # about 6 s for the whole model
     dialog = ModelManagerDialog(endpoint=hub_catalog.url)
     qtbot.addWidget(dialog)
-    dialog.signals.progress.connect(lambda done, total: done > total * 0.6 and dialog.stop_download())
     dialog.start_download()  # shows the licence
     dialog.start_download()  # accepted
+    dialog.job.progress.connect(lambda report: report[0] > report[1] * 0.6 and dialog.stop_download())
     qtbot.waitUntil(lambda: dialog.stop_button.isEnabled() is False, timeout=TIMEOUT)
     assert "stopped" in dialog.status.text() and "resume" in dialog.status.text()
-    dialog.signals.progress.disconnect()
-    dialog.signals.progress.connect(dialog._on_progress)
     hub_catalog.bytes_per_second = 0
     dialog.start_download()
     qtbot.waitUntil(lambda: "Ready for offline use" in dialog.status.text(), timeout=TIMEOUT)
@@ -67,6 +67,36 @@ def test_stop_keeps_finished_files_and_the_next_download_skips_them(qtbot, hub_c
         if method == "GET" and path.endswith(".safetensors"):
             gets[path] = gets.get(path, 0) + 1
     assert len(gets) == 3 and min(gets.values()) == 1  # a file finished before the stop was not fetched again
+
+
+def test_a_dialog_let_go_mid_download_is_destroyed_on_the_gui_thread(qtbot, hub_catalog, monkeypatch):
+    """The download thread ran a method of the dialog, so the dialog outlived its window: here until
+    a garbage collection (huggingface_hub's progress class, a cycle, held the thread's callback),
+    and without such a cycle the thread would have dropped the last reference and destroyed the
+    dialog on itself, as the GPU dialog's install did in a CI run that segfaulted."""
+    from huggingface_hub import constants
+
+    from sprint_desktop.ui.models_dialog import ModelManagerDialog
+
+    monkeypatch.setattr(constants, "DOWNLOAD_CHUNK_SIZE", 1024)
+    hub_catalog.bytes_per_second = 40_000  # about 6 s for the whole model
+    dialog = ModelManagerDialog(endpoint=hub_catalog.url)
+    destroyed_on = []
+    dialog.destroyed.connect(
+        lambda *_: destroyed_on.append(threading.current_thread().name),
+        Qt.ConnectionType.DirectConnection,
+    )
+    dialog.start_download()  # shows the licence
+    dialog.start_download()  # accepted
+    thread = dialog.job.worker_thread
+    qtbot.waitUntil(
+        lambda: any(p.endswith(".safetensors") for m, p, _ in hub_catalog.requests if m == "GET"),
+        timeout=TIMEOUT,
+    )
+    del dialog  # the window is gone mid-download
+    thread.join(TIMEOUT / 1000)
+    qtbot.wait(200)  # anything the thread left for the GUI thread arrives (and must find nothing)
+    assert destroyed_on == [threading.current_thread().name] and not thread.is_alive()
 
 
 def test_only_what_applies_is_enabled(qtbot):
