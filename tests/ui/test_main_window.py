@@ -248,7 +248,7 @@ def test_every_submitted_request_ends_with_one_signal(qtbot):
     cancelled = []
     worker.cancelled.connect(cancelled.append)
     try:
-        with worker._cond:  # hold the thread so that the first two are still waiting when replaced
+        with worker._loop.cond:  # hold the thread so that the first two are still waiting when replaced
             a = worker.submit(GenerateRequest("a"))
             b = worker.submit(GenerateRequest("b"))
             c = worker.submit(GenerateRequest("c"))
@@ -299,7 +299,7 @@ def test_quitting_cancels_a_running_job_instead_of_waiting_for_it(qtbot):
     worker.engine = SlowEngine()
     worker.submit(GenerateRequest("a red circle"))
     assert started.wait(10)
-    cancel = worker._cancel
+    cancel = worker._loop.cancel
     worker.stop(timeout=QUIT_WAIT_S)
     assert QUIT_WAIT_S <= 0.1 and cancel is not None and cancel.cancelled
     release.set()

@@ -75,7 +75,7 @@ def test_cancel_drops_a_queued_request_with_one_signal(qtbot):
     cancelled = []
     worker.cancelled.connect(cancelled.append)
     try:
-        with worker._cond:  # hold the thread: the request is still queued
+        with worker._loop.cond:  # hold the thread: the request is still queued
             queued = worker.submit(GenerateRequest("a"))
             worker.cancel(queued)
         qtbot.waitUntil(lambda: queued in cancelled, timeout=5000)
