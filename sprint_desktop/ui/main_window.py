@@ -84,7 +84,8 @@ class MainWindow(QMainWindow):
             if notice:
                 ws.events.error.emit(notice)
         ws.load_model()
-        self.gpu_dialog: Any = None
+        self.gpu_dialog: GpuRuntimeDialog | None = None
+        self.models_dialog: Any = None  # a ModelManagerDialog, made on first use
         self.offer_gpu = offer_gpu and os.environ.get(NO_GPU_OFFER_ENV) != "1"
         self.gpu_probe = GpuProbe(self)
         self.gpu_probe.found.connect(self._maybe_offer_gpu)
@@ -232,11 +233,16 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------------------ dialogs
     def open_models(self) -> None:
-        from .models_dialog import ModelManagerDialog
+        """File ▸ Models: one dialog for the window's life, shown again (a closed one is hidden,
+        not deleted: a new one each time stayed behind as a hidden child)."""
+        if self.models_dialog is None:
+            from .models_dialog import ModelManagerDialog
 
-        dialog = ModelManagerDialog(self)
-        dialog.model_chosen.connect(self.workspace.use_model)
-        dialog.show()
+            self.models_dialog = ModelManagerDialog(self)
+            self.models_dialog.model_chosen.connect(self.workspace.use_model)
+        else:
+            self.models_dialog.refresh()
+        _show(self.models_dialog)
 
     def _maybe_offer_gpu(self, gpu: Any) -> None:
         """Offer the GPU runtime once (the first start that finds an NVIDIA GPU)."""
@@ -249,16 +255,19 @@ class MainWindow(QMainWindow):
             self.open_gpu_runtime()
 
     def open_gpu_runtime(self) -> None:
-        """File ▸ GPU acceleration: install (or remove) onnxruntime-gpu and its CUDA libraries."""
-        gpu = self.gpu_probe.gpu if self.gpu_probe.done else detect_nvidia_gpu()
-        try:
-            dialog = GpuRuntimeDialog(gpu, parent=self)
-        except SprintError as exc:
-            self.workspace.events.error.emit(str(exc))
-            return
-        dialog.installed.connect(self._on_gpu_runtime_installed)
-        self.gpu_dialog = dialog
-        dialog.show()
+        """File ▸ GPU acceleration: install (or remove) onnxruntime-gpu and its CUDA libraries. One
+        dialog for the window's life, as the Models dialog."""
+        if self.gpu_dialog is None:
+            gpu = self.gpu_probe.gpu if self.gpu_probe.done else detect_nvidia_gpu()
+            try:
+                self.gpu_dialog = GpuRuntimeDialog(gpu, parent=self)
+            except SprintError as exc:
+                self.workspace.events.error.emit(str(exc))
+                return
+            self.gpu_dialog.installed.connect(self._on_gpu_runtime_installed)
+        else:
+            self.gpu_dialog.refresh()
+        _show(self.gpu_dialog)
 
     def _on_gpu_runtime_installed(self, site: str) -> None:
         """Run the ONNX backend from now on; it picks the runtime up at the next model load, or at the
@@ -305,3 +314,10 @@ class MainWindow(QMainWindow):
         self.workspace.close(**self._window_fields())
         self.worker.stop(timeout=QUIT_WAIT_S)
         super().closeEvent(event)
+
+
+def _show(dialog: QWidget) -> None:
+    """Show a non-modal dialog, or bring it to the front when it is already open."""
+    dialog.show()
+    dialog.raise_()
+    dialog.activateWindow()

@@ -273,6 +273,26 @@ def test_onnx_backend_from_the_settings(make_window, qtbot, tmp_path, monkeypatc
     assert any("exporting to ONNX: transformer" in m for m in messages)  # the export was shown
 
 
+def test_the_gpu_and_models_dialogs_are_made_once_and_shown_again(make_window, tmp_path, monkeypatch):
+    """Each File ▸ GPU acceleration / Models made a new dialog, and the closed ones stayed behind as
+    hidden children of the window."""
+    from sprint_desktop.store import gpu_runtime
+    from sprint_desktop.ui.gpu_dialog import GpuRuntimeDialog
+    from sprint_desktop.ui.models_dialog import ModelManagerDialog
+
+    monkeypatch.setenv(gpu_runtime.ROOT_ENV, str(tmp_path / "rt"))
+    w = make_window(wait=False)
+    for open_dialog, kind in ((w.open_gpu_runtime, GpuRuntimeDialog), (w.open_models, ModelManagerDialog)):
+        shown = []
+        for _ in range(3):
+            open_dialog()
+            dialogs = w.findChildren(kind)
+            assert len(dialogs) == 1 and dialogs[0].isVisible()
+            shown.append(dialogs[0])
+            dialogs[0].close()
+        assert shown[0] is shown[1] is shown[2] and not shown[0].isVisible()
+
+
 def test_quitting_cancels_a_running_job_instead_of_waiting_for_it(qtbot):
     """Quit took about 3 s: closing waited for the job in flight. Now the job is cancelled and the
     engine thread is not waited for beyond `QUIT_WAIT_S`."""
