@@ -285,11 +285,14 @@ class MainWindow(QMainWindow):
 
         gpu = self.gpu_probe.gpu if self.gpu_probe.done else detect_nvidia_gpu()
         dialog = SettingsDialog(self.workspace.settings, self, has_nvidia_gpu=gpu is not None)
-        if dialog.exec():
-            settings = dialog.result_settings()
-            apply_theme(settings.theme)
-            self.dark_action.setChecked(settings.theme == "dark")
-            self.workspace.apply_settings(settings)
+        try:
+            if dialog.exec():
+                settings = dialog.result_settings()
+                apply_theme(settings.theme)
+                self.dark_action.setChecked(settings.theme == "dark")
+                self.workspace.apply_settings(settings)
+        finally:
+            dialog.deleteLater()  # made anew from the current settings each time
 
     # ------------------------------------------------------------------------------ window events
     def dragEnterEvent(self, event: QDragEnterEvent) -> None:  # noqa: N802

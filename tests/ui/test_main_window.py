@@ -293,6 +293,21 @@ def test_the_gpu_and_models_dialogs_are_made_once_and_shown_again(make_window, t
         assert shown[0] is shown[1] is shown[2] and not shown[0].isVisible()
 
 
+def test_a_closed_settings_dialog_is_deleted(make_window, qtbot):
+    """Settings is modal and made anew each time (from the current settings); each closed one
+    stayed behind as a hidden child of the window."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from sprint_desktop.ui.settings_dialog import SettingsDialog
+
+    w = make_window(wait=False)
+    for _ in range(3):
+        QTimer.singleShot(0, lambda: QApplication.activeModalWidget().reject())
+        w.open_settings()
+    qtbot.waitUntil(lambda: not w.findChildren(SettingsDialog), timeout=5000)
+
+
 def test_quitting_cancels_a_running_job_instead_of_waiting_for_it(qtbot):
     """Quit took about 3 s: closing waited for the job in flight. Now the job is cancelled and the
     engine thread is not waited for beyond `QUIT_WAIT_S`."""
