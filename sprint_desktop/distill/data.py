@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .world import render, sample_scene
+from .world import Scene, render, sample_scene, with_extra_object
 
 
 @dataclass(frozen=True)
@@ -108,3 +108,19 @@ class TrainingLatents:
             with torch.no_grad():
                 latents = self.vae.encode(to_tensor(images).to(device)).latent
         return latents * self.vae.config.scaling_factor, captions
+
+
+def extra_object_latents(vae: Any, rng: np.random.Generator, n: int) -> tuple[torch.Tensor, list[str]]:
+    """``n`` training scenes drawn with one object too many (`world.with_extra_object`), encoded
+    and scaled as `TrainingLatents.batch` gives them, with the captions they no longer match."""
+    from .train_vae import to_tensor
+
+    scenes: list[Scene] = []
+    while len(scenes) < n:
+        extra = with_extra_object(sample_scene(rng, held_out=False), rng)
+        if extra is not None:
+            scenes.append(extra)
+    device = next(vae.parameters()).device
+    with torch.no_grad():
+        latents = vae.encode(to_tensor(np.stack([render(s) for s in scenes])).to(device)).latent
+    return latents * vae.config.scaling_factor, [s.caption for s in scenes]

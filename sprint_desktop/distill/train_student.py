@@ -4,8 +4,9 @@ or either alone for the ablations (SANA-Sprint, Sec. 3.2-3.3).
 Reads top to bottom: config -> frozen VAE, text encoder and teacher -> student (a copy of the
 teacher) + log-variance head + discriminator heads -> loop: generator step (sCM tangent loss with
 a forward-mode JVP, and/or the adversarial loss on re-noised one-step samples, weight 0.5),
-then a discriminator step (hinge, with misaligned caption pairs), 1:1 -> evaluation through our
-own engine at 1/2/4 steps -> checkpoint + config. Runs unchanged under `accelerate launch`.
+then a discriminator step (hinge; misaligned caption pairs, and optionally scenes with one object
+too many, as fakes), 1:1 -> evaluation through our own engine at 1/2/4 steps -> checkpoint +
+config. Runs unchanged under `accelerate launch`.
 
     sprint distill student --teacher runs/teacher --vae runs/vae/vae --mode hybrid --out runs/student
 """
@@ -68,6 +69,9 @@ class StudentConfig:
     d_p_std: float = 1.0
     disc_layers: tuple[int, ...] = (2, 5, 7)
     misaligned_p: float = 0.25
+    extra_object_p: float = (
+        0.0  # LADD: this share of the batch as extra fakes, real scenes with one object too many
+    )
     seed: int = 0
     log_every: int = 25
     eval_every: int = 200
@@ -249,7 +253,15 @@ def train(cfg: StudentConfig) -> Path:
             d_real = disc(teacher, real_t, t_d, *cond, SIGMA_D)
             d_fake = disc(teacher, fake_t, t_d, *cond, SIGMA_D)
             d_mis = disc(teacher, real_t[:n_mis], t_d[:n_mis], *mis_cond, SIGMA_D)
-            l_d = d_hinge_loss(d_real, torch.cat([d_fake, d_mis]))
+            fakes = [d_fake, d_mis]
+            if cfg.extra_object_p > 0:  # the count is part of the caption: one object too many is fake
+                n_extra = max(1, int(cfg.extra_object_p * b))
+                x_extra, extra_captions = data.extra_object_latents(vae, rng, n_extra)
+                with torch.no_grad():
+                    extra_cond = encode_text(tokenizer, text_encoder, extra_captions, device)
+                    extra_t = noisy(x_extra * SIGMA_D, t_d[:n_extra])
+                fakes.append(disc(teacher, extra_t, t_d[:n_extra], *extra_cond, SIGMA_D))
+            l_d = d_hinge_loss(d_real, torch.cat(fakes))
             opt_d.zero_grad(set_to_none=True)
             accelerator.backward(l_d)
             opt_d.step()

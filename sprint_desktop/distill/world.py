@@ -179,6 +179,20 @@ def sample_scene(
     raise RuntimeError(f"could not place a {family} scene")  # not reached in practice
 
 
+def with_extra_object(scene: Scene, rng: np.random.Generator) -> Scene | None:
+    """``scene`` with one of its objects drawn once more somewhere free, under the same caption: a
+    picture that caption no longer describes (one object too many for every family). None when the
+    copy does not fit. The students' discriminator sees these as fakes (`distill.ladd`)."""
+    if not scene.objects:
+        return None
+    twin = scene.objects[int(rng.integers(len(scene.objects)))]
+    for size in dict.fromkeys((twin.size, "small")):  # its own size, else a small copy
+        extra = _place(rng, twin.color, twin.shape, size, list(scene.objects))
+        if extra is not None:
+            return replace(scene, objects=(*scene.objects, extra))
+    return None
+
+
 def satisfies(a: Shape, relation: str, b: Shape, gap: float) -> bool:
     """Does ``a`` stand ``relation`` ``b`` with centres at least ``gap`` apart along that axis?"""
     if relation == "left of":

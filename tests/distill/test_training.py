@@ -143,6 +143,7 @@ def test_student_distillation_two_steps(vae_dir, teacher, tmp_path_factory, mode
             log_every=1,
             cache=8 if mode == "hybrid" else 0,
             adv_warmup=4,
+            extra_object_p=0.5 if mode == "hybrid" else 0.0,  # its fakes with one object too many
         )
     )
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
@@ -193,6 +194,19 @@ def test_student_stopped_by_sigterm_checkpoints_and_resumes(vae_dir, teacher, tm
     train_student(dataclasses.replace(cfg, iters=stopped + 1))
     assert f"resumed from step {stopped}" in capsys.readouterr().out
     assert json.loads(log.read_text().splitlines()[-1])["step"] == stopped + 1
+
+
+def test_extra_object_latents_are_scaled_as_the_training_batches(vae_dir):
+    from diffusers import AutoencoderDC
+
+    from sprint_desktop.distill import data
+
+    vae = AutoencoderDC.from_pretrained(vae_dir)
+    rng = np.random.default_rng(0)
+    latents, captions = data.extra_object_latents(vae, rng, 3)
+    real, _ = data.TrainingLatents(vae, vae_dir, 0, 0).batch(np.random.default_rng(0), 3)
+    assert latents.shape == real.shape and len(captions) == 3 and all(captions)
+    assert 0.2 < latents.std().item() / real.std().item() < 5  # the same scale, not raw latents
 
 
 def test_teacher_grid_draws_every_grid_prompt(vae_dir, teacher, tmp_path):

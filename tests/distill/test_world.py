@@ -83,3 +83,23 @@ def test_sketch_is_dark_strokes_on_white_along_the_outline():
     interior = w.shape_mask(w.Shape(obj.color, obj.shape, obj.size, obj.cx, obj.cy), 64)
     # Strokes trace the outline: little ink deep inside the shape or far outside it.
     assert (dark & interior).sum() < dark.sum()
+
+
+@pytest.mark.parametrize("family", w.FAMILIES)
+def test_an_extra_object_makes_a_picture_its_caption_no_longer_describes(family):
+    """The students' discriminator is shown these as fakes: the judge must fail them while it
+    passes the scene they came from."""
+    from sprint_desktop.distill.judge import compliance
+
+    rng = np.random.default_rng(3)
+    scenes = [w.sample_scene(rng, family=family) for _ in range(12)]
+    extras = [w.with_extra_object(s, rng) for s in scenes]
+    pairs = [(s, e) for s, e in zip(scenes, extras, strict=True) if e is not None]
+    assert len(pairs) >= 8
+    for s, e in pairs:
+        assert e.caption == s.caption and len(e.objects) == len(s.objects) + 1
+        assert e.objects[:-1] == s.objects  # the scene as it was, and a copy of one of its objects
+        assert (e.objects[-1].color, e.objects[-1].shape) in {(o.color, o.shape) for o in s.objects}
+    captions = [s.caption for s, _ in pairs]
+    assert compliance([w.render(s) for s, _ in pairs], captions)["all"] == 1.0
+    assert compliance([w.render(e) for _, e in pairs], captions)["all"] == 0.0
