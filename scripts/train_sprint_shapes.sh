@@ -9,7 +9,9 @@
 # PRECISION (no | bf16) make the teacher and students cheaper on a CPU. TEACHER_ARGS adds options to
 # the teacher stage (its defaults are the sweep's recipe: patch size 2, lr 1e-3, 500 warm-up steps;
 # docs/TRAINING.md). ADV_WARMUP: steps over which the hybrid student's LADD weight rises from 0. VAE_DEC_ITERS fine-tunes the decoder only (the latent space stays), and the
-# packaged model ships that decoder. The shipped model's card gives the exact line that made it.
+# packaged model ships that decoder. SHIP: which student is packaged (hybrid, the paper's; scm or
+# ladd), the other two are evaluated as the ablations. CN_LAYERS: blocks the ControlNet copies.
+# The shipped model's card gives the exact line that made it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SPRINT=".venv/bin/sprint"
@@ -25,6 +27,8 @@ TEACHER_ITERS="${TEACHER_ITERS:-$(iters 30000)}"
 STUDENT_ITERS="${STUDENT_ITERS:-$(iters 4000)}"
 ADV_WARMUP="${ADV_WARMUP:-$(iters 500)}"
 CN_ITERS="${CN_ITERS:-$(iters 4000)}"
+CN_LAYERS="${CN_LAYERS:-2}"
+SHIP="${SHIP:-hybrid}"
 EVAL_IMAGES="${EVAL_IMAGES:-200}"
 CACHE="${CACHE:-0}"
 PRECISION="${PRECISION:-no}"
@@ -53,23 +57,24 @@ for mode in hybrid scm ladd; do
     --adv-warmup "$(if [ "$mode" = hybrid ]; then echo "$ADV_WARMUP"; else echo 0; fi)"
 done
 $SPRINT distill package --vae "$DECODER" --teacher "$RUNS/teacher" \
-  --student "$RUNS/student-hybrid/transformer" --out "$OUT"
+  --student "$RUNS/student-$SHIP/transformer" --out "$OUT"
 done_ "$RUNS/controlnet" "$RUNS/controlnet/controlnet" "$CN_ITERS" ||
   $SPRINT distill controlnet --model "$OUT" --out "$RUNS/controlnet" --iters "$CN_ITERS" \
-  --eval-every "$CN_ITERS"
+  --num-layers "$CN_LAYERS" --eval-every "$CN_ITERS"
 $SPRINT distill package --vae "$DECODER" --teacher "$RUNS/teacher" \
-  --student "$RUNS/student-hybrid/transformer" --controlnet "$RUNS/controlnet/controlnet" --out "$OUT"
+  --student "$RUNS/student-$SHIP/transformer" --controlnet "$RUNS/controlnet/controlnet" --out "$OUT"
 $SPRINT distill package-teacher --vae "$DECODER" --teacher "$RUNS/teacher" --out "$OUT-teacher"
 mkdir -p "$BENCH"
 
 # The model card's table and sample grids.
 $SPRINT evaluate --teacher "$RUNS/teacher" --vae "$DECODER" --steps 20,4,2,1 \
   --images "$EVAL_IMAGES" --json "$BENCH/eval-teacher.json"
-for mode in scm ladd; do
+for mode in hybrid scm ladd; do
+  [ "$mode" = "$SHIP" ] && continue
   $SPRINT distill package --vae "$DECODER" --teacher "$RUNS/teacher" \
     --student "$RUNS/student-$mode/transformer" --out "$RUNS/model-$mode"
   $SPRINT evaluate --model "$RUNS/model-$mode" --steps 1,2,4 --images "$EVAL_IMAGES" \
     --json "$BENCH/eval-$mode.json"
 done
-$SPRINT evaluate --model "$OUT" --steps 1,2,4 --images "$EVAL_IMAGES" --json "$BENCH/eval-hybrid.json" \
+$SPRINT evaluate --model "$OUT" --steps 1,2,4 --images "$EVAL_IMAGES" --json "$BENCH/eval-$SHIP.json" \
   --grid "$OUT/samples.png"
