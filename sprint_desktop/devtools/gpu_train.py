@@ -68,12 +68,10 @@ class TrainSettings:
     stop_margin_s: float = 15.0  # the teacher stops this long before its deadline (checkpoint, send)
     teacher_iters: int | None = None  # None: the campaign's (the carried config's) iters
     teacher_extra: int | None = None  # train this many iterations past the carried step instead
-    collapse_ratio: float = (
-        1.5  # an EMA validation loss over this x the best is a collapse (devtools.collapse)
-    )
-    collapse_lr: float = (
-        0.5  # after a collapse the teacher resumes from its last good checkpoint at lr x this
-    )
+    # an EMA validation loss over collapse_ratio x its best is a collapse (devtools.collapse); the
+    # teacher then resumes from its last good checkpoint at lr x collapse_lr
+    collapse_ratio: float = 1.5
+    collapse_lr: float = 0.5
     log_every: int = 25
     seed: int = 0
 
@@ -188,19 +186,20 @@ def send_back(
     out: Path,
     sets: list[tuple[str, list[str]]],
     reserve: int = 0,
-    source: str = "checkpoint.pt",
+    state: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Pack ``run``'s checkpoint (the file ``source`` in it) into ``out``, one set of files per
-    (stem, module entries), each file under the return limit, in order, while they fit in the
-    weight files that may come back (``reserve`` of them kept for a later phase). Returns what was
-    sent (MiB per file) or why not."""
+    """Pack ``run``'s checkpoint (``state`` when given, already loaded, else its ``checkpoint.pt``)
+    into ``out``, one set of files per (stem, module entries), each file under the return limit, in
+    order, while they fit in the weight files that may come back (``reserve`` of them kept for a
+    later phase). Returns what was sent (MiB per file) or why not."""
     import torch
 
     from .checkpoints import shard_files
 
     sent: dict[str, Any] = {}
     staging = run / "send"
-    state = torch.load(run / source, map_location="cpu", weights_only=True)
+    if state is None:
+        state = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)
     for stem, entries in sets:
         shutil.rmtree(staging, ignore_errors=True)
         files = pack(
@@ -301,9 +300,9 @@ def _records_until(
         time.sleep(0.2)
 
 
-def _resume_from_good(run: Path, factor: float) -> int:
+def _resume_from_good(run: Path, factor: float) -> None:
     """Make the last good checkpoint the one the loop resumes from, every learning rate in it x
-    ``factor``. Returns its step."""
+    ``factor``."""
     import torch
 
     from ..distill.train_teacher import save_checkpoint
@@ -311,7 +310,6 @@ def _resume_from_good(run: Path, factor: float) -> int:
     state = torch.load(run / GOOD, map_location="cpu", weights_only=True)
     scale_lr(state, factor)
     save_checkpoint(run / "checkpoint.pt", state)
-    return int(state["step"])
 
 
 def run_stoppable(section: Section, train: Any, cfg: Any, settings: TrainSettings, deliver: Any) -> None:
@@ -494,11 +492,14 @@ def teacher_phase(
 
     def deliver() -> dict[str, Any]:
         # The EMA first; the raw weights only if the student (about the EMA's size) still fits after.
+        # Both from the last checkpoint that passed `run_stoppable`'s collapse check, loaded once.
+        import torch
+
         restore_cpu_settings(run, base)
-        # the last checkpoint that passed `run_stoppable`'s collapse check
-        sent = send_back(run, out, [("teacher-ema", ema)], source=GOOD)
+        good = torch.load(run / GOOD, map_location="cpu", weights_only=True)
+        sent = send_back(run, out, [("teacher-ema", ema)], state=good)
         student_files = sum(1 for k in sent if k.endswith(".safetensors"))
-        return {**sent, **send_back(run, out, [("teacher-raw", raw)], reserve=student_files, source=GOOD)}
+        return {**sent, **send_back(run, out, [("teacher-raw", raw)], reserve=student_files, state=good)}
 
     run_stoppable(section, train_teacher, cfg, settings, deliver)
 

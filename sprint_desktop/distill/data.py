@@ -96,31 +96,32 @@ class TrainingLatents:
 
     def batch(self, rng: np.random.Generator, n: int, empty_p: float = 0.0) -> tuple[torch.Tensor, list[str]]:
         """Scaled latents (the VAE's ``scaling_factor`` applied) on the VAE's device, and captions."""
-        from .train_vae import to_tensor
         from .world import sample_batch
 
-        device = next(self.vae.parameters()).device
         if self.cache is not None:
             latents, captions = self.cache.batch(rng, n, empty_p)
-            latents = latents.to(device)
-        else:
-            images, captions = sample_batch(rng, n, held_out=False, empty_p=empty_p)
-            with torch.no_grad():
-                latents = self.vae.encode(to_tensor(images).to(device)).latent
-        return latents * self.vae.config.scaling_factor, captions
+            device = next(self.vae.parameters()).device
+            return latents.to(device) * self.vae.config.scaling_factor, captions
+        images, captions = sample_batch(rng, n, held_out=False, empty_p=empty_p)
+        return encode_scaled(self.vae, images), captions
+
+
+def encode_scaled(vae: Any, images: np.ndarray) -> torch.Tensor:
+    """uint8 images (n, h, w, 3) as the latents training reads: encoded on ``vae``'s device and
+    scaled by its ``scaling_factor``."""
+    from .train_vae import to_tensor
+
+    with torch.no_grad():
+        latents = vae.encode(to_tensor(images).to(next(vae.parameters()).device)).latent
+    return latents * vae.config.scaling_factor
 
 
 def extra_object_latents(vae: Any, rng: np.random.Generator, n: int) -> tuple[torch.Tensor, list[str]]:
     """``n`` training scenes drawn with one object too many (`world.with_extra_object`), encoded
     and scaled as `TrainingLatents.batch` gives them, with the captions they no longer match."""
-    from .train_vae import to_tensor
-
     scenes: list[Scene] = []
     while len(scenes) < n:
         extra = with_extra_object(sample_scene(rng, held_out=False), rng)
         if extra is not None:
             scenes.append(extra)
-    device = next(vae.parameters()).device
-    with torch.no_grad():
-        latents = vae.encode(to_tensor(np.stack([render(s) for s in scenes])).to(device)).latent
-    return latents * vae.config.scaling_factor, [s.caption for s in scenes]
+    return encode_scaled(vae, np.stack([render(s) for s in scenes])), [s.caption for s in scenes]

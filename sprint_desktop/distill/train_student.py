@@ -69,9 +69,8 @@ class StudentConfig:
     d_p_std: float = 1.0
     disc_layers: tuple[int, ...] = (2, 5, 7)
     misaligned_p: float = 0.25
-    extra_object_p: float = (
-        0.0  # LADD: this share of the batch as extra fakes, real scenes with one object too many
-    )
+    # LADD: this share of the batch as extra fakes, real scenes with one object too many
+    extra_object_p: float = 0.0
     seed: int = 0
     log_every: int = 25
     eval_every: int = 200

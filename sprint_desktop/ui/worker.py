@@ -57,17 +57,8 @@ class EngineSignals(QObject):
     cancelled = Signal(int)
 
 
-RELAYED = (
-    "loading",
-    "load_progress",
-    "loaded",
-    "load_failed",
-    "started",
-    "progress",
-    "finished",
-    "failed",
-    "cancelled",
-)
+RELAYED = tuple(name for name, value in vars(EngineSignals).items() if isinstance(value, Signal))
+"""The signals the relay forwards to the worker: all of `EngineSignals`'."""
 
 
 class EngineWorker(EngineSignals):
