@@ -7,8 +7,8 @@ thread becomes a `failed` signal with a readable message, and the thread keeps s
 
 The thread holds nothing of the GUI's: it runs a plain `EngineLoop` (the job slots and the engine)
 and emits on a relay object of its own, made and destroyed on it, whose signals are connected to
-the worker's (queued to the GUI thread, as before: no polling; the forwarding costs some 10 µs a
-signal). A thread that ran the worker's own method kept a worker the window let go of alive, and
+the worker's (queued to the GUI thread, as before: no polling; one more signal hop per report). A
+thread that ran the worker's own method kept a worker the window let go of alive, and
 when it ended Python destroyed the worker on it (the GPU dialog crashed that way); a worker
 destroyed with its parent made the thread's next emit fail. Now a worker let go is destroyed at
 once, on the GUI thread, and that stops its thread.
