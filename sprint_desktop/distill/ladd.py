@@ -35,13 +35,61 @@ class DiscriminatorHead(nn.Module):
         return uncond + projection
 
 
-class Discriminator(nn.Module):
-    """Heads on blocks ``layers`` of the frozen teacher; the teacher itself is not a submodule."""
+class SetHead(nn.Module):
+    """A head that sees the whole token set before it scores it.
 
-    def __init__(self, width: int, cond_dim: int, layers: tuple[int, ...]) -> None:
+    ``DiscriminatorHead`` averages per-token logits, so its score is a sum over image regions: with
+    isolated objects it is ``a + b * count`` and cannot prefer exactly the one object a caption asks
+    for over two (session 6's hybrid drew every object two or three times). Here a learned summary
+    token, offset by the caption, attends over the image tokens and the caption's tokens in one
+    pre-norm transformer layer, and the logit is read from it after the layer's MLP: a nonlinearity
+    after pooling, which can score a count non-monotonically. The output is, as in the convolutional
+    head, an unconditional term plus a projection onto the pooled caption (Miyato & Koyama 2018)."""
+
+    max_tokens = 1024
+
+    def __init__(self, channels: int, cond_dim: int, hidden: int = 64, heads: int = 4) -> None:
         super().__init__()
+        self.image = spectral_norm(nn.Linear(channels, hidden))
+        self.text = nn.Linear(cond_dim, hidden)
+        self.position = nn.Parameter(torch.zeros(1, self.max_tokens, hidden))
+        self.summary = nn.Parameter(torch.zeros(1, 1, hidden))
+        self.mix = nn.TransformerEncoderLayer(
+            hidden, heads, 2 * hidden, dropout=0.0, activation="gelu", batch_first=True, norm_first=True
+        )
+        self.out = nn.Linear(hidden, 1)
+        self.cond = nn.Linear(cond_dim, hidden)
+
+    def forward(
+        self, tokens: torch.Tensor, cond: torch.Tensor, embeds: torch.Tensor, mask: torch.Tensor
+    ) -> torch.Tensor:
+        """tokens (B, N, C), pooled caption cond (B, D), caption embeds (B, L, D), mask (B, L) -> (B,)."""
+        b, n, _ = tokens.shape
+        if n > self.max_tokens:
+            raise ValueError(f"the set head takes at most {self.max_tokens} tokens, got {n}")
+        image = nn.functional.leaky_relu(self.image(tokens.float()), 0.2) + self.position[:, :n]
+        summary = self.summary.expand(b, -1, -1) + self.text(cond.float())[:, None]
+        seq = torch.cat([summary, image, self.text(embeds.float())], dim=1)
+        ignore = torch.cat([torch.zeros(b, 1 + n, dtype=torch.bool, device=mask.device), mask == 0], dim=1)
+        z = self.mix(seq, src_key_padding_mask=ignore)[:, 0]
+        return self.out(z).squeeze(-1) + (z * self.cond(cond.float())).sum(dim=1) / z.shape[1] ** 0.5
+
+
+HEADS = ("conv", "set")
+
+
+class Discriminator(nn.Module):
+    """Heads (``head``: "conv" or "set") on blocks ``layers`` of the frozen teacher; the teacher itself
+    is not a submodule."""
+
+    def __init__(self, width: int, cond_dim: int, layers: tuple[int, ...], head: str = "conv") -> None:
+        super().__init__()
+        if head not in HEADS:
+            raise ValueError(f"unknown discriminator head {head!r}: choose one of {', '.join(HEADS)}")
         self.layers = layers
-        self.heads = nn.ModuleList(DiscriminatorHead(width, cond_dim) for _ in layers)
+        self.head = head
+        make = DiscriminatorHead if head == "conv" else SetHead
+        self.heads = nn.ModuleList(make(width, cond_dim) for _ in layers)
 
     def forward(
         self,
@@ -55,7 +103,8 @@ class Discriminator(nn.Module):
         """Summed head logits (B,) for noisy latents ``x_t`` at TrigFlow times ``t``."""
         features = teacher_features(teacher, x_t, t, embeds, mask, self.layers, sigma_d)
         cond = pooled(embeds, mask)
-        return sum(head(f, cond) for head, f in zip(self.heads, features, strict=True))  # type: ignore[return-value]
+        extra = (embeds, mask) if self.head == "set" else ()
+        return sum(head(f, cond, *extra) for head, f in zip(self.heads, features, strict=True))  # type: ignore[return-value]
 
 
 def pooled(embeds: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -68,6 +68,7 @@ class StudentConfig:
     d_p_mean: float = -0.6
     d_p_std: float = 1.0
     disc_layers: tuple[int, ...] = (2, 5, 7)
+    disc_head: str = "conv"  # "set": a head that sees all tokens at once (ladd.SetHead)
     misaligned_p: float = 0.25
     # LADD: this share of the batch as extra fakes, real scenes with one object too many
     extra_object_p: float = 0.0
@@ -177,7 +178,8 @@ def train(cfg: StudentConfig) -> Path:
     student = copy.deepcopy(teacher).requires_grad_(True).train()
     logvar = LogVarHead().to(device)
     width = teacher.config.num_attention_heads * teacher.config.attention_head_dim
-    disc = Discriminator(width, text_encoder.config.hidden_size, tuple(cfg.disc_layers)).to(device)
+    disc = Discriminator(width, text_encoder.config.hidden_size, tuple(cfg.disc_layers), cfg.disc_head)
+    disc = disc.to(device)
     opt_g = torch.optim.AdamW([*student.parameters(), *logvar.parameters()], lr=cfg.lr, weight_decay=0.0)
     opt_d = torch.optim.AdamW(disc.parameters(), lr=cfg.d_lr, betas=(0.0, 0.99))
     start = 0

@@ -12,6 +12,8 @@ from sprint_desktop.distill import scm
 from sprint_desktop.distill.components import make_transformer
 from sprint_desktop.distill.ladd import (
     Discriminator,
+    DiscriminatorHead,
+    SetHead,
     adversarial_weight,
     d_hinge_loss,
     g_hinge_loss,
@@ -152,6 +154,59 @@ def test_discriminator_reads_teacher_blocks_and_passes_gradients_to_the_input(mo
     logits.sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
     assert all(p.grad is None for p in model.parameters())  # the teacher stays frozen
+
+
+def _objects(count: int, n: int = 16, channels: int = 8) -> torch.Tensor:
+    """A token set with ``count`` isolated identical "object" tokens (none adjacent, none at an end)."""
+    tokens = torch.zeros(n, channels)
+    tokens[[3, 7, 11][:count], 0] = 1.0
+    return tokens
+
+
+def _count_accuracy(head, steps: int = 300) -> float:
+    """Train ``head`` to accept one object and reject none or two; its accuracy on the three sets."""
+    torch.manual_seed(0)
+    tokens = torch.stack([_objects(0), _objects(1), _objects(2)])
+    labels = torch.tensor([-1.0, 1.0, -1.0])
+    cond = torch.ones(3, 4)
+    extra = (torch.ones(3, 2, 4), torch.ones(3, 2, dtype=torch.long)) if isinstance(head, SetHead) else ()
+    opt = torch.optim.Adam(head.parameters(), lr=3e-3)
+    for _ in range(steps):
+        loss = torch.relu(1 - labels * head(tokens, cond, *extra)).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        return float((torch.sign(head(tokens, cond, *extra)) == labels).float().mean())
+
+
+def test_only_the_set_head_can_ask_for_exactly_one_object():
+    """The convolutional head's score of isolated objects is a + b * count: it cannot accept one object
+    and reject both none and two (at most 2 of 3 right). The set head pools first, then a nonlinearity."""
+    assert _count_accuracy(DiscriminatorHead(8, 4)) < 0.7  # 2 of 3 at best
+    assert _count_accuracy(SetHead(8, 4)) == 1.0
+
+
+def test_set_head_discriminator_conditions_on_the_caption_tokens(model):
+    b = 2
+    embeds, mask = _cond(b)
+    x = torch.randn(b, 32, 8, 8, requires_grad=True)
+    t = torch.tensor([0.4, 1.0])
+    disc = Discriminator(256, 128, (1, 3), head="set")
+    logits = disc(model, x, t, embeds, mask, SIGMA_D)
+    logits.sum().backward()
+    assert logits.shape == (b,) and x.grad.abs().sum() > 0
+    changed = embeds.clone()
+    changed[:, -1] += 1.0  # only the last caption token, which pooling barely sees
+    masked = mask.clone()
+    masked[:, -1] = 0  # ... and that token masked out: the logits do not move
+    with torch.no_grad():
+        base = disc(model, x, t, embeds, masked, SIGMA_D)
+        unmasked = disc(model, x, t, embeds, mask, SIGMA_D)
+        assert not torch.allclose(disc(model, x, t, changed, mask, SIGMA_D), unmasked)
+        torch.testing.assert_close(disc(model, x, t, changed, masked, SIGMA_D), base, atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="unknown discriminator head"):
+        Discriminator(256, 128, (1,), head="mean")
 
 
 def test_noisy_and_largest_time():

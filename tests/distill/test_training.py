@@ -144,6 +144,7 @@ def test_student_distillation_two_steps(vae_dir, teacher, tmp_path_factory, mode
             cache=8 if mode == "hybrid" else 0,
             adv_warmup=4,
             extra_object_p=0.5 if mode == "hybrid" else 0.0,  # its fakes with one object too many
+            disc_head="set" if mode == "hybrid" else "conv",
         )
     )
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
