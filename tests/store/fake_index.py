@@ -11,8 +11,10 @@ import json
 import threading
 import time
 import zipfile
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from urllib.parse import unquote, urlparse
+
+from .fake_hub import QuietServer
 
 
 def build_wheel(
@@ -151,7 +153,7 @@ class FakeIndex:
                     return
                 self._reply(404, b"not found", "text/plain", head)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = QuietServer(("127.0.0.1", 0), Handler)  # a client gone mid-file is expected
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/simple/"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
