@@ -149,6 +149,18 @@ def g_hinge_loss(fake: torch.Tensor) -> torch.Tensor:
     return -fake.mean()
 
 
+def balanced_weight(
+    distill_loss: torch.Tensor, adv_loss: torch.Tensor, last_layer: torch.Tensor, cap: float = 1e4
+) -> torch.Tensor:
+    """``||grad L_distill|| / ||grad L_adv||`` on the generator's last layer (Esser et al. 2021,
+    "Taming Transformers", Eq. 7), detached and capped: multiplied into the LADD weight, it makes the
+    adversarial gradient the stated fraction of the distillation one whatever the discriminator's
+    scale, which a hinge generator loss ``-D(fake)`` does not bound."""
+    g_distill = torch.autograd.grad(distill_loss, last_layer, retain_graph=True)[0].norm()
+    g_adv = torch.autograd.grad(adv_loss, last_layer, retain_graph=True)[0].norm()
+    return (g_distill / (g_adv + 1e-8)).clamp(max=cap).detach()
+
+
 def adversarial_weight(step: int, weight: float, warmup: int) -> float:
     """The hybrid loss's LADD weight at ``step`` (1-based): ``weight * min(1, step / warmup)``.
 

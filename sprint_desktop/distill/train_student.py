@@ -26,7 +26,7 @@ import torch
 from ..core.trigflow import SIGMA_D
 from . import data
 from .components import make_tokenizer
-from .ladd import Discriminator, adversarial_weight, d_hinge_loss, g_hinge_loss
+from .ladd import Discriminator, adversarial_weight, balanced_weight, d_hinge_loss, g_hinge_loss
 from .package import with_guidance_embedding
 from .scm import (
     GUIDANCE_EMBED_SCALE,
@@ -69,6 +69,8 @@ class StudentConfig:
     d_p_std: float = 1.0
     disc_layers: tuple[int, ...] = (2, 5, 7)
     disc_head: str = "conv"  # "set": a head that sees all tokens at once (ladd.SetHead)
+    # hybrid: scale the LADD weight by |grad sCM| / |grad LADD| on the student's last layer
+    adv_balance: bool = False
     misaligned_p: float = 0.25
     # LADD: this share of the batch as extra fakes, real scenes with one object too many
     extra_object_p: float = 0.0
@@ -235,9 +237,13 @@ def train(cfg: StudentConfig) -> Path:
             fake_t = noisy(x0_hat, t_d)  # the student's sample, re-noised for the discriminator
             l_adv = g_hinge_loss(disc(teacher, fake_t, t_d, *cond, SIGMA_D))
             weight = adversarial_weight(step + 1, cfg.adv_weight, cfg.adv_warmup) if use_scm else 1.0
+            if use_scm and cfg.adv_balance:
+                ratio = balanced_weight(l_scm, l_adv, accelerator.unwrap_model(student).proj_out.weight)
+                weight = weight * ratio.item()
+                rec["grad_ratio"] = round(ratio.item(), 5)
             loss = loss + weight * l_adv
             rec["g_adv"] = round(l_adv.item(), 5)
-            rec["adv_w"] = round(weight, 4)
+            rec["adv_w"] = float(f"{weight:.4g}")
         opt_g.zero_grad(set_to_none=True)
         accelerator.backward(loss)
         accelerator.clip_grad_norm_(student.parameters(), 1.0)

@@ -15,6 +15,7 @@ from sprint_desktop.distill.ladd import (
     DiscriminatorHead,
     SetHead,
     adversarial_weight,
+    balanced_weight,
     d_hinge_loss,
     g_hinge_loss,
     teacher_features,
@@ -207,6 +208,20 @@ def test_set_head_discriminator_conditions_on_the_caption_tokens(model):
         torch.testing.assert_close(disc(model, x, t, changed, masked, SIGMA_D), base, atol=1e-4, rtol=0)
     with pytest.raises(ValueError, match="unknown discriminator head"):
         Discriminator(256, 128, (1,), head="mean")
+
+
+def test_balanced_weight_is_the_ratio_of_last_layer_gradient_norms():
+    torch.manual_seed(0)
+    layer = torch.nn.Linear(4, 3)
+    x = torch.randn(5, 4)
+    out = layer(x)
+    distill, adv = (out**2).mean(), -10 * out.sum()
+    ratio = balanced_weight(distill, adv, layer.weight)
+    g_distill = 2 * (out.detach()[:, :, None] * x[:, None, :]).sum(0) / out.numel()  # d mean(out^2) / dW
+    g_adv = -10 * x.sum(0).expand(3, 4)  # d (-10 sum out) / dW
+    torch.testing.assert_close(ratio, g_distill.norm() / g_adv.norm())
+    assert not ratio.requires_grad
+    assert balanced_weight(1e9 * out.sum(), out.sum(), layer.weight, cap=5.0) == 5.0
 
 
 def test_noisy_and_largest_time():
