@@ -8,7 +8,8 @@
 # as can the evaluation size (EVAL_IMAGES); CACHE (scenes encoded once, 0 = fresh every step) and
 # PRECISION (no | bf16) make the teacher and students cheaper on a CPU. TEACHER_ARGS adds options to
 # the teacher stage (its defaults are the sweep's recipe: patch size 2, lr 1e-3, 500 warm-up steps;
-# docs/TRAINING.md). ADV_WARMUP: steps over which the hybrid student's LADD weight rises from 0. VAE_DEC_ITERS fine-tunes the decoder only (the latent space stays), and the
+# docs/TRAINING.md). ADV_WARMUP: steps over which the hybrid student's LADD weight rises from 0.
+# STUDENT_ARGS adds options to the three student stages (e.g. "--disc-head set --adv-balance"). VAE_DEC_ITERS fine-tunes the decoder only (the latent space stays), and the
 # packaged model ships that decoder. SHIP: which student is packaged (hybrid, the paper's; scm or
 # ladd), the other two are evaluated as the ablations. CN_LAYERS: blocks the ControlNet copies.
 # The shipped model's card gives the exact line that made it.
@@ -23,6 +24,7 @@ iters() { python3 -c "print(max(2, int($1 * $SCALE)))"; }
 VAE_ITERS="${VAE_ITERS:-$(iters 3000)}"
 VAE_DEC_ITERS="${VAE_DEC_ITERS:-$(iters 1500)}"
 read -r -a TEACHER_EXTRA <<< "${TEACHER_ARGS:-}"
+read -r -a STUDENT_EXTRA <<< "${STUDENT_ARGS:-}"
 TEACHER_ITERS="${TEACHER_ITERS:-$(iters 30000)}"
 STUDENT_ITERS="${STUDENT_ITERS:-$(iters 4000)}"
 ADV_WARMUP="${ADV_WARMUP:-$(iters 500)}"
@@ -54,7 +56,7 @@ for mode in hybrid scm ladd; do
   done_ "$RUNS/student-$mode" "$RUNS/student-$mode/transformer" "$STUDENT_ITERS" ||
   $SPRINT distill student --teacher "$RUNS/teacher" --vae "$RUNS/vae/vae" --mode "$mode" \
     --out "$RUNS/student-$mode" --iters "$STUDENT_ITERS" --eval-every "$STUDENT_ITERS" "${CACHE_ARG[@]}" \
-    --adv-warmup "$(if [ "$mode" = hybrid ]; then echo "$ADV_WARMUP"; else echo 0; fi)"
+    --adv-warmup "$(if [ "$mode" = hybrid ]; then echo "$ADV_WARMUP"; else echo 0; fi)" "${STUDENT_EXTRA[@]}"
 done
 $SPRINT distill package --vae "$DECODER" --teacher "$RUNS/teacher" \
   --student "$RUNS/student-$SHIP/transformer" --out "$OUT"
