@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..core.errors import SprintError
 from ..core.trigflow import SIGMA_D
 from . import data
 from .components import make_tokenizer
@@ -190,7 +191,13 @@ def train(cfg: StudentConfig) -> Path:
         state = torch.load(ckpt, map_location="cpu", weights_only=True)
         student.load_state_dict(state["student"])
         logvar.load_state_dict(state["logvar"])
-        disc.load_state_dict(state["disc"])
+        try:
+            disc.load_state_dict(state["disc"])
+        except RuntimeError as exc:
+            raise SprintError(
+                f"{ckpt} was trained with another discriminator: resume with its --disc-head and "
+                f"--disc-layers (config.json beside it) or start a new --out"
+            ) from exc
         opt_g.load_state_dict(state["opt_g"])
         opt_d.load_state_dict(state["opt_d"])
         start = int(state["step"])

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from sprint_desktop.core.errors import SprintError
 from sprint_desktop.distill.components import make_transformer
 from sprint_desktop.distill.train_teacher import TeacherConfig, euler_sample
 from sprint_desktop.distill.train_teacher import train as train_teacher
@@ -197,6 +198,8 @@ def test_student_stopped_by_sigterm_checkpoints_and_resumes(vae_dir, teacher, tm
     train_student(dataclasses.replace(cfg, iters=stopped + 1))
     assert f"resumed from step {stopped}" in capsys.readouterr().out
     assert json.loads(log.read_text().splitlines()[-1])["step"] == stopped + 1
+    with pytest.raises(SprintError, match="trained with another discriminator"):  # a clear line, no traceback
+        train_student(dataclasses.replace(cfg, iters=stopped + 2, disc_head="set"))
 
 
 def test_extra_object_latents_are_scaled_as_the_training_batches(vae_dir):
