@@ -50,7 +50,6 @@ CHOICES = {
     "mode": ("hybrid", "scm", "ladd"),
     "mixed_precision": ("no", "bf16", "fp16"),
     "lr_schedule": ("constant", "cosine"),
-    "disc_head": ("conv", "set"),
 }
 
 

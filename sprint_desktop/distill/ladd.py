@@ -3,7 +3,7 @@ discriminator heads on a frozen teacher's intermediate features, hinge losses.""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -27,8 +27,11 @@ class DiscriminatorHead(nn.Module):
         self.out = spectral_norm(nn.Conv1d(hidden, 1, 1))
         self.cond = nn.Linear(cond_dim, hidden)
 
-    def forward(self, tokens: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        """tokens (B, N, C), cond (B, D) -> logits (B,)."""
+    def forward(
+        self, tokens: torch.Tensor, cond: torch.Tensor, embeds: Any = None, mask: Any = None
+    ) -> torch.Tensor:
+        """tokens (B, N, C), cond (B, D) -> logits (B,). The caption's tokens (``embeds``, ``mask``:
+        every head's signature) are not used: this head sees only the pooled caption."""
         h = self.body(tokens.float().transpose(1, 2))  # (B, hidden, N)
         uncond = self.out(h).mean(dim=(1, 2))
         projection = (h.mean(dim=2) * self.cond(cond.float())).sum(dim=1) / h.shape[1] ** 0.5
@@ -75,21 +78,20 @@ class SetHead(nn.Module):
         return self.out(z).squeeze(-1) + (z * self.cond(cond.float())).sum(dim=1) / z.shape[1] ** 0.5
 
 
-HEADS = ("conv", "set")
+HeadName = Literal["conv", "set"]
+HEADS: dict[str, type[DiscriminatorHead | SetHead]] = {"conv": DiscriminatorHead, "set": SetHead}
 
 
 class Discriminator(nn.Module):
-    """Heads (``head``: "conv" or "set") on blocks ``layers`` of the frozen teacher; the teacher itself
-    is not a submodule."""
+    """Heads (``head``, a key of ``HEADS``) on blocks ``layers`` of the frozen teacher; the teacher
+    itself is not a submodule."""
 
     def __init__(self, width: int, cond_dim: int, layers: tuple[int, ...], head: str = "conv") -> None:
         super().__init__()
         if head not in HEADS:
             raise ValueError(f"unknown discriminator head {head!r}: choose one of {', '.join(HEADS)}")
         self.layers = layers
-        self.head = head
-        make = DiscriminatorHead if head == "conv" else SetHead
-        self.heads = nn.ModuleList(make(width, cond_dim) for _ in layers)
+        self.heads = nn.ModuleList(HEADS[head](width, cond_dim) for _ in layers)
 
     def forward(
         self,
@@ -103,8 +105,7 @@ class Discriminator(nn.Module):
         """Summed head logits (B,) for noisy latents ``x_t`` at TrigFlow times ``t``."""
         features = teacher_features(teacher, x_t, t, embeds, mask, self.layers, sigma_d)
         cond = pooled(embeds, mask)
-        extra = (embeds, mask) if self.head == "set" else ()
-        return sum(head(f, cond, *extra) for head, f in zip(self.heads, features, strict=True))  # type: ignore[return-value]
+        return sum(head(f, cond, embeds, mask) for head, f in zip(self.heads, features, strict=True))  # type: ignore[return-value]
 
 
 def pooled(embeds: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -27,7 +27,14 @@ from ..core.errors import SprintError
 from ..core.trigflow import SIGMA_D
 from . import data
 from .components import make_tokenizer
-from .ladd import Discriminator, adversarial_weight, balanced_weight, d_hinge_loss, g_hinge_loss
+from .ladd import (
+    Discriminator,
+    HeadName,
+    adversarial_weight,
+    balanced_weight,
+    d_hinge_loss,
+    g_hinge_loss,
+)
 from .package import with_guidance_embedding
 from .scm import (
     GUIDANCE_EMBED_SCALE,
@@ -69,7 +76,7 @@ class StudentConfig:
     d_p_mean: float = -0.6
     d_p_std: float = 1.0
     disc_layers: tuple[int, ...] = (2, 5, 7)
-    disc_head: str = "conv"  # "set": a head that sees all tokens at once (ladd.SetHead)
+    disc_head: HeadName = "conv"  # "set": a head that sees all tokens at once (ladd.SetHead)
     # hybrid: scale the LADD weight by |grad sCM| / |grad LADD| on the student's last layer
     adv_balance: bool = False
     misaligned_p: float = 0.25
@@ -245,9 +252,11 @@ def train(cfg: StudentConfig) -> Path:
             l_adv = g_hinge_loss(disc(teacher, fake_t, t_d, *cond, SIGMA_D))
             weight = adversarial_weight(step + 1, cfg.adv_weight, cfg.adv_warmup) if use_scm else 1.0
             if use_scm and cfg.adv_balance:
-                ratio = balanced_weight(l_scm, l_adv, accelerator.unwrap_model(student).proj_out.weight)
-                weight = weight * ratio.item()
-                rec["grad_ratio"] = round(ratio.item(), 5)
+                ratio = balanced_weight(
+                    l_scm, l_adv, accelerator.unwrap_model(student).proj_out.weight
+                ).item()
+                weight = weight * ratio
+                rec["grad_ratio"] = round(ratio, 5)
             loss = loss + weight * l_adv
             rec["g_adv"] = round(l_adv.item(), 5)
             rec["adv_w"] = float(f"{weight:.4g}")
