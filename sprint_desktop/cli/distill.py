@@ -44,6 +44,7 @@ HELP = {
     "model": "the base SANA-Sprint model folder",
     "data": "'world' (Sprint-Shapes) or a folder of x.png + x.txt pairs",
     "num_layers": "blocks copied from the base model (0: half)",
+    "decay_start": "with --lr-schedule cosine, hold the rate until this step (a cool-down branch of a resumed run)",
 }
 # Allowed values of str fields that are not typed as a Literal.
 CHOICES = {

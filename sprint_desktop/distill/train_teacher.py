@@ -54,6 +54,7 @@ class TeacherConfig:
     num_layers: int = 8
     num_heads: int = 8  # width = num_heads x 32
     lr_schedule: str = "constant"  # after the warm-up: "constant" or "cosine" (to 0 at iters)
+    decay_start: int = 0  # "cosine" holds the rate until this step, then decays (a cool-down branch)
     cpu_budget_min: float = (
         0.0  # stop (checkpoint + save) after this many CPU minutes of training; 0: no limit
     )
@@ -63,12 +64,16 @@ class TeacherConfig:
 
 def lr_factor(step: int, cfg: TeacherConfig) -> float:
     """Learning-rate multiplier: linear warm-up over ``cfg.warmup`` steps, then constant or a
-    cosine decay to 0 at ``cfg.iters``."""
+    cosine decay to 0 at ``cfg.iters``. The cosine starts at ``max(warmup, decay_start)``: a
+    later start is the warmup-stable-decay schedule (Hägele et al. 2024, "Scaling Laws and
+    Compute-Optimal Training beyond Fixed Training Durations", Sec. 3), where a run trained at a
+    constant rate is branched into a short cool-down from any of its checkpoints."""
     warm = min(1.0, (step + 1) / cfg.warmup)
     if cfg.lr_schedule == "constant":
         return warm
     if cfg.lr_schedule == "cosine":
-        done = min(1.0, max(0, step - cfg.warmup) / max(1, cfg.iters - cfg.warmup))
+        start = max(cfg.warmup, cfg.decay_start)
+        done = min(1.0, max(0, step - start) / max(1, cfg.iters - start))
         return warm * 0.5 * (1 + math.cos(math.pi * done))
     raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {cfg.lr_schedule!r}")
 

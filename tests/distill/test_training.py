@@ -319,6 +319,9 @@ def test_lr_factor_warms_up_then_stays_or_decays():
     assert lr_factor(99, constant) == 1.0 and lr_factor(900, constant) == 1.0
     assert lr_factor(99, cosine) == pytest.approx(1.0)
     assert lr_factor(600, cosine) == pytest.approx(0.5) and lr_factor(1100, cosine) == pytest.approx(0.0)
+    branch = TeacherConfig(iters=3000, warmup=100, lr_schedule="cosine", decay_start=2000)
+    assert lr_factor(1999, branch) == 1.0 and lr_factor(2000, branch) == 1.0
+    assert lr_factor(2500, branch) == pytest.approx(0.5) and lr_factor(3000, branch) == pytest.approx(0.0)
     with pytest.raises(ValueError, match="lr_schedule"):
         lr_factor(0, TeacherConfig(lr_schedule="linear"))
 
