@@ -8,7 +8,9 @@
 # as can the evaluation size (EVAL_IMAGES); CACHE (scenes encoded once, 0 = fresh every step) and
 # PRECISION (no | bf16) make the teacher and students cheaper on a CPU. TEACHER_ARGS adds options to
 # the teacher stage (its defaults are the sweep's recipe: patch size 2, lr 1e-3, 500 warm-up steps;
-# docs/TRAINING.md). ADV_WARMUP: steps over which the hybrid student's LADD weight rises from 0.
+# docs/TRAINING.md); TEACHER_COOLDOWN: its last steps, over which the rate falls to 0 on a cosine
+# (a cool-down took session 8's teacher from 0.530 to 0.625). ADV_WARMUP: steps over which the
+# hybrid student's LADD weight rises from 0.
 # STUDENT_ARGS adds options to the three student stages (e.g. "--disc-head set --adv-balance"). VAE_DEC_ITERS fine-tunes the decoder only (the latent space stays), and the
 # packaged model ships that decoder. SHIP: which student is packaged (hybrid, the paper's; scm or
 # ladd), the other two are evaluated as the ablations. CN_LAYERS: blocks the ControlNet copies.
@@ -26,6 +28,7 @@ VAE_DEC_ITERS="${VAE_DEC_ITERS:-$(iters 1500)}"
 read -r -a TEACHER_EXTRA <<< "${TEACHER_ARGS:-}"
 read -r -a STUDENT_EXTRA <<< "${STUDENT_ARGS:-}"
 TEACHER_ITERS="${TEACHER_ITERS:-$(iters 30000)}"
+TEACHER_COOLDOWN="${TEACHER_COOLDOWN:-$(iters 5000)}"
 STUDENT_ITERS="${STUDENT_ITERS:-$(iters 4000)}"
 ADV_WARMUP="${ADV_WARMUP:-$(iters 500)}"
 CN_ITERS="${CN_ITERS:-$(iters 4000)}"
@@ -51,7 +54,9 @@ done_ "$RUNS/vae-dec" "$RUNS/vae-dec/vae" "$VAE_DEC_ITERS" ||
 DECODER="$RUNS/vae-dec/vae"
 done_ "$RUNS/teacher" "$RUNS/teacher/transformer" "$TEACHER_ITERS" ||
   $SPRINT distill teacher --vae "$RUNS/vae/vae" --out "$RUNS/teacher" --iters "$TEACHER_ITERS" \
-  --eval-every "$(every "$TEACHER_ITERS")" "${CACHE_ARG[@]}" --mixed-precision "$PRECISION" "${TEACHER_EXTRA[@]}"
+  --eval-every "$(every "$TEACHER_ITERS")" "${CACHE_ARG[@]}" --mixed-precision "$PRECISION" \
+  --lr-schedule cosine --decay-start "$((TEACHER_ITERS > TEACHER_COOLDOWN ? TEACHER_ITERS - TEACHER_COOLDOWN : 0))" \
+  "${TEACHER_EXTRA[@]}"
 for mode in hybrid scm ladd; do
   done_ "$RUNS/student-$mode" "$RUNS/student-$mode/transformer" "$STUDENT_ITERS" ||
   $SPRINT distill student --teacher "$RUNS/teacher" --vae "$RUNS/vae/vae" --mode "$mode" \
