@@ -5,8 +5,8 @@ Reads top to bottom: config -> frozen VAE, text encoder and teacher -> student (
 teacher) + log-variance head + discriminator heads -> loop: generator step (sCM tangent loss with
 a forward-mode JVP, and/or the adversarial loss on re-noised one-step samples, weight 0.5),
 then a discriminator step (hinge; misaligned caption pairs, and optionally scenes with one object
-too many, as fakes), 1:1 -> evaluation through our own engine at 1/2/4 steps -> checkpoint +
-config. Runs unchanged under `accelerate launch`.
+too many, as fakes), 1:1 -> evaluation through our own engine at 1/2/4 steps (the best kept in
+``best/``, a collapse stops the run: `student_guard`) -> checkpoint + config. Runs unchanged under `accelerate launch`.
 
     sprint distill student --teacher runs/teacher --vae runs/vae/vae --mode hybrid --out runs/student
 """
@@ -25,7 +25,7 @@ import torch
 
 from ..core.errors import SprintError
 from ..core.trigflow import SIGMA_D
-from . import data
+from . import data, student_guard
 from .components import make_tokenizer
 from .ladd import (
     Discriminator,
@@ -171,6 +171,23 @@ def eval_captions(n: int, seed: int = 999) -> list[str]:
     return [s.caption for s in eval_scenes(n, seed)]
 
 
+def keep_best(
+    accelerator: Any, student: Any, out: Path, best: student_guard.Best, rec: dict[str, Any], step: int
+) -> bool:
+    """Save the student as ``out/best`` when ``rec``'s evaluation is its best so far (``best`` is
+    updated); True when the evaluation is a collapse (`student_guard.verdict`)."""
+    verdict = student_guard.verdict(best, rec)
+    if verdict == "best":
+        best.step, best.score = step, float(student_guard.score(rec) or 0.0)
+        if accelerator.is_main_process:
+            accelerator.unwrap_model(student).save_pretrained(
+                out / student_guard.BEST / "transformer", safe_serialization=True
+            )
+            best.save(out)
+    rec["best_step"] = best.step
+    return verdict == "collapse"
+
+
 def train(cfg: StudentConfig) -> Path:
     from accelerate import Accelerator
 
@@ -214,6 +231,8 @@ def train(cfg: StudentConfig) -> Path:
     gen = torch.Generator().manual_seed(cfg.seed + start)
     source = data.TrainingLatents(vae, cfg.vae, cfg.cache, cfg.seed)
     log = (out / "log.jsonl").open("a")
+    best = student_guard.Best.load(out)
+    collapsed = False
     stop = StopRequest()
     t0 = time.time()
     for step in range(start, cfg.iters):
@@ -299,7 +318,12 @@ def train(cfg: StudentConfig) -> Path:
                 for n in (1, 2, 4):
                     scores, _, _ = evaluate_engine(engine, eval_captions(cfg.eval_images), n)
                     rec[f"judge_{n}step"] = round(scores["all"], 3)
-            if (done % cfg.eval_every == 0 or last or stop.asked) and accelerator.is_main_process:
+                collapsed = keep_best(accelerator, student, out, best, rec, done)
+            if (
+                (done % cfg.eval_every == 0 or last or stop.asked)
+                and accelerator.is_main_process
+                and not collapsed
+            ):
                 save_checkpoint(
                     ckpt,
                     {
@@ -314,8 +338,10 @@ def train(cfg: StudentConfig) -> Path:
             accelerator.print(json.dumps(rec))
             log.write(json.dumps(rec) + "\n")
             log.flush()
-        if stop.asked:  # SIGTERM / SIGINT: checkpointed above, resumes with the same command
+        if stop.asked or collapsed:  # SIGTERM / SIGINT: checkpointed above, resumes with the same command
             break
+    if collapsed:
+        raise SprintError(student_guard.collapse_message(out, best, done))
     if accelerator.is_main_process:
         accelerator.unwrap_model(student).save_pretrained(out / "transformer", safe_serialization=True)
     return out

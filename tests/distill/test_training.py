@@ -161,6 +161,38 @@ def test_student_distillation_two_steps(vae_dir, teacher, tmp_path_factory, mode
     assert ("scm" in log[0]) == (mode != "ladd") and ("d" in log[0]) == (mode != "scm")
     assert "judge_1step" in log[-1] and (out / "transformer" / "config.json").exists()
     assert json.loads((out / "config.json").read_text())["mode"] == mode
+    # its first evaluation is its best so far, kept beside the run
+    assert log[-1]["best_step"] == 2 and (out / "best" / "transformer" / "config.json").exists()
+
+
+def test_student_that_collapses_after_a_good_evaluation_stops_and_keeps_its_checkpoint(
+    vae_dir, teacher, tmp_path
+):
+    """A run whose judge falls to 0 after a positive best stops with one line, its checkpoint and
+    final weights untouched (session 8's sCM student went blank while its loss kept falling). The
+    tiny student's judge is 0; the earlier good evaluation is its ``best/best.json``."""
+    from sprint_desktop.distill.student_guard import Best
+    from sprint_desktop.distill.train_student import StudentConfig
+    from sprint_desktop.distill.train_student import train as train_student
+
+    (tmp_path / "best").mkdir()
+    Best(step=750, score=0.36).save(tmp_path)
+    cfg = StudentConfig(
+        teacher=str(teacher),
+        vae=str(vae_dir),
+        out=str(tmp_path),
+        mode="scm",
+        iters=2,
+        batch=2,
+        eval_every=2,
+        eval_images=2,
+        log_every=1,
+    )
+    with pytest.raises(SprintError, match=r"collapsed at step 2: .* 0.360 at step 750"):
+        train_student(cfg)
+    log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
+    assert log[-1]["judge_1step"] == 0.0 and log[-1]["best_step"] == 750
+    assert not (tmp_path / "checkpoint.pt").exists() and not (tmp_path / "transformer").exists()
 
 
 def test_student_stopped_by_sigterm_checkpoints_and_resumes(vae_dir, teacher, tmp_path, capsys):
