@@ -5,7 +5,8 @@
 #   SCALE=0.1 scripts/train_sprint_shapes.sh  # a tenth of the iterations
 #   RUNS=/tmp/r OUT=/tmp/m SCALE=0 scripts/train_sprint_shapes.sh  # 2 iterations a stage: a smoke test
 # Each stage's iterations can be set on its own (VAE_ITERS, TEACHER_ITERS, STUDENT_ITERS, CN_ITERS),
-# as can the evaluation size (EVAL_IMAGES); CACHE (scenes encoded once, 0 = fresh every step) and
+# as can the evaluation size (EVAL_IMAGES) and how often a student is judged (STUDENT_EVAL_EVERY; its
+# best-judged weights are packaged); CACHE (scenes encoded once, 0 = fresh every step) and
 # PRECISION (no | bf16) make the teacher and students cheaper on a CPU. TEACHER_ARGS adds options to
 # the teacher stage (its defaults are the sweep's recipe: patch size 2, lr 1e-3, 500 warm-up steps;
 # docs/TRAINING.md); TEACHER_COOLDOWN: its last steps, over which the rate falls to 0 on a cosine
@@ -30,6 +31,7 @@ read -r -a STUDENT_EXTRA <<< "${STUDENT_ARGS:-}"
 TEACHER_ITERS="${TEACHER_ITERS:-$(iters 30000)}"
 TEACHER_COOLDOWN="${TEACHER_COOLDOWN:-$(iters 5000)}"
 STUDENT_ITERS="${STUDENT_ITERS:-$(iters 4000)}"
+STUDENT_EVAL_EVERY="${STUDENT_EVAL_EVERY:-$(iters 250)}"
 ADV_WARMUP="${ADV_WARMUP:-$(iters 500)}"
 CN_ITERS="${CN_ITERS:-$(iters 4000)}"
 CN_LAYERS="${CN_LAYERS:-2}"
@@ -57,19 +59,27 @@ done_ "$RUNS/teacher" "$RUNS/teacher/transformer" "$TEACHER_ITERS" ||
   --eval-every "$(every "$TEACHER_ITERS")" "${CACHE_ARG[@]}" --mixed-precision "$PRECISION" \
   --lr-schedule cosine --decay-start "$((TEACHER_ITERS > TEACHER_COOLDOWN ? TEACHER_ITERS - TEACHER_COOLDOWN : 0))" \
   "${TEACHER_EXTRA[@]}"
+# A student is judged every STUDENT_EVAL_EVERY steps and its best-judged weights are the ones packaged
+# (OUT/best); a run whose judge falls to 0 stops there with an error, and the recipe goes on with
+# its best weights (students of session 8's cooled teacher collapsed after 500-750 steps).
+student() {
+  if [ -e "$RUNS/student-$1/best/transformer" ]; then echo "$RUNS/student-$1/best/transformer"
+  else echo "$RUNS/student-$1/transformer"; fi
+}
 for mode in hybrid scm ladd; do
   done_ "$RUNS/student-$mode" "$RUNS/student-$mode/transformer" "$STUDENT_ITERS" ||
   $SPRINT distill student --teacher "$RUNS/teacher" --vae "$RUNS/vae/vae" --mode "$mode" \
-    --out "$RUNS/student-$mode" --iters "$STUDENT_ITERS" --eval-every "$STUDENT_ITERS" "${CACHE_ARG[@]}" \
-    --adv-warmup "$(if [ "$mode" = hybrid ]; then echo "$ADV_WARMUP"; else echo 0; fi)" "${STUDENT_EXTRA[@]}"
+    --out "$RUNS/student-$mode" --iters "$STUDENT_ITERS" --eval-every "$STUDENT_EVAL_EVERY" "${CACHE_ARG[@]}" \
+    --adv-warmup "$(if [ "$mode" = hybrid ]; then echo "$ADV_WARMUP"; else echo 0; fi)" "${STUDENT_EXTRA[@]}" ||
+  [ -e "$RUNS/student-$mode/best/transformer" ]
 done
 $SPRINT distill package --vae "$DECODER" --teacher "$RUNS/teacher" \
-  --student "$RUNS/student-$SHIP/transformer" --out "$OUT"
+  --student "$(student "$SHIP")" --out "$OUT"
 done_ "$RUNS/controlnet" "$RUNS/controlnet/controlnet" "$CN_ITERS" ||
   $SPRINT distill controlnet --model "$OUT" --out "$RUNS/controlnet" --iters "$CN_ITERS" \
   --num-layers "$CN_LAYERS" --eval-every "$CN_ITERS"
 $SPRINT distill package --vae "$DECODER" --teacher "$RUNS/teacher" \
-  --student "$RUNS/student-$SHIP/transformer" --controlnet "$RUNS/controlnet/controlnet" --out "$OUT"
+  --student "$(student "$SHIP")" --controlnet "$RUNS/controlnet/controlnet" --out "$OUT"
 $SPRINT distill package-teacher --vae "$DECODER" --teacher "$RUNS/teacher" --out "$OUT-teacher"
 mkdir -p "$BENCH"
 
@@ -79,7 +89,7 @@ $SPRINT evaluate --teacher "$RUNS/teacher" --vae "$DECODER" --steps 20,4,2,1 \
 for mode in hybrid scm ladd; do
   [ "$mode" = "$SHIP" ] && continue
   $SPRINT distill package --vae "$DECODER" --teacher "$RUNS/teacher" \
-    --student "$RUNS/student-$mode/transformer" --out "$RUNS/model-$mode"
+    --student "$(student "$mode")" --out "$RUNS/model-$mode"
   $SPRINT evaluate --model "$RUNS/model-$mode" --steps 1,2,4 --images "$EVAL_IMAGES" \
     --json "$BENCH/eval-$mode.json"
 done

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from sprint_desktop.distill.evaluate import distribution_scores, format_rows, reference
-from sprint_desktop.distill.train_student import eval_captions, eval_scenes
+from sprint_desktop.distill.train_student import StudentConfig, eval_captions, eval_scenes
 from sprint_desktop.distill.world import HELD_OUT, render
 
 from .grids import assert_one_tile_per_grid_prompt
@@ -16,6 +16,13 @@ def test_eval_scenes_are_half_held_out_and_match_the_captions():
     assert [s.caption for s in scenes] == eval_captions(40)
     held = [any((o.color, o.shape) in HELD_OUT for o in s.objects) for s in scenes]
     assert not any(held[:20]) and all(held[20:])
+
+
+def test_the_student_picks_its_best_weights_on_other_captions_than_the_card_reports():
+    picked = {repr(s) for s in eval_scenes(96, StudentConfig().eval_seed)}
+    reported = {repr(s) for s in eval_scenes(400)}
+    assert len(picked) == 96 and not picked & reported
+    assert len({repr(s) for s in eval_scenes(96)} & reported) == 48  # seed 999: its seen half would
 
 
 def test_renders_of_the_scenes_are_at_zero_distance_and_blanks_far_away():
