@@ -258,13 +258,15 @@ def train(cfg: StudentConfig) -> Path:
             x_t = noisy(x0, t)
             dxdt = teacher_dxdt(teacher, x_t, t, cond, uncond, w)
             F_minus, dF = student_jvp(accelerator.unwrap_model(student), x_t, t, dxdt, *cond, g_embed)
-            g = normalize_tangent(
-                scm_tangent(F_minus, dF, dxdt, x_t, t, r=warmup_ratio(step + 1, cfg.tangent_warmup))
-            )
+            g_raw = scm_tangent(F_minus, dF, dxdt, x_t, t, r=warmup_ratio(step + 1, cfg.tangent_warmup))
+            g = normalize_tangent(g_raw)
             F_theta = trigflow_output(student, x_t / SIGMA_D, t, *cond, g_embed)
             l_scm = scm_loss(F_theta, F_minus, g, logvar(t))
             loss = loss + l_scm
             rec["scm"] = round(l_scm.item(), 5)
+            # the loss mostly follows the log-variance head; these show what the student does
+            rec["tangent"] = round(g_raw.flatten(1).norm(dim=1).mean().item(), 4)
+            rec["logvar"] = round(logvar(t).mean().item(), 4)
         if use_adv:
             t_g = with_largest_time(
                 time_proposal(b, cfg.g_p_mean, cfg.g_p_std, gen).to(device), cfg.largest_t_p, gen

@@ -159,6 +159,8 @@ def test_student_distillation_two_steps(vae_dir, teacher, tmp_path_factory, mode
     else:
         assert [r.get("adv_w") for r in log] == {"scm": [None, None], "ladd": [1.0, 1.0]}[mode]
     assert ("scm" in log[0]) == (mode != "ladd") and ("d" in log[0]) == (mode != "scm")
+    if mode != "ladd":  # the raw tangent's norm (before sCM's normalisation) and the log-variance
+        assert all(r["tangent"] > 0 and np.isfinite(r["logvar"]) for r in log)
     assert "judge_1step" in log[-1] and (out / "transformer" / "config.json").exists()
     assert json.loads((out / "config.json").read_text())["mode"] == mode
     # its first evaluation is its best so far, kept beside the run
