@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +19,24 @@ def register(sub: Any) -> None:
     ev.add_argument("--images", type=int, default=200)
     ev.add_argument("--json", type=Path, default=Path("bench-out/evaluate.json"))
     ev.add_argument("--grid", type=Path, help="also save a sample grid PNG (seen and held-out prompts)")
+    ev.add_argument(
+        "--control",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also evaluate the model's ControlNet at 1 step on N sketches not used in training "
+        "(sketch IoU, compliance; written beside --json as *-control.json)",
+    )
     ev.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if bool(args.model) == bool(args.teacher):
         raise UsageError("give either --model PATH or --teacher RUN")
+    if args.control < 0 or (args.control and not args.model):
+        raise UsageError("--control N needs --model PATH and N >= 1 sketches")
     from ..distill.evaluate import (
+        evaluate_control,
         evaluate_model,
         evaluate_teacher,
         format_rows,
@@ -47,4 +59,12 @@ def run(args: argparse.Namespace) -> int:
             else:
                 path = sample_grid(args.model, path, steps=n)
             print(f"grid written to {path}")
+    if args.control:
+        control = evaluate_control(args.model, args.control)
+        path = args.json.with_name(f"{args.json.stem}-control.json")
+        path.write_text(json.dumps(control, indent=2) + "\n")
+        print(
+            f"ControlNet, 1 step, {args.control} sketches: sketch IoU {control['sketch_iou']:.3f}, "
+            f"compliance {control['judge_1step']:.3f} ({path})"
+        )
     return EXIT_OK

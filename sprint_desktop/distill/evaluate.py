@@ -78,6 +78,20 @@ def evaluate_model(model: str, steps: list[int], n_images: int) -> list[dict[str
     return rows
 
 
+def evaluate_control(model: str, n_sketches: int) -> dict[str, Any]:
+    """The model's ControlNet at one step on ``n_sketches`` sketches not used in training: sketch
+    IoU and compliance with the sketch (`train_controlnet.evaluate`, the training runs' own measure)."""
+    from ..core.errors import SprintError
+    from ..engine.torch_backend import TorchEngine
+    from .train_controlnet import evaluate
+
+    engine = TorchEngine(model, device="cpu")
+    engine.load()
+    if engine.controlnet is None:
+        raise SprintError(f"{model} ships no ControlNet (no controlnet/ folder): nothing to evaluate")
+    return {"model": Path(model).name, "sketches": n_sketches, **evaluate(engine, engine.controlnet, n_sketches)}
+
+
 @dataclass(frozen=True)
 class Teacher:
     """A teacher run's EMA weights (tokenizer, text encoder, transformer) and the VAE that decodes."""

@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 
+from sprint_desktop.cli import EXIT_ERROR, EXIT_OK, EXIT_USAGE, main
 from sprint_desktop.distill.train_controlnet import ControlNetConfig, train
 from sprint_desktop.engine.controlnet import SprintControlNetModel
 from sprint_desktop.engine.torch_backend import TorchEngine
 
 
-def test_two_steps_on_a_dataset_folder_then_the_engine_uses_it(tiny_model_dir, tmp_path):
+def test_two_steps_on_a_dataset_folder_then_the_engine_uses_it(tiny_model_dir, tmp_path, capsys):
     data = tmp_path / "data"
     data.mkdir()
     rng = np.random.default_rng(0)
@@ -43,6 +45,18 @@ def test_two_steps_on_a_dataset_folder_then_the_engine_uses_it(tiny_model_dir, t
     shutil.copytree(tiny_model_dir, model)
     shutil.copytree(out, model / "controlnet")
     assert TorchEngine(model, device="cpu").info.control_mode == "controlnet"
+    # `sprint evaluate --control N` measures it as the training run does; a model without one: one line
+    report = tmp_path / "eval.json"
+    args = ["evaluate", "--steps", "1", "--images", "4", "--control", "2", "--json", str(report)]
+    assert main([*args, "--model", str(model)]) == EXIT_OK
+    control = json.loads((tmp_path / "eval-control.json").read_text())
+    assert control["sketches"] == 2 and 0 <= control["sketch_iou"] <= 1 and 0 <= control["judge_1step"] <= 1
+    capsys.readouterr()
+    assert main([*args, "--model", str(tiny_model_dir)]) == EXIT_ERROR
+    assert "ships no ControlNet" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as usage:
+        main([*args, "--teacher", str(tmp_path)])
+    assert usage.value.code == EXIT_USAGE and "--control N needs --model" in capsys.readouterr().err
 
 
 def test_two_steps_on_the_world_with_evaluation(tiny_model_dir, tmp_path):
