@@ -45,6 +45,7 @@ HELP = {
     "data": "'world' (Sprint-Shapes) or a folder of x.png + x.txt pairs",
     "num_layers": "blocks copied from the base model (0: half)",
     "decay_start": "with --lr-schedule cosine, hold the rate until this step (a cool-down branch of a resumed run)",
+    "freeze": "a regex over the student's parameter names: those keep the teacher's values",
     "eval_seed": "captions of the in-run evaluation that picks best/ (not `sprint evaluate`'s 999, so the pick is not made on the reported captions)",
 }
 # Allowed values of str fields that are not typed as a Literal.

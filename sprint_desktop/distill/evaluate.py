@@ -89,7 +89,11 @@ def evaluate_control(model: str, n_sketches: int) -> dict[str, Any]:
     engine.load()
     if engine.controlnet is None:
         raise SprintError(f"{model} ships no ControlNet (no controlnet/ folder): nothing to evaluate")
-    return {"model": Path(model).name, "sketches": n_sketches, **evaluate(engine, engine.controlnet, n_sketches)}
+    return {
+        "model": Path(model).name,
+        "sketches": n_sketches,
+        **evaluate(engine, engine.controlnet, n_sketches),
+    }
 
 
 @dataclass(frozen=True)

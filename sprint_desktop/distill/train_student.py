@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -91,6 +92,9 @@ class StudentConfig:
     # the kept weights are not chosen on the captions the model card reports (before session 9: 999)
     eval_seed: int = 998
     cache: int = 0  # reuse the teacher's cache of encoded scenes (0: fresh scenes every step)
+    # a regex over the student's parameter names: those matching keep the teacher's values
+    # (e.g. "attn2.to_v.bias", which grew most before session 8's collapse)
+    freeze: str = ""
 
 
 def load_frozen(cfg: StudentConfig, device: Any) -> tuple[Any, Any, Any, Any]:
@@ -192,6 +196,22 @@ def keep_best(
     return verdict == "collapse"
 
 
+def freeze_matching(student: Any, pattern: str) -> Any:
+    """Stop training the parameters whose names match ``pattern`` (a regex; "" freezes nothing)."""
+    if not pattern:
+        return student
+    try:
+        rx = re.compile(pattern)
+    except re.error as exc:
+        raise SprintError(f"--freeze {pattern!r} is not a regular expression: {exc}") from None
+    matched = [p for n, p in student.named_parameters() if rx.search(n)]
+    for p in matched:
+        p.requires_grad_(False)
+    if not matched:
+        raise SprintError(f"--freeze {pattern!r} matches no parameter of the student")
+    return student
+
+
 def train(cfg: StudentConfig) -> Path:
     from accelerate import Accelerator
 
@@ -206,12 +226,13 @@ def train(cfg: StudentConfig) -> Path:
     use_scm, use_adv = cfg.mode in ("scm", "hybrid"), cfg.mode in ("ladd", "hybrid")
 
     vae, text_encoder, teacher, tokenizer = load_frozen(cfg, device)
-    student = copy.deepcopy(teacher).requires_grad_(True).train()
+    student = freeze_matching(copy.deepcopy(teacher).requires_grad_(True).train(), cfg.freeze)
     logvar = LogVarHead().to(device)
     width = teacher.config.num_attention_heads * teacher.config.attention_head_dim
     disc = Discriminator(width, text_encoder.config.hidden_size, tuple(cfg.disc_layers), cfg.disc_head)
     disc = disc.to(device)
-    opt_g = torch.optim.AdamW([*student.parameters(), *logvar.parameters()], lr=cfg.lr, weight_decay=0.0)
+    trained = [p for p in student.parameters() if p.requires_grad]
+    opt_g = torch.optim.AdamW([*trained, *logvar.parameters()], lr=cfg.lr, weight_decay=0.0)
     opt_d = torch.optim.AdamW(disc.parameters(), lr=cfg.d_lr, betas=(0.0, 0.99))
     start = 0
     ckpt = out / "checkpoint.pt"

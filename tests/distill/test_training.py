@@ -167,6 +167,27 @@ def test_student_distillation_two_steps(vae_dir, teacher, tmp_path_factory, mode
     assert log[-1]["best_step"] == 2 and (out / "best" / "transformer" / "config.json").exists()
 
 
+def test_student_parameters_matching_freeze_keep_the_teachers_values(vae_dir, teacher, tmp_path):
+    from safetensors.torch import load_file
+
+    from sprint_desktop.distill.train_student import StudentConfig
+    from sprint_desktop.distill.train_student import train as train_student
+
+    cfg = StudentConfig(
+        teacher=str(teacher), vae=str(vae_dir), out=str(tmp_path / "s"), mode="scm", iters=2, batch=2,
+        eval_every=2, eval_images=2, freeze=r"attn2\.to_v\.bias",
+    )  # fmt: skip
+    out = train_student(cfg)
+    before = load_file(teacher / "transformer" / "diffusion_pytorch_model.safetensors")
+    after = load_file(out / "transformer" / "diffusion_pytorch_model.safetensors")
+    frozen = [k for k in after if k.endswith("attn2.to_v.bias")]
+    assert frozen and all(torch.equal(after[k], before[k]) for k in frozen)
+    assert not torch.equal(after["proj_out.weight"], before["proj_out.weight"])
+    for bad, words in (("no_such_param", "matches no parameter"), ("(", "not a regular expression")):
+        with pytest.raises(SprintError, match=words):
+            train_student(dataclasses.replace(cfg, out=str(tmp_path / bad), freeze=bad))
+
+
 def test_student_that_collapses_after_a_good_evaluation_stops_and_keeps_its_checkpoint(
     vae_dir, teacher, tmp_path
 ):
