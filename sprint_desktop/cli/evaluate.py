@@ -17,6 +17,12 @@ def register(sub: Any) -> None:
     ev.add_argument("--vae", default="runs/vae/vae")
     ev.add_argument("--steps", type=parse_int_list, default=[1, 2, 4])
     ev.add_argument("--images", type=int, default=200)
+    ev.add_argument(
+        "--seed",
+        type=int,
+        default=999,
+        help="the captions' seed: 999 is the model card's; another checks a pick made on those",
+    )
     ev.add_argument("--json", type=Path, default=Path("bench-out/evaluate.json"))
     ev.add_argument("--grid", type=Path, help="also save a sample grid PNG (seen and held-out prompts)")
     ev.add_argument(
@@ -46,9 +52,9 @@ def run(args: argparse.Namespace) -> int:
     )
 
     if args.teacher:
-        rows = evaluate_teacher(args.teacher, args.vae, args.steps, args.images)
+        rows = evaluate_teacher(args.teacher, args.vae, args.steps, args.images, seed=args.seed)
     else:
-        rows = evaluate_model(args.model, args.steps, args.images)
+        rows = evaluate_model(args.model, args.steps, args.images, seed=args.seed)
     write(rows, args.json)
     print(format_rows(rows))
     if args.grid:

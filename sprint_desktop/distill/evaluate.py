@@ -61,12 +61,12 @@ def _row(model: str, sampler: str, steps: int, ms: float, scores: dict, dist: di
     }
 
 
-def evaluate_model(model: str, steps: list[int], n_images: int) -> list[dict[str, Any]]:
+def evaluate_model(model: str, steps: list[int], n_images: int, seed: int = 999) -> list[dict[str, Any]]:
     from ..engine.torch_backend import TorchEngine
 
     engine = TorchEngine(model, device="cpu")
     engine.load()
-    scenes = eval_scenes(n_images)
+    scenes = eval_scenes(n_images, seed)
     captions = [s.caption for s in scenes]
     ref = reference(scenes)
     rows = []
@@ -74,6 +74,7 @@ def evaluate_model(model: str, steps: list[int], n_images: int) -> list[dict[str
         scores, ms, images = evaluate_engine(engine, captions, n)
         rows.append(
             _row(Path(model).name, "TrigFlow (engine)", n, ms, scores, distribution_scores(images, ref))
+            | {"captions_seed": seed}
         )
     return rows
 
@@ -143,12 +144,12 @@ def teacher_images(
 
 
 def evaluate_teacher(
-    teacher: str, vae: str, steps: list[int], n_images: int, guidance: float = 4.5
+    teacher: str, vae: str, steps: list[int], n_images: int, guidance: float = 4.5, seed: int = 999
 ) -> list[dict[str, Any]]:
     import time
 
     parts = load_teacher(teacher, vae)
-    scenes = eval_scenes(n_images)
+    scenes = eval_scenes(n_images, seed)
     captions = [s.caption for s in scenes]
     ref = reference(scenes)
     rows = []
@@ -158,7 +159,9 @@ def evaluate_teacher(
         ms = (time.perf_counter() - start) * 1e3 / len(captions)
         scores = compliance(generated, captions)
         dist = distribution_scores(generated, ref)
-        rows.append(_row("teacher", f"flow Euler + CFG {guidance}", n, ms, scores, dist))
+        rows.append(
+            _row("teacher", f"flow Euler + CFG {guidance}", n, ms, scores, dist) | {"captions_seed": seed}
+        )
     return rows
 
 

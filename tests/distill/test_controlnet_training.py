@@ -49,6 +49,8 @@ def test_two_steps_on_a_dataset_folder_then_the_engine_uses_it(tiny_model_dir, t
     report = tmp_path / "eval.json"
     args = ["evaluate", "--steps", "1", "--images", "4", "--control", "2", "--json", str(report)]
     assert main([*args, "--model", str(model)]) == EXIT_OK
+    card = json.loads(report.read_text())[0]
+    assert card["captions_seed"] == 999  # the model card's captions
     control = json.loads((tmp_path / "eval-control.json").read_text())
     assert control["sketches"] == 2 and 0 <= control["sketch_iou"] <= 1 and 0 <= control["judge_1step"] <= 1
     capsys.readouterr()
@@ -57,6 +59,27 @@ def test_two_steps_on_a_dataset_folder_then_the_engine_uses_it(tiny_model_dir, t
     with pytest.raises(SystemExit) as usage:
         main([*args, "--teacher", str(tmp_path)])
     assert usage.value.code == EXIT_USAGE and "--control N needs --model" in capsys.readouterr().err
+    # --seed: other captions, to check a pick made on the card's
+    assert (
+        main(
+            [
+                "evaluate",
+                "--steps",
+                "1",
+                "--images",
+                "4",
+                "--seed",
+                "5",
+                "--json",
+                str(report),
+                "--model",
+                str(model),
+            ]
+        )
+        == EXIT_OK
+    )
+    other = json.loads(report.read_text())[0]
+    assert other["captions_seed"] == 5 and other["fd"] != card["fd"]  # other scenes, other references
 
 
 def test_two_steps_on_the_world_with_evaluation(tiny_model_dir, tmp_path):
