@@ -20,8 +20,7 @@ def register(sub: Any) -> None:
     ev.add_argument(
         "--seed",
         type=int,
-        default=999,
-        help="the captions' seed: 999 is the model card's; another checks a pick made on those",
+        help="the captions' seed (default: the model card's captions); another checks a pick made on those",
     )
     ev.add_argument("--json", type=Path, default=Path("bench-out/evaluate.json"))
     ev.add_argument("--grid", type=Path, help="also save a sample grid PNG (seen and held-out prompts)")
@@ -46,15 +45,19 @@ def run(args: argparse.Namespace) -> int:
         evaluate_model,
         evaluate_teacher,
         format_rows,
+        load_engine,
         sample_grid,
         teacher_grid,
         write,
     )
+    from ..distill.train_student import CARD_SEED
 
+    seed = CARD_SEED if args.seed is None else args.seed
+    engine = None if args.teacher else load_engine(args.model)  # loaded once for rows, grids, sketches
     if args.teacher:
-        rows = evaluate_teacher(args.teacher, args.vae, args.steps, args.images, seed=args.seed)
+        rows = evaluate_teacher(args.teacher, args.vae, args.steps, args.images, seed=seed)
     else:
-        rows = evaluate_model(args.model, args.steps, args.images, seed=args.seed)
+        rows = evaluate_model(args.model, args.steps, args.images, seed=seed, engine=engine)
     write(rows, args.json)
     print(format_rows(rows))
     if args.grid:
@@ -63,10 +66,10 @@ def run(args: argparse.Namespace) -> int:
             if args.teacher:
                 path = teacher_grid(args.teacher, args.vae, path, steps=n)
             else:
-                path = sample_grid(args.model, path, steps=n)
+                path = sample_grid(args.model, path, steps=n, engine=engine)
             print(f"grid written to {path}")
     if args.control:
-        control = evaluate_control(args.model, args.control)
+        control = evaluate_control(args.model, args.control, engine=engine)
         path = args.json.with_name(f"{args.json.stem}-control.json")
         path.write_text(json.dumps(control, indent=2) + "\n")
         print(

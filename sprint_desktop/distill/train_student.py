@@ -88,8 +88,8 @@ class StudentConfig:
     log_every: int = 25
     eval_every: int = 200
     eval_images: int = 96
-    # captions of the in-run judge, which picks best/: a seed apart from `sprint evaluate`'s 999, so
-    # the kept weights are not chosen on the captions the model card reports (before session 9: 999)
+    # captions of the in-run judge, which picks best/: a seed apart from CARD_SEED, so the kept
+    # weights are not chosen on the captions the model card reports (before session 9: CARD_SEED)
     eval_seed: int = 998
     cache: int = 0  # reuse the teacher's cache of encoded scenes (0: fresh scenes every step)
     # a regex over the student's parameter names: those matching keep the teacher's values
@@ -163,7 +163,10 @@ def evaluate_engine(
     return scores, float(np.median(ms)), images
 
 
-def eval_scenes(n: int, seed: int = 999) -> list[Any]:
+CARD_SEED = 999  # the captions `sprint evaluate` reports on (the model card's table)
+
+
+def eval_scenes(n: int, seed: int = CARD_SEED) -> list[Any]:
     """The evaluation scenes: half with seen colour-shape pairs, half with a held-out one; their
     renders are the real images the distribution distance compares against."""
     from .world import sample_scene
@@ -175,7 +178,7 @@ def eval_scenes(n: int, seed: int = 999) -> list[Any]:
     ]
 
 
-def eval_captions(n: int, seed: int = 999) -> list[str]:
+def eval_captions(n: int, seed: int = CARD_SEED) -> list[str]:
     return [s.caption for s in eval_scenes(n, seed)]
 
 
