@@ -208,10 +208,10 @@ def freeze_matching(student: Any, pattern: str) -> Any:
     except re.error as exc:
         raise SprintError(f"--freeze {pattern!r} is not a regular expression: {exc}") from None
     matched = [p for n, p in student.named_parameters() if rx.search(n)]
-    for p in matched:
-        p.requires_grad_(False)
     if not matched:
         raise SprintError(f"--freeze {pattern!r} matches no parameter of the student")
+    for p in matched:
+        p.requires_grad_(False)
     return student
 
 
@@ -285,12 +285,13 @@ def train(cfg: StudentConfig) -> Path:
             g_raw = scm_tangent(F_minus, dF, dxdt, x_t, t, r=warmup_ratio(step + 1, cfg.tangent_warmup))
             g = normalize_tangent(g_raw)
             F_theta = trigflow_output(student, x_t / SIGMA_D, t, *cond, g_embed)
-            l_scm = scm_loss(F_theta, F_minus, g, logvar(t))
+            lv = logvar(t)
+            l_scm = scm_loss(F_theta, F_minus, g, lv)
             loss = loss + l_scm
             rec["scm"] = round(l_scm.item(), 5)
             # the loss mostly follows the log-variance head; these show what the student does
             rec["tangent"] = round(g_raw.flatten(1).norm(dim=1).mean().item(), 4)
-            rec["logvar"] = round(logvar(t).mean().item(), 4)
+            rec["logvar"] = round(lv.mean().item(), 4)
         if use_adv:
             t_g = with_largest_time(
                 time_proposal(b, cfg.g_p_mean, cfg.g_p_std, gen).to(device), cfg.largest_t_p, gen
