@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from sprint_desktop.distill.train_student import StudentConfig
 from sprint_desktop.distill.train_teacher import TeacherConfig
 from sprint_desktop.distill.train_vae import VAEConfig
 
@@ -32,3 +33,20 @@ def tiny_vae(out: str | Path, iters: int, **changes: Any) -> VAEConfig:
     """A VAE run at test size: batches of 2, a log line and an evaluation of 4 images per step."""
     base: dict[str, Any] = dict(out=str(out), iters=iters, batch=2, eval_every=1, eval_images=4, log_every=1)
     return VAEConfig(**{**base, **changes})
+
+
+def tiny_student(teacher: str | Path, vae: str | Path, out: str | Path, **changes: Any) -> StudentConfig:
+    """An sCM student run at test size: 2 steps of batch 2, a log line per step, one evaluation
+    (2 captions) at the end; ``changes`` override any field."""
+    base: dict[str, Any] = dict(
+        teacher=str(teacher),
+        vae=str(vae),
+        out=str(out),
+        mode="scm",
+        iters=2,
+        batch=2,
+        eval_every=2,
+        eval_images=2,
+        log_every=1,
+    )
+    return StudentConfig(**{**base, **changes})

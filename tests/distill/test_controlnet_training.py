@@ -47,7 +47,8 @@ def test_two_steps_on_a_dataset_folder_then_the_engine_uses_it(tiny_model_dir, t
     assert TorchEngine(model, device="cpu").info.control_mode == "controlnet"
     # `sprint evaluate --control N` measures it as the training run does; a model without one: one line
     report = tmp_path / "eval.json"
-    args = ["evaluate", "--steps", "1", "--images", "4", "--control", "2", "--json", str(report)]
+    base = ["evaluate", "--steps", "1", "--images", "4", "--json", str(report)]
+    args = [*base, "--control", "2"]
     assert main([*args, "--model", str(model)]) == EXIT_OK
     card = json.loads(report.read_text())[0]
     assert card["captions_seed"] == 999  # the model card's captions
@@ -60,24 +61,7 @@ def test_two_steps_on_a_dataset_folder_then_the_engine_uses_it(tiny_model_dir, t
         main([*args, "--teacher", str(tmp_path)])
     assert usage.value.code == EXIT_USAGE and "--control N needs --model" in capsys.readouterr().err
     # --seed: other captions, to check a pick made on the card's
-    assert (
-        main(
-            [
-                "evaluate",
-                "--steps",
-                "1",
-                "--images",
-                "4",
-                "--seed",
-                "5",
-                "--json",
-                str(report),
-                "--model",
-                str(model),
-            ]
-        )
-        == EXIT_OK
-    )
+    assert main([*base, "--seed", "5", "--model", str(model)]) == EXIT_OK
     other = json.loads(report.read_text())[0]
     assert other["captions_seed"] == 5 and other["fd"] != card["fd"]  # other scenes, other references
 

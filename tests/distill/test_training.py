@@ -16,7 +16,7 @@ from sprint_desktop.distill.train_teacher import train as train_teacher
 from sprint_desktop.distill.train_vae import gradient_loss
 from sprint_desktop.distill.train_vae import train as train_vae
 
-from .configs import tiny_teacher, tiny_vae
+from .configs import tiny_student, tiny_teacher, tiny_vae
 from .grids import assert_one_tile_per_grid_prompt
 
 
@@ -128,20 +128,14 @@ def teacher(vae_dir, tmp_path_factory):
     ["hybrid", pytest.param("scm", marks=pytest.mark.slow), pytest.param("ladd", marks=pytest.mark.slow)],
 )
 def test_student_distillation_two_steps(vae_dir, teacher, tmp_path_factory, mode):
-    from sprint_desktop.distill.train_student import StudentConfig
     from sprint_desktop.distill.train_student import train as train_student
 
     out = train_student(
-        StudentConfig(
-            teacher=str(teacher),
-            vae=str(vae_dir),
-            out=str(tmp_path_factory.mktemp(mode)),
+        tiny_student(
+            teacher,
+            vae_dir,
+            tmp_path_factory.mktemp(mode),
             mode=mode,
-            iters=2,
-            batch=2,
-            eval_every=2,
-            eval_images=2,
-            log_every=1,
             cache=8 if mode == "hybrid" else 0,
             adv_warmup=4,
             extra_object_p=0.5 if mode == "hybrid" else 0.0,  # its fakes with one object too many
@@ -170,13 +164,9 @@ def test_student_distillation_two_steps(vae_dir, teacher, tmp_path_factory, mode
 def test_student_parameters_matching_freeze_keep_the_teachers_values(vae_dir, teacher, tmp_path):
     from safetensors.torch import load_file
 
-    from sprint_desktop.distill.train_student import StudentConfig
     from sprint_desktop.distill.train_student import train as train_student
 
-    cfg = StudentConfig(
-        teacher=str(teacher), vae=str(vae_dir), out=str(tmp_path / "s"), mode="scm", iters=2, batch=2,
-        eval_every=2, eval_images=2, freeze=r"attn2\.to_v\.bias",
-    )  # fmt: skip
+    cfg = tiny_student(teacher, vae_dir, tmp_path / "s", freeze=r"attn2\.to_v\.bias")
     out = train_student(cfg)
     before = load_file(teacher / "transformer" / "diffusion_pytorch_model.safetensors")
     after = load_file(out / "transformer" / "diffusion_pytorch_model.safetensors")
@@ -195,22 +185,11 @@ def test_student_that_collapses_after_a_good_evaluation_stops_and_keeps_its_chec
     final weights untouched (session 8's sCM student went blank while its loss kept falling). The
     tiny student's judge is 0; the earlier good evaluation is its ``best/best.json``."""
     from sprint_desktop.distill.student_guard import Best
-    from sprint_desktop.distill.train_student import StudentConfig
     from sprint_desktop.distill.train_student import train as train_student
 
     (tmp_path / "best").mkdir()
     Best(step=750, score=0.36).save(tmp_path)
-    cfg = StudentConfig(
-        teacher=str(teacher),
-        vae=str(vae_dir),
-        out=str(tmp_path),
-        mode="scm",
-        iters=2,
-        batch=2,
-        eval_every=2,
-        eval_images=2,
-        log_every=1,
-    )
+    cfg = tiny_student(teacher, vae_dir, tmp_path)
     with pytest.raises(SprintError, match=r"collapsed at step 2: .* 0.360 at step 750"):
         train_student(cfg)
     log = [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()]
@@ -225,13 +204,11 @@ def test_student_stopped_by_sigterm_checkpoints_and_resumes(vae_dir, teacher, tm
     import threading
     import time
 
-    from sprint_desktop.distill.train_student import StudentConfig
     from sprint_desktop.distill.train_student import train as train_student
 
-    cfg = StudentConfig(
-        teacher=str(teacher), vae=str(vae_dir), out=str(tmp_path / "s"), mode="hybrid", iters=200,
-        batch=2, eval_every=10**6, log_every=1, cache=8, adv_warmup=4,
-    )  # fmt: skip
+    cfg = tiny_student(
+        teacher, vae_dir, tmp_path / "s", mode="hybrid", iters=200, eval_every=10**6, cache=8, adv_warmup=4
+    )
     log = tmp_path / "s" / "log.jsonl"
 
     def stop_after_first_step() -> None:
