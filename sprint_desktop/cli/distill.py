@@ -45,6 +45,9 @@ HELP = {
     "data": "'world' (Sprint-Shapes) or a folder of x.png + x.txt pairs",
     "num_layers": "blocks copied from the base model (0: half)",
     "decay_start": "with --lr-schedule cosine, hold the rate until this step (a cool-down branch of a resumed run)",
+    "warmup": "learning-rate warm-up steps",
+    "lr_schedule": "after the warm-up: constant, or a cosine to 0 at --iters",
+    "init": "start from this student transformer folder (e.g. a run's best/transformer) instead of the teacher",
     "freeze": "a regex over the student's parameter names: those keep the teacher's values",
     "eval_seed": "captions of the in-run evaluation that picks best/ (not `sprint evaluate`'s 999, so the pick is not made on the reported captions)",
 }

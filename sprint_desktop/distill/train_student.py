@@ -54,7 +54,7 @@ from .scm import (
     warmup_ratio,
     with_largest_time,
 )
-from .train_teacher import StopRequest, encode_text, save_checkpoint
+from .train_teacher import StopRequest, ema_decay, encode_text, lr_factor, save_checkpoint
 
 MODES = ("scm", "ladd", "hybrid")
 
@@ -95,6 +95,15 @@ class StudentConfig:
     # a regex over the student's parameter names: those matching keep the teacher's values
     # (e.g. "attn2.to_v.bias", which grew most before session 8's collapse)
     freeze: str = ""
+    # start from this student transformer folder (e.g. a run's best/transformer) instead of a copy
+    # of the teacher: a cool-down of a finished run
+    init: str = ""
+    # > 0: an exponential moving average of the student's weights (decay with warm-up, as the
+    # teacher's), judged, kept as best/ and saved in place of the raw weights
+    ema: float = 0.0
+    warmup: int = 0  # learning-rate warm-up steps
+    lr_schedule: str = "constant"  # after the warm-up: "constant" or "cosine" (to 0 at iters)
+    decay_start: int = 0  # "cosine" holds the rate until this step, then decays
 
 
 def load_frozen(cfg: StudentConfig, device: Any) -> tuple[Any, Any, Any, Any]:
@@ -215,6 +224,38 @@ def freeze_matching(student: Any, pattern: str) -> Any:
     return student
 
 
+def make_student(cfg: StudentConfig, teacher: Any) -> Any:
+    """The trained copy: the teacher's weights, or ``cfg.init``'s (a student to go on from), with
+    ``cfg.freeze``'s parameters frozen."""
+    if not cfg.init:
+        student = copy.deepcopy(teacher)
+    else:
+        from diffusers import SanaTransformer2DModel
+
+        if not (Path(cfg.init) / "config.json").exists():
+            raise SprintError(f"--init {cfg.init}: no transformer there (config.json is missing)")
+        student = with_guidance_embedding(SanaTransformer2DModel.from_pretrained(cfg.init)).float()
+        if student.config.num_layers != teacher.config.num_layers:
+            raise SprintError(f"--init {cfg.init} has another shape than the teacher {cfg.teacher}")
+        student = student.to(next(teacher.parameters()).device)
+    return freeze_matching(student.requires_grad_(True).train(), cfg.freeze)
+
+
+def make_schedule(opt: Any, cfg: StudentConfig, step: int) -> Any:
+    """The generator's learning-rate schedule (`train_teacher.lr_factor`: warm-up, then constant or
+    cosine), at ``step`` as after that many steps."""
+    for group in opt.param_groups:
+        group["initial_lr"] = cfg.lr
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda i: lr_factor(i, cfg), last_epoch=step - 1)
+
+
+def update_ema(ema: Any, model: Any, decay: float) -> None:
+    """ema <- decay * ema + (1 - decay) * model, parameter by parameter."""
+    with torch.no_grad():
+        for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
+            pe.lerp_(pm, 1 - decay)
+
+
 def train(cfg: StudentConfig) -> Path:
     from accelerate import Accelerator
 
@@ -229,7 +270,8 @@ def train(cfg: StudentConfig) -> Path:
     use_scm, use_adv = cfg.mode in ("scm", "hybrid"), cfg.mode in ("ladd", "hybrid")
 
     vae, text_encoder, teacher, tokenizer = load_frozen(cfg, device)
-    student = freeze_matching(copy.deepcopy(teacher).requires_grad_(True).train(), cfg.freeze)
+    student = make_student(cfg, teacher)
+    ema = copy.deepcopy(student).requires_grad_(False).eval() if cfg.ema > 0 else None
     logvar = LogVarHead().to(device)
     width = teacher.config.num_attention_heads * teacher.config.attention_head_dim
     disc = Discriminator(width, text_encoder.config.hidden_size, tuple(cfg.disc_layers), cfg.disc_head)
@@ -252,8 +294,11 @@ def train(cfg: StudentConfig) -> Path:
             ) from exc
         opt_g.load_state_dict(state["opt_g"])
         opt_d.load_state_dict(state["opt_d"])
+        if ema is not None:
+            ema.load_state_dict(state.get("ema", state["student"]))
         start = int(state["step"])
         accelerator.print(f"resumed from step {start}")
+    sched = make_schedule(opt_g, cfg, start)
     student, logvar, disc, opt_g, opt_d = accelerator.prepare(student, logvar, disc, opt_g, opt_d)
     rng = np.random.default_rng(cfg.seed + 7919 * start + accelerator.process_index)
     gen = torch.Generator().manual_seed(cfg.seed + start)
@@ -263,6 +308,7 @@ def train(cfg: StudentConfig) -> Path:
     collapsed = False
     stop = StopRequest()
     t0 = time.time()
+    shown = ema if ema is not None else accelerator.unwrap_model(student)  # judged, kept, saved
     for step in range(start, cfg.iters):
         # ---- data: real latents in TrigFlow units (x0 has std sigma_d), captions, guidance
         latents, captions = source.batch(rng, cfg.batch)
@@ -314,6 +360,9 @@ def train(cfg: StudentConfig) -> Path:
         accelerator.backward(loss)
         accelerator.clip_grad_norm_(student.parameters(), 1.0)
         opt_g.step()
+        sched.step()
+        if ema is not None:
+            update_ema(ema, accelerator.unwrap_model(student), ema_decay(step, cfg.ema))
 
         # ---- discriminator step (1:1), with misaligned (real image, wrong caption) pairs as fakes
         if use_adv:
@@ -344,12 +393,13 @@ def train(cfg: StudentConfig) -> Path:
         last = done == cfg.iters
         if done % cfg.log_every == 0 or done % cfg.eval_every == 0 or last or stop.asked:
             rec["s_per_it"] = round((time.time() - t0) / (done - start), 3)
+            rec["lr"] = float(f"{sched.get_last_lr()[0]:.4g}")
             if done % cfg.eval_every == 0 or last:
-                engine = build_engine(accelerator.unwrap_model(student), vae, text_encoder, tokenizer)
+                engine = build_engine(shown, vae, text_encoder, tokenizer)
                 for n in (1, 2, 4):
                     scores, _, _ = evaluate_engine(engine, eval_captions(cfg.eval_images, cfg.eval_seed), n)
                     rec[f"judge_{n}step"] = round(scores["all"], 3)
-                collapsed = keep_best(accelerator, student, out, best, rec, done)
+                collapsed = keep_best(accelerator, shown, out, best, rec, done)
             if (
                 (done % cfg.eval_every == 0 or last or stop.asked)
                 and accelerator.is_main_process
@@ -364,6 +414,7 @@ def train(cfg: StudentConfig) -> Path:
                         "opt_g": opt_g.state_dict(),
                         "opt_d": opt_d.state_dict(),
                         "step": done,
+                        **({"ema": ema.state_dict()} if ema is not None else {}),
                     },
                 )
             accelerator.print(json.dumps(rec))
@@ -374,5 +425,5 @@ def train(cfg: StudentConfig) -> Path:
     if collapsed:
         raise SprintError(student_guard.collapse_message(out, best, done))
     if accelerator.is_main_process:
-        accelerator.unwrap_model(student).save_pretrained(out / "transformer", safe_serialization=True)
+        shown.save_pretrained(out / "transformer", safe_serialization=True)
     return out

@@ -62,13 +62,14 @@ class TeacherConfig:
     val_images: int = 256  # fixed validation batch for the flow-matching loss at each evaluation
 
 
-def lr_factor(step: int, cfg: TeacherConfig) -> float:
+def lr_factor(step: int, cfg: Any) -> float:
     """Learning-rate multiplier: linear warm-up over ``cfg.warmup`` steps, then constant or a
     cosine decay to 0 at ``cfg.iters``. The cosine starts at ``max(warmup, decay_start)``: a
     later start is the warmup-stable-decay schedule (Hägele et al. 2024, "Scaling Laws and
     Compute-Optimal Training beyond Fixed Training Durations", Sec. 3), where a run trained at a
-    constant rate is branched into a short cool-down from any of its checkpoints."""
-    warm = min(1.0, (step + 1) / cfg.warmup)
+    constant rate is branched into a short cool-down from any of its checkpoints. ``cfg``: a
+    teacher's or a student's config (warmup, lr_schedule, decay_start, iters)."""
+    warm = 1.0 if cfg.warmup <= 0 else min(1.0, (step + 1) / cfg.warmup)
     if cfg.lr_schedule == "constant":
         return warm
     if cfg.lr_schedule == "cosine":

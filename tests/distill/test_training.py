@@ -178,6 +178,59 @@ def test_student_parameters_matching_freeze_keep_the_teachers_values(vae_dir, te
             train_student(dataclasses.replace(cfg, out=str(tmp_path / bad), freeze=bad))
 
 
+def test_student_cools_down_on_a_cosine_and_keeps_an_ema_of_its_weights(vae_dir, teacher, tmp_path):
+    """A cosine to 0 at the last step; the EMA is what the run judges, keeps and saves, and it
+    resumes from the checkpoint's EMA, not from the raw weights."""
+    from safetensors.torch import load_file
+
+    from sprint_desktop.distill.train_student import train as train_student
+
+    cfg = tiny_student(teacher, vae_dir, tmp_path / "s", lr=1e-3, lr_schedule="cosine", ema=0.5)
+    out = train_student(cfg)
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["lr"] for r in log] == pytest.approx([5e-4, 0.0])  # the rate after steps 1 and 2
+    state = torch.load(out / "checkpoint.pt", weights_only=True)
+    saved = load_file(out / "transformer" / "diffusion_pytorch_model.safetensors")
+    kept = load_file(out / "best" / "transformer" / "diffusion_pytorch_model.safetensors")
+    key = "proj_out.weight"
+    assert torch.equal(saved[key], state["ema"][key]) and torch.equal(kept[key], saved[key])
+    assert not torch.equal(saved[key], state["student"][key])
+    train_student(dataclasses.replace(cfg, iters=3, lr=0.0))  # resumed, one step at rate 0:
+    again = load_file(out / "transformer" / "diffusion_pytorch_model.safetensors")
+    # the EMA moves towards the unchanged raw weights by 1 - decay, the decay at its warm-up's 3 / 12
+    assert torch.allclose(again[key], saved[key] * 0.25 + state["student"][key] * 0.75)
+
+
+def test_update_ema_moves_each_weight_by_one_minus_the_decay():
+    from sprint_desktop.distill.train_student import update_ema
+
+    ema, model = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    want = [
+        0.75 * e.detach() + 0.25 * m.detach()
+        for e, m in zip(ema.parameters(), model.parameters(), strict=True)
+    ]
+    update_ema(ema, model, 0.75)
+    assert all(torch.allclose(e, w) for e, w in zip(ema.parameters(), want, strict=True))
+
+
+def test_student_goes_on_from_another_students_weights(vae_dir, teacher, tmp_path):
+    """--init starts from a finished run's weights, not the teacher's; a wrong folder is one line."""
+    from safetensors.torch import load_file
+
+    from sprint_desktop.distill.train_student import train as train_student
+
+    first = train_student(tiny_student(teacher, vae_dir, tmp_path / "a", lr=1e-3))
+    init = first / "transformer"
+    out = train_student(tiny_student(teacher, vae_dir, tmp_path / "b", init=str(init), lr=0.0))
+    a = load_file(init / "diffusion_pytorch_model.safetensors")
+    b = load_file(out / "transformer" / "diffusion_pytorch_model.safetensors")
+    t = load_file(teacher / "transformer" / "diffusion_pytorch_model.safetensors")
+    assert torch.equal(a["proj_out.weight"], b["proj_out.weight"])
+    assert not torch.equal(t["proj_out.weight"], b["proj_out.weight"])
+    with pytest.raises(SprintError, match="no transformer there"):
+        train_student(tiny_student(teacher, vae_dir, tmp_path / "c", init=str(tmp_path / "nowhere")))
+
+
 def test_student_that_collapses_after_a_good_evaluation_stops_and_keeps_its_checkpoint(
     vae_dir, teacher, tmp_path
 ):
