@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from ..core.sketch import edges_to_sketch
 from ..core.trigflow import SIGMA_D, flow_input_scale, flow_time_from_trig
 from .scm import GUIDANCE_EMBED_SCALE, consistency_x0, noisy, time_proposal, with_largest_time
+from .train_teacher import make_schedule
 
 
 @dataclass
@@ -40,6 +41,9 @@ class ControlNetConfig:
     iters: int = 1000
     batch: int = 16
     lr: float = 1e-4
+    warmup: int = 0  # learning-rate warm-up steps
+    lr_schedule: str = "constant"  # after the warm-up: "constant" or "cosine" (to 0 at iters)
+    decay_start: int = 0  # "cosine" holds the rate until this step: a cool-down of a resumed run
     largest_t_p: float = 0.5
     p_mean: float = 0.2
     p_std: float = 1.6
@@ -130,6 +134,7 @@ def train(cfg: ControlNetConfig) -> Path:
         opt.load_state_dict(state["opt"])
         start = int(state["step"])
         accelerator.print(f"resumed from step {start}")
+    sched = make_schedule(opt, cfg, start)
     controlnet, opt = accelerator.prepare(controlnet, opt)
     data: Any = (
         WorldData()
@@ -163,12 +168,14 @@ def train(cfg: ControlNetConfig) -> Path:
         opt.zero_grad(set_to_none=True)
         accelerator.backward(loss)
         opt.step()
+        sched.step()
         done = step + 1
         if done % cfg.log_every == 0 or done % cfg.eval_every == 0 or done == cfg.iters:
             rec: dict[str, Any] = {
                 "step": done,
                 "loss": round(loss.item(), 5),
                 "s_per_it": round((time.time() - t0) / (done - start), 3),
+                "lr": float(f"{sched.get_last_lr()[0]:.4g}"),
             }
             if (done % cfg.eval_every == 0 or done == cfg.iters) and cfg.data == "world":
                 rec.update(evaluate(engine, accelerator.unwrap_model(controlnet), cfg.eval_images))

@@ -54,7 +54,7 @@ from .scm import (
     warmup_ratio,
     with_largest_time,
 )
-from .train_teacher import StopRequest, ema_decay, encode_text, lr_factor, save_checkpoint
+from .train_teacher import StopRequest, ema_decay, encode_text, make_schedule, save_checkpoint
 
 MODES = ("scm", "ladd", "hybrid")
 
@@ -239,14 +239,6 @@ def make_student(cfg: StudentConfig, teacher: Any) -> Any:
             raise SprintError(f"--init {cfg.init} has another shape than the teacher {cfg.teacher}")
         student = student.to(next(teacher.parameters()).device)
     return freeze_matching(student.requires_grad_(True).train(), cfg.freeze)
-
-
-def make_schedule(opt: Any, cfg: StudentConfig, step: int) -> Any:
-    """The generator's learning-rate schedule (`train_teacher.lr_factor`: warm-up, then constant or
-    cosine), at ``step`` as after that many steps."""
-    for group in opt.param_groups:
-        group["initial_lr"] = cfg.lr
-    return torch.optim.lr_scheduler.LambdaLR(opt, lambda i: lr_factor(i, cfg), last_epoch=step - 1)
 
 
 def update_ema(ema: Any, model: Any, decay: float) -> None:

@@ -79,6 +79,14 @@ def lr_factor(step: int, cfg: Any) -> float:
     raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {cfg.lr_schedule!r}")
 
 
+def make_schedule(opt: Any, cfg: Any, step: int) -> Any:
+    """`lr_factor`'s schedule over ``opt`` at base rate ``cfg.lr``, at ``step`` as after that many
+    steps (a resumed run's optimizer state keeps no schedule of its own)."""
+    for group in opt.param_groups:
+        group["initial_lr"] = cfg.lr
+    return torch.optim.lr_scheduler.LambdaLR(opt, lambda i: lr_factor(i, cfg), last_epoch=step - 1)
+
+
 def make_optimizer(params: list[Any], cfg: TeacherConfig, step: int = 0) -> tuple[Any, Any]:
     """The teacher's AdamW and learning-rate schedule (`lr_factor`) over ``params`` (the
     transformer's, then the text encoder's), the schedule at ``step`` as after that many steps of

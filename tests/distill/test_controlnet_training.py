@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -81,3 +82,15 @@ def test_two_steps_on_the_world_with_evaluation(tiny_model_dir, tmp_path):
     )
     last = json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[-1])
     assert 0 <= last["sketch_iou"] <= 1 and 0 <= last["judge_1step"] <= 1
+
+
+def test_a_resumed_run_cools_down_on_a_cosine(tiny_model_dir, tmp_path):
+    """Held at the rate to its checkpoint, then a cosine to 0 (the teacher's cool-down branch)."""
+    cfg = ControlNetConfig(
+        model=str(tiny_model_dir), out=str(tmp_path / "run"), iters=2, batch=2, log_every=1, eval_every=10
+    )
+    train(cfg)
+    train(dataclasses.replace(cfg, iters=4, lr_schedule="cosine", decay_start=2))
+    log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in log] == [1, 2, 3, 4]
+    assert [r["lr"] for r in log] == pytest.approx([1e-4, 1e-4, 5e-5, 0.0])
