@@ -48,6 +48,7 @@ HELP = {
     "warmup": "learning-rate warm-up steps",
     "lr_schedule": "after the warm-up: constant, or a cosine to 0 at --iters",
     "init": "start from this student transformer folder (e.g. a run's best/transformer) instead of the teacher",
+    "deepen": "insert an identity block after every N blocks of the starting weights: a student deeper than its teacher (0: as deep)",
     "freeze": "a regex over the student's parameter names: those keep the teacher's values",
     "eval_seed": "captions of the in-run evaluation that picks best/ (not `sprint evaluate`'s 999, so the pick is not made on the reported captions)",
 }

@@ -27,7 +27,7 @@ import torch
 
 from ..core.errors import SprintError
 from ..core.trigflow import SIGMA_D
-from . import data, student_guard
+from . import data, grow, student_guard
 from .components import make_tokenizer
 from .ladd import (
     Discriminator,
@@ -101,6 +101,9 @@ class StudentConfig:
     # > 0: an exponential moving average of the student's weights (decay with warm-up, as the
     # teacher's), judged, kept as best/ and saved in place of the raw weights
     ema: float = 0.0
+    # > 0: an identity block inserted after every this many blocks of the starting weights
+    # (`grow.deeper`): a student deeper than its teacher, equal to it at the start
+    deepen: int = 0
     warmup: int = 0  # learning-rate warm-up steps
     lr_schedule: str = "constant"  # after the warm-up: "constant" or "cosine" (to 0 at iters)
     decay_start: int = 0  # "cosine" holds the rate until this step, then decays
@@ -225,8 +228,8 @@ def freeze_matching(student: Any, pattern: str) -> Any:
 
 
 def make_student(cfg: StudentConfig, teacher: Any) -> Any:
-    """The trained copy: the teacher's weights, or ``cfg.init``'s (a student to go on from), with
-    ``cfg.freeze``'s parameters frozen."""
+    """The trained copy: the teacher's weights, or ``cfg.init``'s (a student to go on from),
+    deepened by ``cfg.deepen``, with ``cfg.freeze``'s parameters frozen."""
     if not cfg.init:
         student = copy.deepcopy(teacher)
     else:
@@ -235,10 +238,22 @@ def make_student(cfg: StudentConfig, teacher: Any) -> Any:
         if not (Path(cfg.init) / "config.json").exists():
             raise SprintError(f"--init {cfg.init}: no transformer there (config.json is missing)")
         student = with_guidance_embedding(SanaTransformer2DModel.from_pretrained(cfg.init)).float()
-        if student.config.num_layers != teacher.config.num_layers:
-            raise SprintError(f"--init {cfg.init} has another shape than the teacher {cfg.teacher}")
+        if other_shape(student.config, teacher.config):
+            raise SprintError(
+                f"--init {cfg.init} differs from the teacher {cfg.teacher} in "
+                f"{', '.join(other_shape(student.config, teacher.config))}"
+            )
         student = student.to(next(teacher.parameters()).device)
+    if cfg.deepen:
+        student = grow.deeper(student, cfg.deepen)
     return freeze_matching(student.requires_grad_(True).train(), cfg.freeze)
+
+
+def other_shape(config: Any, teacher: Any) -> list[str]:
+    """The shape settings in which a student's config differs from its teacher's; the depth may
+    differ (`grow.deeper`)."""
+    keys = ("in_channels", "patch_size", "num_attention_heads", "attention_head_dim", "caption_channels")
+    return [k for k in keys if config[k] != teacher[k]]
 
 
 def update_ema(ema: Any, model: Any, decay: float) -> None:

@@ -483,3 +483,53 @@ def test_vae_decoder_fine_tune_keeps_the_encoder_and_its_scale(vae_dir, tmp_path
     )
     with pytest.raises(ValueError, match="decoder_only needs init"):
         train_vae(tiny_vae(tmp_path / "x", iters=1, decoder_only=True))
+
+
+def test_a_deepened_transformer_computes_what_the_original_does():
+    """Net2DeeperNet: the inserted blocks are the identity, so outputs are equal before training."""
+    from diffusers import SanaTransformer2DModel
+
+    from sprint_desktop.distill.grow import block_order, deeper
+
+    torch.manual_seed(0)
+    small = SanaTransformer2DModel(
+        in_channels=4,
+        out_channels=4,
+        num_attention_heads=2,
+        attention_head_dim=8,
+        num_layers=4,
+        num_cross_attention_heads=2,
+        cross_attention_head_dim=8,
+        cross_attention_dim=16,
+        caption_channels=8,
+        sample_size=4,
+        patch_size=1,
+        qk_norm="rms_norm_across_heads",
+    ).eval()
+    for p in small.parameters():  # no zero-initialised branch anywhere, so the check means something
+        torch.nn.init.normal_(p, std=0.2)
+    grown = deeper(small, 2).eval()
+    assert grown.config.num_layers == 6 and [i for i, _ in block_order(4, 2)] == [0, 1, 1, 2, 3, 3]
+    x, text = torch.randn(2, 4, 4, 4), torch.randn(2, 3, 8)
+    args = dict(encoder_hidden_states=text, timestep=torch.tensor([0.3, 0.9]), return_dict=False)
+    with torch.no_grad():
+        want, got = small(x, **args)[0], grown(x, **args)[0]
+    assert torch.allclose(want, got, atol=1e-5) and want.abs().mean() > 0.01
+    with pytest.raises(ValueError, match="at least 1"):
+        block_order(4, 0)
+
+
+def test_a_deepened_student_trains_and_packages_deeper_than_its_teacher(vae_dir, teacher, tmp_path):
+    from diffusers import SanaTransformer2DModel
+
+    from sprint_desktop.distill.train_student import train as train_student
+
+    out = train_student(tiny_student(teacher, vae_dir, tmp_path / "s", deepen=1))
+    depth = SanaTransformer2DModel.load_config(teacher / "transformer")["num_layers"]
+    assert SanaTransformer2DModel.load_config(out / "transformer")["num_layers"] == 2 * depth
+    # it goes on from its own deeper weights; a student of another width is refused in one line
+    train_student(tiny_student(teacher, vae_dir, tmp_path / "t", init=str(out / "transformer")))
+    wide = SanaTransformer2DModel.from_pretrained(out / "transformer")
+    SanaTransformer2DModel(**{**dict(wide.config), "attention_head_dim": 4}).save_pretrained(tmp_path / "w")
+    with pytest.raises(SprintError, match="differs from the teacher .* in attention_head_dim"):
+        train_student(tiny_student(teacher, vae_dir, tmp_path / "u", init=str(tmp_path / "w")))
