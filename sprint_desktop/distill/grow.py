@@ -46,11 +46,12 @@ def deeper(transformer: Any, every: int) -> Any:
 
     config = {k: v for k, v in transformer.config.items() if not k.startswith("_")}
     order = block_order(config["num_layers"], every)
-    grown: Any = SanaTransformer2DModel(**{**config, "num_layers": len(order)})
+    like = next(transformer.parameters())
+    grown: Any = SanaTransformer2DModel(**{**config, "num_layers": len(order)}).to(like.device)
     state = {k: v for k, v in transformer.state_dict().items() if not k.startswith("transformer_blocks.")}
     for j, (i, new) in enumerate(order):
         for key, value in transformer.transformer_blocks[i].state_dict().items():
             zero = new and key in BRANCH_OUTPUTS
             state[f"transformer_blocks.{j}.{key}"] = torch.zeros_like(value) if zero else value.clone()
-    grown.load_state_dict(state, strict=True)
-    return grown.to(device=next(transformer.parameters()).device, dtype=next(transformer.parameters()).dtype)
+    grown.load_state_dict(state, strict=True)  # copies the values in, in the original's dtype
+    return grown if like.dtype == torch.float32 else grown.to(dtype=like.dtype)
