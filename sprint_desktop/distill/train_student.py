@@ -2,12 +2,13 @@
 or either alone for the ablations (SANA-Sprint, Sec. 3.2-3.3).
 
 Reads top to bottom: config -> frozen VAE, text encoder and teacher -> student (a copy of the
-teacher) + log-variance head + discriminator heads -> loop: generator step (sCM tangent loss with
-a forward-mode JVP, and/or the adversarial loss on re-noised one-step samples, weight 0.5),
-then a discriminator step (hinge; misaligned caption pairs, and optionally scenes with one object
-too many, as fakes), 1:1 -> evaluation through our own engine at 1/2/4 steps (the best kept in
-``best/``, a collapse stops the run: `student_guard`) -> checkpoint + config. Runs unchanged under
-`accelerate launch`.
+teacher, or of ``--init``'s weights, optionally deepened: `grow`) + log-variance head +
+discriminator heads -> loop: generator step (sCM tangent loss with a forward-mode JVP, and/or the
+adversarial loss on re-noised one-step samples, weight 0.5), then a discriminator step (hinge;
+misaligned caption pairs, and optionally scenes with one object too many, as fakes), 1:1 ->
+evaluation through our own engine at 1/2/4 steps (of the weights' EMA with ``--ema``; the best
+kept in ``best/``, a collapse stops the run: `student_guard`) -> checkpoint + config. Runs
+unchanged under `accelerate launch`.
 
     sprint distill student --teacher runs/teacher --vae runs/vae/vae --mode hybrid --out runs/student
 """

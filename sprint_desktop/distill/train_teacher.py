@@ -92,10 +92,7 @@ def make_optimizer(params: list[Any], cfg: TeacherConfig, step: int = 0) -> tupl
     transformer's, then the text encoder's), the schedule at ``step`` as after that many steps of
     `train`; the optimizer's moments are fresh."""
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.01)
-    for group in opt.param_groups:  # a scheduler started past step 0 wants its base rate here
-        group.setdefault("initial_lr", group["lr"])
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: lr_factor(i, cfg), last_epoch=step - 1)
-    return opt, sched
+    return opt, make_schedule(opt, cfg, step)
 
 
 def ema_decay(step: int, target: float) -> float:
