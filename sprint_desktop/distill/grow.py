@@ -47,7 +47,8 @@ def deeper(transformer: Any, every: int) -> Any:
     config = {k: v for k, v in transformer.config.items() if not k.startswith("_")}
     order = block_order(config["num_layers"], every)
     like = next(transformer.parameters())
-    grown: Any = SanaTransformer2DModel(**{**config, "num_layers": len(order)}).to(like.device)
+    grown: Any = SanaTransformer2DModel(**{**config, "num_layers": len(order)})
+    grown = grown.to(like.device)
     state = {k: v for k, v in transformer.state_dict().items() if not k.startswith("transformer_blocks.")}
     for j, (i, new) in enumerate(order):
         for key, value in transformer.transformer_blocks[i].state_dict().items():
