@@ -28,8 +28,8 @@ import torch.nn.functional as F
 
 from ..core.sketch import edges_to_sketch
 from ..core.trigflow import SIGMA_D, flow_input_scale, flow_time_from_trig
+from .schedule import make_schedule
 from .scm import GUIDANCE_EMBED_SCALE, consistency_x0, noisy, time_proposal, with_largest_time
-from .train_teacher import make_schedule
 
 
 @dataclass

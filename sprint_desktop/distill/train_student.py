@@ -39,6 +39,7 @@ from .ladd import (
     g_hinge_loss,
 )
 from .package import with_guidance_embedding
+from .schedule import make_schedule
 from .scm import (
     GUIDANCE_EMBED_SCALE,
     LogVarHead,
@@ -55,7 +56,7 @@ from .scm import (
     warmup_ratio,
     with_largest_time,
 )
-from .train_teacher import StopRequest, ema_decay, encode_text, make_schedule, save_checkpoint
+from .train_teacher import StopRequest, ema_decay, encode_text, save_checkpoint
 
 MODES = ("scm", "ladd", "hybrid")
 

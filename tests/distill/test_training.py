@@ -396,7 +396,7 @@ def test_transformer_shape_is_configurable_and_bounded():
 
 
 def test_lr_factor_warms_up_then_stays_or_decays():
-    from sprint_desktop.distill.train_teacher import lr_factor
+    from sprint_desktop.distill.schedule import lr_factor
 
     constant = TeacherConfig(iters=1000, warmup=100)
     cosine = TeacherConfig(iters=1100, warmup=100, lr_schedule="cosine")
