@@ -1,6 +1,5 @@
-"""The learning-rate schedule of every training here: a linear warm-up, then a constant rate or a
-cosine to 0, optionally held first (warmup-stable-decay: Hägele et al. 2024, "Scaling Laws and
-Compute-Optimal Training beyond Fixed Training Durations", Sec. 3)."""
+"""The learning-rate schedule of every training here (teacher, student, ControlNet): a linear
+warm-up, then a constant rate or a cosine to 0, optionally held first (`lr_factor`)."""
 
 from __future__ import annotations
 

@@ -56,7 +56,7 @@ from .scm import (
     warmup_ratio,
     with_largest_time,
 )
-from .train_teacher import StopRequest, ema_decay, encode_text, save_checkpoint
+from .train_teacher import StopRequest, ema_decay, encode_text, save_checkpoint, update_ema
 
 MODES = ("scm", "ladd", "hybrid")
 
@@ -240,10 +240,10 @@ def make_student(cfg: StudentConfig, teacher: Any) -> Any:
         if not (Path(cfg.init) / "config.json").exists():
             raise SprintError(f"--init {cfg.init}: no transformer there (config.json is missing)")
         student = with_guidance_embedding(SanaTransformer2DModel.from_pretrained(cfg.init)).float()
-        if other_shape(student.config, teacher.config):
+        differ = other_shape(student.config, teacher.config)
+        if differ:
             raise SprintError(
-                f"--init {cfg.init} differs from the teacher {cfg.teacher} in "
-                f"{', '.join(other_shape(student.config, teacher.config))}"
+                f"--init {cfg.init} differs from the teacher {cfg.teacher} in {', '.join(differ)}"
             )
         student = student.to(next(teacher.parameters()).device)
     if cfg.deepen:
@@ -256,13 +256,6 @@ def other_shape(config: Any, teacher: Any) -> list[str]:
     differ (`grow.deeper`)."""
     keys = ("in_channels", "patch_size", "num_attention_heads", "attention_head_dim", "caption_channels")
     return [k for k in keys if config[k] != teacher[k]]
-
-
-def update_ema(ema: Any, model: Any, decay: float) -> None:
-    """ema <- decay * ema + (1 - decay) * model, parameter by parameter."""
-    with torch.no_grad():
-        for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
-            pe.lerp_(pm, 1 - decay)
 
 
 def train(cfg: StudentConfig) -> Path:

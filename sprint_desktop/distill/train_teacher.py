@@ -76,6 +76,13 @@ def ema_decay(step: int, target: float) -> float:
     return min(target, (1 + step) / (10 + step))
 
 
+def update_ema(ema: Any, model: Any, decay: float) -> None:
+    """ema <- decay * ema + (1 - decay) * model, parameter by parameter."""
+    with torch.no_grad():
+        for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
+            pe.lerp_(pm, 1 - decay)
+
+
 def encode_text(
     tokenizer: Any, text_encoder: Any, captions: list[str], device: Any
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -318,12 +325,8 @@ def train(cfg: TeacherConfig) -> Path:
         accelerator.clip_grad_norm_(params, 1.0)
         opt.step()
         sched.step()
-        with torch.no_grad():
-            for ema, model in ((ema_tf, transformer), (ema_te, text_encoder)):
-                for pe, pm in zip(
-                    ema.parameters(), accelerator.unwrap_model(model).parameters(), strict=True
-                ):
-                    pe.lerp_(pm, 1 - ema_decay(step, cfg.ema))
+        for ema, model in ((ema_tf, transformer), (ema_te, text_encoder)):
+            update_ema(ema, accelerator.unwrap_model(model), ema_decay(step, cfg.ema))
         done = step + 1
         cpu_s += time.process_time() - c0
         over = cfg.cpu_budget_min > 0 and cpu_s >= 60 * cfg.cpu_budget_min

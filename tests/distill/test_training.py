@@ -202,7 +202,7 @@ def test_student_cools_down_on_a_cosine_and_keeps_an_ema_of_its_weights(vae_dir,
 
 
 def test_update_ema_moves_each_weight_by_one_minus_the_decay():
-    from sprint_desktop.distill.train_student import update_ema
+    from sprint_desktop.distill.train_teacher import update_ema
 
     ema, model = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
     want = [
