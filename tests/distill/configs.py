@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from sprint_desktop.distill.train_controlnet import ControlNetConfig
 from sprint_desktop.distill.train_student import StudentConfig
 from sprint_desktop.distill.train_teacher import TeacherConfig
 from sprint_desktop.distill.train_vae import VAEConfig
@@ -50,3 +51,12 @@ def tiny_student(teacher: str | Path, vae: str | Path, out: str | Path, **change
         log_every=1,
     )
     return StudentConfig(**{**base, **changes})
+
+
+def tiny_controlnet(model: str | Path, out: str | Path, **changes: Any) -> ControlNetConfig:
+    """A ControlNet run at test size on the world: 2 steps of batch 2, a log line per step, one
+    evaluation (2 sketches) at the end; ``changes`` override any field."""
+    base: dict[str, Any] = dict(
+        model=str(model), out=str(out), iters=2, batch=2, log_every=1, eval_every=2, eval_images=2
+    )
+    return ControlNetConfig(**{**base, **changes})

@@ -10,9 +10,11 @@ import pytest
 from PIL import Image
 
 from sprint_desktop.cli import EXIT_ERROR, EXIT_OK, EXIT_USAGE, main
-from sprint_desktop.distill.train_controlnet import ControlNetConfig, train
+from sprint_desktop.distill.train_controlnet import train
 from sprint_desktop.engine.controlnet import SprintControlNetModel
 from sprint_desktop.engine.torch_backend import TorchEngine
+
+from .configs import tiny_controlnet
 
 
 def test_two_steps_on_a_dataset_folder_then_the_engine_uses_it(tiny_model_dir, tmp_path, capsys):
@@ -22,17 +24,7 @@ def test_two_steps_on_a_dataset_folder_then_the_engine_uses_it(tiny_model_dir, t
     for i in range(3):
         Image.fromarray(rng.integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(data / f"{i}.png")
         (data / f"{i}.txt").write_text("a red circle")
-    out = train(
-        ControlNetConfig(
-            model=str(tiny_model_dir),
-            out=str(tmp_path / "run"),
-            data=str(data),
-            iters=2,
-            batch=2,
-            log_every=1,
-            eval_every=2,
-        )
-    )
+    out = train(tiny_controlnet(tiny_model_dir, tmp_path / "run", data=str(data)))
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     assert [r["step"] for r in log] == [1, 2] and all(np.isfinite(r["loss"]) for r in log)
     cn = SprintControlNetModel.from_pretrained(out)
@@ -68,27 +60,14 @@ def test_two_steps_on_a_dataset_folder_then_the_engine_uses_it(tiny_model_dir, t
 
 
 def test_two_steps_on_the_world_with_evaluation(tiny_model_dir, tmp_path):
-    train(
-        ControlNetConfig(
-            model=str(tiny_model_dir),
-            out=str(tmp_path / "run"),
-            data="world",
-            iters=2,
-            batch=2,
-            log_every=1,
-            eval_every=2,
-            eval_images=2,
-        )
-    )
+    train(tiny_controlnet(tiny_model_dir, tmp_path / "run", data="world"))
     last = json.loads((tmp_path / "run" / "log.jsonl").read_text().splitlines()[-1])
     assert 0 <= last["sketch_iou"] <= 1 and 0 <= last["judge_1step"] <= 1
 
 
 def test_a_resumed_run_cools_down_on_a_cosine(tiny_model_dir, tmp_path):
     """Held at the rate to its checkpoint, then a cosine to 0 (the teacher's cool-down branch)."""
-    cfg = ControlNetConfig(
-        model=str(tiny_model_dir), out=str(tmp_path / "run"), iters=2, batch=2, log_every=1, eval_every=10
-    )
+    cfg = tiny_controlnet(tiny_model_dir, tmp_path / "run", eval_every=10)
     train(cfg)
     train(dataclasses.replace(cfg, iters=4, lr_schedule="cosine", decay_start=2))
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
