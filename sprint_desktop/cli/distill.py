@@ -49,12 +49,15 @@ HELP = {
     "lr_schedule": "after the warm-up: constant, or a cosine to 0 at --iters",
     "init": "start from this student transformer folder (e.g. a run's best/transformer) instead of the teacher",
     "deepen": "insert an identity block after every N blocks of the starting weights: a student deeper than its teacher (0: as deep)",
+    "pairs": "(noise, teacher sample) pairs, cached beside --out, for the one-step regression (pairs.kd_loss; 0: none; --mode kd: it alone)",
+    "pair_weight": "weight of the one-step regression on the teacher's pairs",
+    "pair_steps": "the teacher's Euler steps per pair (classifier-free guidance as the student's)",
     "freeze": "a regex over the student's parameter names: those keep the teacher's values",
     "eval_seed": "captions of the in-run evaluation that picks best/ (not `sprint evaluate`'s 999, so the pick is not made on the reported captions)",
 }
 # Allowed values of str fields that are not typed as a Literal.
 CHOICES = {
-    "mode": ("hybrid", "scm", "ladd"),
+    "mode": ("hybrid", "scm", "ladd", "kd"),
     "mixed_precision": ("no", "bf16", "fp16"),
     "lr_schedule": ("constant", "cosine"),
 }

@@ -1,5 +1,6 @@
 """Distil the Sprint-Shapes teacher into a one-step, step-adaptive student: sCM + LADD (hybrid),
-or either alone for the ablations (SANA-Sprint, Sec. 3.2-3.3).
+or either alone for the ablations (SANA-Sprint, Sec. 3.2-3.3); with ``--pairs``, a regression of
+the first step on the teacher's ODE pairs beside them, or alone (``--mode kd``: `pairs`).
 
 Reads top to bottom: config -> frozen VAE, text encoder and teacher -> student (a copy of the
 teacher, or of ``--init``'s weights, optionally deepened: `grow`) + log-variance head +
@@ -28,7 +29,7 @@ import torch
 
 from ..core.errors import SprintError
 from ..core.trigflow import SIGMA_D
-from . import data, grow, student_guard
+from . import data, grow, pairs, student_guard
 from .components import make_tokenizer
 from .ladd import (
     Discriminator,
@@ -58,7 +59,7 @@ from .scm import (
 )
 from .train_teacher import StopRequest, ema_decay, encode_text, save_checkpoint, update_ema
 
-MODES = ("scm", "ladd", "hybrid")
+MODES = ("scm", "ladd", "hybrid", "kd")  # kd: the teacher's ODE pairs alone (`pairs`)
 
 
 @dataclass
@@ -109,6 +110,11 @@ class StudentConfig:
     warmup: int = 0  # learning-rate warm-up steps
     lr_schedule: str = "constant"  # after the warm-up: "constant" or "cosine" (to 0 at iters)
     decay_start: int = 0  # "cosine" holds the rate until this step, then decays
+    # > 0: this many (noise, teacher sample) pairs, cached beside --out, and the one-step
+    # regression on them (`pairs.kd_loss`) added to the loss with weight pair_weight
+    pairs: int = 0
+    pair_weight: float = 1.0
+    pair_steps: int = 20  # the teacher's Euler steps per pair
 
 
 def load_frozen(cfg: StudentConfig, device: Any) -> tuple[Any, Any, Any, Any]:
@@ -263,6 +269,8 @@ def train(cfg: StudentConfig) -> Path:
 
     if cfg.mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {cfg.mode!r}")
+    if cfg.mode == "kd" and cfg.pairs <= 0:
+        raise SprintError("--mode kd trains on the teacher's pairs alone: give --pairs N (e.g. 20000)")
     torch.set_flush_denormal(True)
     accelerator = Accelerator()
     device = accelerator.device
@@ -305,6 +313,19 @@ def train(cfg: StudentConfig) -> Path:
     rng = np.random.default_rng(cfg.seed + 7919 * start + accelerator.process_index)
     gen = torch.Generator().manual_seed(cfg.seed + start)
     source = data.TrainingLatents(vae, cfg.vae, cfg.cache, cfg.seed)
+    pair_cache = (
+        pairs.load_or_build(
+            pairs.cache_path(out.parent, cfg.teacher, cfg.pairs, cfg.seed, cfg.pair_steps),
+            teacher,
+            tokenizer,
+            text_encoder,
+            cfg.pairs,
+            cfg.seed,
+            cfg.pair_steps,
+        )
+        if cfg.pairs > 0
+        else None
+    )
     log = (out / "log.jsonl").open("a")
     best = student_guard.Best.load(out)
     collapsed = False
@@ -358,6 +379,13 @@ def train(cfg: StudentConfig) -> Path:
             loss = loss + weight * l_adv
             rec["g_adv"] = round(l_adv.item(), 5)
             rec["adv_w"] = float(f"{weight:.4g}")
+        if pair_cache is not None:
+            z, target, kd_captions, kd_w = pair_cache.batch(rng, b)
+            with torch.no_grad():
+                kd_cond = encode_text(tokenizer, text_encoder, kd_captions, device)
+            l_kd = pairs.kd_loss(student, z.to(device), target.to(device), kd_cond, kd_w.to(device))
+            loss = loss + cfg.pair_weight * l_kd
+            rec["kd"] = round(l_kd.item(), 5)
         opt_g.zero_grad(set_to_none=True)
         accelerator.backward(loss)
         accelerator.clip_grad_norm_(student.parameters(), 1.0)

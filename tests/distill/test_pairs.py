@@ -1,0 +1,106 @@
+"""Knowledge distillation on the teacher's ODE pairs (`distill.pairs`): the pairs are the teacher's
+own samples, cached by key, and the regression teaches the student's first step."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from sprint_desktop.core.errors import SprintError
+from sprint_desktop.distill import pairs
+from sprint_desktop.distill.components import make_text_encoder, make_tokenizer, make_transformer
+from sprint_desktop.distill.package import with_guidance_embedding
+from sprint_desktop.distill.train_teacher import encode_text, euler_sample
+
+from .configs import tiny_student, tiny_teacher, tiny_vae
+
+
+@pytest.fixture(scope="module")
+def parts():
+    torch.manual_seed(0)
+    tok = make_tokenizer()
+    return tok, make_text_encoder(len(tok)).eval(), with_guidance_embedding(make_transformer()).eval()
+
+
+def test_pairs_are_the_teachers_samples_from_their_noise_and_are_cached_by_key(parts, tmp_path):
+    tok, te, teacher = parts
+    path = tmp_path / "pairs.pt"
+    cache = pairs.load_or_build(path, teacher, tok, te, n=3, seed=5, steps=2)
+    assert len(cache) == 3 and cache.noise.shape == cache.target.shape == (3, 32, 8, 8)
+    assert set(cache.guidance.tolist()) <= {4.0, 4.5, 5.0}
+    for i in range(3):  # each target is the 2-step Euler sample of its caption from its noise
+        again = euler_sample(
+            teacher,
+            tok,
+            te,
+            [cache.captions[i]],
+            2,
+            float(cache.guidance[i]),
+            0,
+            noise=cache.noise[i : i + 1],
+        )
+        torch.testing.assert_close(cache.target[i : i + 1], again, rtol=1e-4, atol=1e-5)
+    assert cache.captions and all(c for c in cache.captions)
+    # the same key loads the file; another key (more steps) builds other pairs over it
+    stamp = path.stat().st_mtime_ns
+    assert pairs.load_or_build(path, teacher, tok, te, n=3, seed=5, steps=2).captions == cache.captions
+    assert path.stat().st_mtime_ns == stamp
+    other = pairs.load_or_build(path, teacher, tok, te, n=3, seed=5, steps=1)
+    assert not torch.equal(other.target, cache.target)
+
+
+def test_kd_loss_is_the_students_first_step_against_the_target_and_training_lowers_it(parts):
+    tok, te, teacher = parts
+    torch.manual_seed(1)
+    student = with_guidance_embedding(make_transformer())
+    noise, target = torch.randn(2, 32, 8, 8), torch.randn(2, 32, 8, 8)
+    w = torch.tensor([4.5, 4.0])
+    with torch.no_grad():
+        cond = encode_text(tok, te, ["a red circle", "two blue squares"], "cpu")
+    opt = torch.optim.Adam(student.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(30):
+        loss = pairs.kd_loss(student, noise, target, cond, w)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+    # zero exactly when the target is the student's own first step
+    with torch.no_grad():
+        own = pairs.kd_loss(student, noise, torch.zeros_like(target), cond, w)
+        x_t, t = 0.5 * noise, torch.full((2,), pairs.T_MAX)
+        from sprint_desktop.distill.scm import consistency_x0
+
+        first = consistency_x0(student, x_t, t, *cond, w * 0.1) / 0.5
+        assert pairs.kd_loss(student, noise, first, cond, w).item() < 1e-10
+        assert own.item() == pytest.approx(first.pow(2).mean().item(), rel=1e-5)
+
+
+@pytest.fixture(scope="module")
+def teacher_run(tmp_path_factory):
+    from sprint_desktop.distill.train_teacher import train as train_teacher
+    from sprint_desktop.distill.train_vae import train as train_vae
+
+    vae = train_vae(tiny_vae(tmp_path_factory.mktemp("vae"), iters=1))
+    return vae, train_teacher(tiny_teacher(vae, tmp_path_factory.mktemp("teacher")))
+
+
+def test_student_trains_on_the_pairs_alone_or_beside_scm(teacher_run, tmp_path):
+    from sprint_desktop.distill.train_student import train as train_student
+
+    vae, teacher = teacher_run
+    out = train_student(
+        tiny_student(teacher, vae, tmp_path / "runs" / "kd", mode="kd", pairs=4, pair_steps=1)
+    )
+    log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert all(r["kd"] > 0 and "scm" not in r and "d" not in r for r in log)
+    assert [p.name for p in (tmp_path / "runs").glob("pairs-*")] and (out / "transformer").exists()
+    both = train_student(tiny_student(teacher, vae, tmp_path / "runs" / "both", pairs=4, pair_steps=1))
+    log = [json.loads(line) for line in (both / "log.jsonl").read_text().splitlines()]
+    assert all("kd" in r and "scm" in r for r in log)
+    assert len(list((tmp_path / "runs").glob("pairs-*"))) == 1  # the second run reused the pairs
+    with pytest.raises(SprintError, match="--pairs"):
+        train_student(tiny_student(teacher, vae, tmp_path / "runs" / "none", mode="kd"))
