@@ -349,7 +349,7 @@ def test_distill_options_reach_the_training_config(tmp_path):
     assert (out / "vae" / "config.json").exists()
 
 
-@pytest.mark.parametrize("part", ["vae", "teacher", "student", "controlnet"])
+@pytest.mark.parametrize("part", ["vae", "teacher", "student", "controlnet", "pairs"])
 def test_distill_options_are_the_config_fields_with_their_defaults(part):
     import argparse
     import dataclasses

@@ -28,6 +28,11 @@ TRAINERS: dict[str, tuple[str, str, str]] = {
         "StudentConfig",
         "distil the teacher into the 1-4 step student (sCM + LADD)",
     ),
+    "pairs": (
+        "pairs",
+        "PairsConfig",
+        "cache the teacher's ODE pairs that `student --pairs` trains on (shards of 1,000)",
+    ),
     "controlnet": (
         "train_controlnet",
         "ControlNetConfig",
@@ -49,8 +54,9 @@ HELP = {
     "lr_schedule": "after the warm-up: constant, or a cosine to 0 at --iters",
     "init": "start from this student transformer folder (e.g. a run's best/transformer) instead of the teacher",
     "deepen": "insert an identity block after every N blocks of the starting weights: a student deeper than its teacher (0: as deep)",
-    "pairs": "(noise, teacher sample) pairs, cached beside --out, for the one-step regression (pairs.kd_loss; 0: none; --mode kd: it alone)",
+    "pairs": "(noise, teacher sample) pairs for the one-step regression (pairs.kd_loss), cached in shards of 1,000 beside the runs (student: 0 none; --mode kd: it alone)",
     "pair_weight": "weight of the one-step regression on the teacher's pairs",
+    "first": "build from this shard on (shards of 1,000 pairs; a second builder beside the first)",
     "pair_steps": "the teacher's Euler steps per pair (classifier-free guidance as the student's)",
     "freeze": "a regex over the student's parameter names: those keep the teacher's values",
     "eval_seed": "captions of the in-run evaluation that picks best/ (not `sprint evaluate`'s 999, so the pick is not made on the reported captions)",

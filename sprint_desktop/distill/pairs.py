@@ -7,13 +7,16 @@ the one-step student learns the map noise -> the teacher's sample from that nois
 
 Each target is a function of its noise, so the regression does not average over modes the way
 denoising does, and it judges exactly the step the app takes first (sCM only reaches it through
-consistency along the whole trajectory). A cache of pairs is built once beside the runs (key:
-the teacher's weights, size, seed, steps) and sampled every step.
+consistency along the whole trajectory). The pairs are built once, in shards beside the runs (key:
+the teacher's weights, seed, steps), by the student run or ahead of it (`sprint distill pairs`), and
+sampled every step.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..core.errors import SprintError
 from ..core.trigflow import SIGMA_D, T_MAX
 from .data import vae_fingerprint
 from .scm import GUIDANCE_CHOICES, GUIDANCE_EMBED_SCALE, consistency_x0
@@ -70,27 +74,31 @@ def build(
     return PairCache(torch.cat(noise), torch.cat(target), captions, torch.cat(guidance))
 
 
-def cache_path(runs: str | Path, teacher_dir: str | Path, n: int, seed: int, steps: int) -> Path:
-    """Where a teacher's pairs live: under ``runs``, named by the teacher's weights."""
+SHARD = 1000
+"""Pairs per file: a cache grows shard by shard, several builders can share the work (`train`), and
+a stopped build loses at most one shard."""
+
+
+def shard_path(runs: str | Path, teacher_dir: str | Path, seed: int, steps: int, k: int) -> Path:
+    """Where shard ``k`` of a teacher's pairs lives: under ``runs``, named by the teacher's weights."""
     key = vae_fingerprint(Path(teacher_dir) / "transformer")
-    return Path(runs) / f"pairs-{key}-{n}-seed{seed}-{steps}steps.pt"
+    return Path(runs) / f"pairs-{key}-seed{seed}-{steps}steps-{k:04d}.pt"
 
 
-def load_or_build(
-    path: str | Path, teacher: Any, tokenizer: Any, text_encoder: Any, n: int, seed: int, steps: int
+def load_or_build_shard(
+    path: Path, teacher: Any, tokenizer: Any, text_encoder: Any, seed: int, steps: int, k: int
 ) -> PairCache:
-    """The pairs at ``path`` when made with the same size, seed and steps; else build and save them."""
-    path = Path(path)
-    key = {"n": n, "seed": seed, "steps": steps}
+    """Shard ``k`` at ``path`` when made with the same seed and steps; else build and save it."""
+    key = {"seed": seed, "steps": steps, "shard": k, "size": SHARD}
     if path.exists():
         state = torch.load(path, map_location="cpu", weights_only=True)
         if json.loads(state["key"]) == key:
             return PairCache(
                 state["noise"], state["target"], json.loads(state["captions"]), state["guidance"]
             )
-    cache = build(teacher, tokenizer, text_encoder, n, seed, steps)
+    cache = build(teacher, tokenizer, text_encoder, SHARD, seed * 1_000_003 + k, steps)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
     torch.save(
         {
             "key": json.dumps(key),
@@ -103,6 +111,74 @@ def load_or_build(
     )
     tmp.replace(path)
     return cache
+
+
+def load_or_build(
+    runs: str | Path,
+    teacher_dir: str | Path,
+    teacher: Any,
+    tokenizer: Any,
+    text_encoder: Any,
+    n: int,
+    seed: int,
+    steps: int,
+    first: int = 0,
+) -> PairCache:
+    """The first ``n`` pairs of a teacher (shards ``first`` .. as many as ``n`` needs), each shard
+    loaded when cached, else built and saved."""
+    shards = [
+        load_or_build_shard(
+            shard_path(runs, teacher_dir, seed, steps, k), teacher, tokenizer, text_encoder, seed, steps, k
+        )
+        for k in range(first, math.ceil(n / SHARD))
+    ]
+    if not shards:
+        raise SprintError(f"no pairs to load: {n} pairs end before shard {first}")
+    whole = PairCache(
+        torch.cat([c.noise for c in shards]),
+        torch.cat([c.target for c in shards]),
+        [cap for c in shards for cap in c.captions],
+        torch.cat([c.guidance for c in shards]),
+    )
+    keep = n - first * SHARD
+    return PairCache(whole.noise[:keep], whole.target[:keep], whole.captions[:keep], whole.guidance[:keep])
+
+
+@dataclass
+class PairsConfig:
+    teacher: str = "models/sprint-shapes-teacher"
+    out: str = "runs"  # the folder the students' --out folders are in: they find the pairs there
+    pairs: int = 6000
+    first: int = 0  # build from this shard on (a second builder beside the first: e.g. 6 of 12)
+    seed: int = 0  # the students' --seed
+    steps: int = 20
+
+
+def train(cfg: PairsConfig) -> Path:
+    """Build the missing shards of ``cfg.pairs`` pairs (`sprint distill pairs`)."""
+    from diffusers import SanaTransformer2DModel
+    from transformers import Gemma2Model
+
+    from .components import make_tokenizer
+    from .package import with_guidance_embedding
+
+    text_encoder = Gemma2Model.from_pretrained(Path(cfg.teacher) / "text_encoder").eval()
+    teacher = with_guidance_embedding(
+        SanaTransformer2DModel.from_pretrained(Path(cfg.teacher) / "transformer")
+    )
+    teacher = teacher.float().eval().requires_grad_(False)
+    load_or_build(
+        cfg.out,
+        cfg.teacher,
+        teacher,
+        make_tokenizer(),
+        text_encoder,
+        cfg.pairs,
+        cfg.seed,
+        cfg.steps,
+        cfg.first,
+    )
+    return Path(cfg.out)
 
 
 def kd_loss(

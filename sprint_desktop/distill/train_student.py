@@ -315,13 +315,7 @@ def train(cfg: StudentConfig) -> Path:
     source = data.TrainingLatents(vae, cfg.vae, cfg.cache, cfg.seed)
     pair_cache = (
         pairs.load_or_build(
-            pairs.cache_path(out.parent, cfg.teacher, cfg.pairs, cfg.seed, cfg.pair_steps),
-            teacher,
-            tokenizer,
-            text_encoder,
-            cfg.pairs,
-            cfg.seed,
-            cfg.pair_steps,
+            out.parent, cfg.teacher, teacher, tokenizer, text_encoder, cfg.pairs, cfg.seed, cfg.pair_steps
         )
         if cfg.pairs > 0
         else None

@@ -24,13 +24,16 @@ def parts():
     return tok, make_text_encoder(len(tok)).eval(), with_guidance_embedding(make_transformer()).eval()
 
 
-def test_pairs_are_the_teachers_samples_from_their_noise_and_are_cached_by_key(parts, tmp_path):
+def test_pairs_are_the_teachers_samples_from_their_noise_and_are_cached_in_shards(
+    parts, tmp_path, monkeypatch
+):
     tok, te, teacher = parts
-    path = tmp_path / "pairs.pt"
-    cache = pairs.load_or_build(path, teacher, tok, te, n=3, seed=5, steps=2)
-    assert len(cache) == 3 and cache.noise.shape == cache.target.shape == (3, 32, 8, 8)
-    assert set(cache.guidance.tolist()) <= {4.0, 4.5, 5.0}
-    for i in range(3):  # each target is the 2-step Euler sample of its caption from its noise
+    monkeypatch.setattr(pairs, "SHARD", 2)
+    shard = tmp_path / "shard.pt"
+    cache = pairs.load_or_build_shard(shard, teacher, tok, te, seed=5, steps=2, k=0)
+    assert len(cache) == 2 and cache.noise.shape == cache.target.shape == (2, 32, 8, 8)
+    assert set(cache.guidance.tolist()) <= {4.0, 4.5, 5.0} and all(cache.captions)
+    for i in range(2):  # each target is the 2-step Euler sample of its caption from its noise
         again = euler_sample(
             teacher,
             tok,
@@ -42,13 +45,26 @@ def test_pairs_are_the_teachers_samples_from_their_noise_and_are_cached_by_key(p
             noise=cache.noise[i : i + 1],
         )
         torch.testing.assert_close(cache.target[i : i + 1], again, rtol=1e-4, atol=1e-5)
-    assert cache.captions and all(c for c in cache.captions)
     # the same key loads the file; another key (more steps) builds other pairs over it
-    stamp = path.stat().st_mtime_ns
-    assert pairs.load_or_build(path, teacher, tok, te, n=3, seed=5, steps=2).captions == cache.captions
-    assert path.stat().st_mtime_ns == stamp
-    other = pairs.load_or_build(path, teacher, tok, te, n=3, seed=5, steps=1)
+    stamp = shard.stat().st_mtime_ns
+    assert pairs.load_or_build_shard(shard, teacher, tok, te, seed=5, steps=2, k=0).captions == cache.captions
+    assert shard.stat().st_mtime_ns == stamp
+    other = pairs.load_or_build_shard(shard, teacher, tok, te, seed=5, steps=1, k=0)
     assert not torch.equal(other.target, cache.target)
+
+
+def test_a_cache_of_n_pairs_is_its_first_shards_and_grows_by_shards(parts, tmp_path, monkeypatch):
+    tok, te, teacher = parts
+    monkeypatch.setattr(pairs, "SHARD", 2)
+    monkeypatch.setattr(pairs, "vae_fingerprint", lambda folder: "teacherkey")  # an in-memory teacher
+    later = pairs.load_or_build(tmp_path, "t", teacher, tok, te, n=5, seed=0, steps=1, first=1)
+    assert len(later) == 3 and len(list(tmp_path.glob("pairs-teacherkey-seed0-1steps-*.pt"))) == 2
+    whole = pairs.load_or_build(tmp_path, "t", teacher, tok, te, n=5, seed=0, steps=1)  # builds shard 0
+    assert len(whole) == 5 and len(list(tmp_path.glob("pairs-*.pt"))) == 3
+    torch.testing.assert_close(whole.target[2:], later.target)  # shards 1-2 were loaded, not rebuilt
+    assert whole.captions[2:] == later.captions and not torch.equal(whole.noise[:2], whole.noise[2:4])
+    with pytest.raises(SprintError, match="no pairs"):
+        pairs.load_or_build(tmp_path, "t", teacher, tok, te, n=2, seed=0, steps=1, first=3)
 
 
 def test_kd_loss_is_the_students_first_step_against_the_target_and_training_lowers_it(parts):
@@ -88,16 +104,29 @@ def teacher_run(tmp_path_factory):
     return vae, train_teacher(tiny_teacher(vae, tmp_path_factory.mktemp("teacher")))
 
 
-def test_student_trains_on_the_pairs_alone_or_beside_scm(teacher_run, tmp_path):
+def test_sprint_distill_pairs_builds_the_shards_a_student_then_loads(teacher_run, tmp_path, monkeypatch):
+    from sprint_desktop.cli import main
+
+    monkeypatch.setattr(pairs, "SHARD", 2)
+    _, teacher = teacher_run
+    args = ["distill", "pairs", "--teacher", str(teacher), "--out", str(tmp_path), "--steps", "1"]
+    assert main([*args, "--pairs", "3", "--first", "1"]) == 0  # a second builder's share: shard 1
+    assert [p.name[-7:] for p in tmp_path.glob("pairs-*.pt")] == ["0001.pt"]
+    assert main([*args, "--pairs", "3"]) == 0
+    assert sorted(p.name[-7:] for p in tmp_path.glob("pairs-*.pt")) == ["0000.pt", "0001.pt"]
+
+
+def test_student_trains_on_the_pairs_alone_or_beside_scm(teacher_run, tmp_path, monkeypatch):
     from sprint_desktop.distill.train_student import train as train_student
 
+    monkeypatch.setattr(pairs, "SHARD", 4)
     vae, teacher = teacher_run
     out = train_student(
         tiny_student(teacher, vae, tmp_path / "runs" / "kd", mode="kd", pairs=4, pair_steps=1)
     )
     log = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert all(r["kd"] > 0 and "scm" not in r and "d" not in r for r in log)
-    assert [p.name for p in (tmp_path / "runs").glob("pairs-*")] and (out / "transformer").exists()
+    assert len(list((tmp_path / "runs").glob("pairs-*"))) == 1 and (out / "transformer").exists()
     both = train_student(tiny_student(teacher, vae, tmp_path / "runs" / "both", pairs=4, pair_steps=1))
     log = [json.loads(line) for line in (both / "log.jsonl").read_text().splitlines()]
     assert all("kd" in r and "scm" in r for r in log)
