@@ -16,6 +16,8 @@
 # packaged model ships that decoder. SHIP: which student is packaged (hybrid, the paper's; scm or
 # ladd), the other two are evaluated as the ablations. CN_LAYERS: blocks the ControlNet copies;
 # CN_COOLDOWN: its last steps, on a cosine to 0 (session 10: 0.763 / 0.438 -> 0.773 / 0.512).
+# KD_ITERS: a fine-tune of that student's first step on the teacher's ODE pairs (PAIRS pairs of
+# PAIR_STEPS Euler steps; 0: none), shipped in its place (session 11: 1 step 0.265 -> see the card).
 # The shipped model's card gives the exact line that made it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,6 +40,10 @@ CN_ITERS="${CN_ITERS:-$(iters 8000)}"
 CN_LAYERS="${CN_LAYERS:-2}"
 CN_COOLDOWN="${CN_COOLDOWN:-$(iters 4000)}"
 SHIP="${SHIP:-hybrid}"
+KD_ITERS="${KD_ITERS:-$(iters 3500)}"
+if [ "$SCALE" = 0 ]; then PAIRS="${PAIRS:-1000}"; PAIR_STEPS="${PAIR_STEPS:-1}"; fi
+PAIRS="${PAIRS:-20000}"
+PAIR_STEPS="${PAIR_STEPS:-20}"
 EVAL_IMAGES="${EVAL_IMAGES:-200}"
 CACHE="${CACHE:-0}"
 PRECISION="${PRECISION:-no}"
@@ -75,14 +81,23 @@ for mode in hybrid scm ladd; do
     --adv-warmup "$(if [ "$mode" = hybrid ]; then echo "$ADV_WARMUP"; else echo 0; fi)" "${STUDENT_EXTRA[@]}" ||
   [ -e "$RUNS/student-$mode/best/transformer" ]
 done
-$SPRINT distill package --vae "$DECODER" --teacher "$RUNS/teacher" \
-  --student "$(student "$SHIP")" --out "$OUT"
+SHIPPED="$(student "$SHIP")"
+if [ "$KD_ITERS" -gt 0 ]; then
+  $SPRINT distill pairs --teacher "$RUNS/teacher" --out "$RUNS" --pairs "$PAIRS" --steps "$PAIR_STEPS"
+  done_ "$RUNS/student-kd" "$RUNS/student-kd/transformer" "$KD_ITERS" ||
+  $SPRINT distill student --teacher "$RUNS/teacher" --vae "$RUNS/vae/vae" --mode kd --init "$SHIPPED" \
+    --pairs "$PAIRS" --pair-steps "$PAIR_STEPS" --out "$RUNS/student-kd" --iters "$KD_ITERS" --lr 3e-4 \
+    --warmup "$(every 200)" --lr-schedule cosine --ema 0.995 --eval-every "$STUDENT_EVAL_EVERY" "${CACHE_ARG[@]}" \
+    "${STUDENT_EXTRA[@]}"
+  SHIPPED="$RUNS/student-kd/transformer"  # the cosine's end (its best-judged weights weigh 2 and 4 steps too)
+fi
+$SPRINT distill package --vae "$DECODER" --teacher "$RUNS/teacher" --student "$SHIPPED" --out "$OUT"
 done_ "$RUNS/controlnet" "$RUNS/controlnet/controlnet" "$CN_ITERS" ||
   $SPRINT distill controlnet --model "$OUT" --out "$RUNS/controlnet" --iters "$CN_ITERS" \
   --num-layers "$CN_LAYERS" --eval-every "$CN_ITERS" \
   --lr-schedule cosine --decay-start "$((CN_ITERS > CN_COOLDOWN ? CN_ITERS - CN_COOLDOWN : 0))"
 $SPRINT distill package --vae "$DECODER" --teacher "$RUNS/teacher" \
-  --student "$(student "$SHIP")" --controlnet "$RUNS/controlnet/controlnet" --out "$OUT"
+  --student "$SHIPPED" --controlnet "$RUNS/controlnet/controlnet" --out "$OUT"
 $SPRINT distill package-teacher --vae "$DECODER" --teacher "$RUNS/teacher" --out "$OUT-teacher"
 mkdir -p "$BENCH"
 
@@ -90,11 +105,11 @@ mkdir -p "$BENCH"
 $SPRINT evaluate --teacher "$RUNS/teacher" --vae "$DECODER" --steps 20,4,2,1 \
   --images "$EVAL_IMAGES" --json "$BENCH/eval-teacher.json"
 for mode in hybrid scm ladd; do
-  [ "$mode" = "$SHIP" ] && continue
+  [ "$mode" = "$SHIP" ] && [ "$KD_ITERS" -le 0 ] && continue  # with KD, SHIP's row is the one before it
   $SPRINT distill package --vae "$DECODER" --teacher "$RUNS/teacher" \
     --student "$(student "$mode")" --out "$RUNS/model-$mode"
   $SPRINT evaluate --model "$RUNS/model-$mode" --steps 1,2,4 --images "$EVAL_IMAGES" \
     --json "$BENCH/eval-$mode.json"
 done
-$SPRINT evaluate --model "$OUT" --steps 1,2,4 --images "$EVAL_IMAGES" --json "$BENCH/eval-$SHIP.json" \
-  --grid "$OUT/samples.png"
+$SPRINT evaluate --model "$OUT" --steps 1,2,4 --images "$EVAL_IMAGES" --grid "$OUT/samples.png" \
+  --json "$BENCH/eval-$(if [ "$KD_ITERS" -gt 0 ]; then echo "$SHIP-kd"; else echo "$SHIP"; fi).json"

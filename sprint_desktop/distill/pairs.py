@@ -181,6 +181,15 @@ def train(cfg: PairsConfig) -> Path:
     return Path(cfg.out)
 
 
+def first_step(
+    student: Any, noise: torch.Tensor, cond: tuple[torch.Tensor, torch.Tensor], guidance: torch.Tensor
+) -> torch.Tensor:
+    """The student's one step from unit ``noise`` at the engine's first time, T_MAX, in
+    scaled-latent units (the teacher's samples' units)."""
+    t = torch.full((noise.shape[0],), T_MAX, device=noise.device)
+    return consistency_x0(student, SIGMA_D * noise, t, *cond, guidance * GUIDANCE_EMBED_SCALE) / SIGMA_D
+
+
 def kd_loss(
     student: Any,
     noise: torch.Tensor,
@@ -188,9 +197,100 @@ def kd_loss(
     cond: tuple[torch.Tensor, torch.Tensor],
     guidance: torch.Tensor,
 ) -> torch.Tensor:
-    """L_kd: the student's one step from ``noise`` (at the engine's first time, T_MAX) against the
-    teacher's sample, both in scaled-latent units."""
-    x_t = SIGMA_D * noise
-    t = torch.full((noise.shape[0],), T_MAX, device=noise.device)
-    x0 = consistency_x0(student, x_t, t, *cond, guidance * GUIDANCE_EMBED_SCALE)
-    return torch.mean((x0 / SIGMA_D - target) ** 2)
+    """L_kd: the student's first step against the teacher's sample from the same noise."""
+    return torch.mean((first_step(student, noise, cond, guidance) - target) ** 2)
+
+
+def first_steps(
+    student: Any, cache: PairCache, tokenizer: Any, text_encoder: Any, chunk: int = 64
+) -> torch.Tensor:
+    """The student's one-step latents from each pair's noise, caption and guidance (the engine's
+    first step), in the targets' units."""
+    from .train_teacher import encode_text
+
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(cache), chunk):
+            z, w = cache.noise[i : i + chunk], cache.guidance[i : i + chunk]
+            cond = encode_text(tokenizer, text_encoder, cache.captions[i : i + chunk], "cpu")
+            out.append(first_step(student, z, cond, w))
+    return torch.cat(out)
+
+
+def fit_rows(cache: PairCache, vae: Any, latents: dict[str, torch.Tensor]) -> list[dict[str, Any]]:
+    """For the targets and each named set of latents: the mean squared error to the targets and the
+    judge's compliance of the decoded images with the pairs' captions."""
+    from .judge import compliance
+    from .train_vae import to_uint8
+
+    rows = []
+    for name, x in {"teacher (targets)": cache.target, **latents}.items():
+        with torch.no_grad():
+            images = np.concatenate(
+                [
+                    to_uint8(vae.decode(x[i : i + 64] / vae.config.scaling_factor).sample)
+                    for i in range(0, len(x), 64)
+                ]
+            )
+        rows.append(
+            {
+                "name": name,
+                "mse": round(float(((x - cache.target) ** 2).mean()), 4),
+                "judge": round(float(compliance(list(images), cache.captions)["all"]), 3),
+            }
+        )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m sprint_desktop.distill.pairs fit``: how closely students' first steps fit a
+    teacher's pairs (shards ``--first`` .. of ``--pairs``; shards a student did not train on measure
+    the fit on new pairs), and how the decoded images pass the judge."""
+    import argparse
+
+    from diffusers import AutoencoderDC, SanaTransformer2DModel
+    from transformers import Gemma2Model
+
+    from .components import make_tokenizer
+    from .package import with_guidance_embedding
+
+    parser = argparse.ArgumentParser(prog="python -m sprint_desktop.distill.pairs")
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    fit = sub.add_parser("fit", help="mean squared error and judge of students' first steps on pairs")
+    fit.add_argument("students", nargs="*", help="student transformer folders")
+    fit.add_argument("--teacher", default="models/sprint-shapes-teacher")
+    fit.add_argument("--vae", default="runs/vae-dec/vae", help="the decoder the images are judged through")
+    fit.add_argument("--runs", default="runs")
+    fit.add_argument("--pairs", type=int, default=1000)
+    fit.add_argument("--first", type=int, default=0)
+    fit.add_argument("--seed", type=int, default=0)
+    fit.add_argument("--steps", type=int, default=20)
+    args = parser.parse_args(argv)
+    tokenizer = make_tokenizer()
+    text_encoder = Gemma2Model.from_pretrained(Path(args.teacher) / "text_encoder").eval()
+
+    def load(folder: str | Path) -> Any:
+        model = with_guidance_embedding(SanaTransformer2DModel.from_pretrained(folder))
+        return model.float().eval().requires_grad_(False)
+
+    teacher = load(Path(args.teacher) / "transformer")
+    cache = load_or_build(
+        args.runs,
+        args.teacher,
+        teacher,
+        tokenizer,
+        text_encoder,
+        args.pairs,
+        args.seed,
+        args.steps,
+        args.first,
+    )
+    vae = AutoencoderDC.from_pretrained(args.vae).eval()
+    latents = {s: first_steps(load(s), cache, tokenizer, text_encoder) for s in args.students}
+    print(f"{len(cache)} pairs (shards {args.first} on)")
+    for row in fit_rows(cache, vae, latents):
+        print(f"| {row['name']} | {row['mse']} | {row['judge']} |")
+
+
+if __name__ == "__main__":
+    main()

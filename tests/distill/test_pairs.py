@@ -133,3 +133,38 @@ def test_student_trains_on_the_pairs_alone_or_beside_scm(teacher_run, tmp_path, 
     assert len(list((tmp_path / "runs").glob("pairs-*"))) == 1  # the second run reused the pairs
     with pytest.raises(SprintError, match="--pairs"):
         train_student(tiny_student(teacher, vae, tmp_path / "runs" / "none", mode="kd"))
+
+
+def test_fit_reports_each_students_error_and_judge_on_the_pairs(teacher_run, tmp_path, monkeypatch, capsys):
+    """The teacher's own row has error 0; a student's error is its kd loss over the pairs, and its
+    judge is of its decoded first steps."""
+    from diffusers import AutoencoderDC
+
+    monkeypatch.setattr(pairs, "SHARD", 3)
+    vae, teacher = teacher_run
+    args = [
+        "fit",
+        "--teacher",
+        str(teacher),
+        "--vae",
+        str(vae),
+        "--runs",
+        str(tmp_path),
+        "--pairs",
+        "3",
+        "--steps",
+        "1",
+    ]
+    pairs.main([*args, str(teacher / "transformer")])  # the teacher as a "student": one step from noise
+    out = capsys.readouterr().out
+    assert "3 pairs" in out and "| teacher (targets) | 0.0 |" in out
+    tok, te = make_tokenizer(), make_text_encoder(len(make_tokenizer()))
+    student = with_guidance_embedding(make_transformer()).eval()
+    cache = pairs.load_or_build(tmp_path, teacher, student, tok, te, 3, 0, 1)  # loads the shard
+    x = pairs.first_steps(student, cache, tok, te)
+    with torch.no_grad():
+        cond = encode_text(tok, te, cache.captions, "cpu")
+        loss = pairs.kd_loss(student, cache.noise, cache.target, cond, cache.guidance)
+    rows = pairs.fit_rows(cache, AutoencoderDC.from_pretrained(vae).eval(), {"s": x})
+    assert rows[0]["mse"] == 0.0 and rows[1]["mse"] == pytest.approx(loss.item(), abs=1e-4)
+    assert all(0.0 <= r["judge"] <= 1.0 for r in rows)
