@@ -132,7 +132,7 @@ def teacher_images(
 ) -> list[np.ndarray]:
     """uint8 images of ``captions``: flow Euler with CFG (`euler_sample`), 32 at a time, the batch
     starting at caption i seeded ``seed + i``."""
-    from .train_teacher import euler_sample
+    from .sampling import euler_sample
     from .train_vae import to_uint8
 
     images = []

@@ -27,8 +27,8 @@ import torch
 from ..core.errors import SprintError
 from ..core.trigflow import SIGMA_D, T_MAX
 from .data import vae_fingerprint
+from .sampling import euler_sample
 from .scm import GUIDANCE_CHOICES, GUIDANCE_EMBED_SCALE, consistency_x0
-from .train_teacher import euler_sample
 from .world import sample_scene
 
 
@@ -206,7 +206,7 @@ def first_steps(
 ) -> torch.Tensor:
     """The student's one-step latents from each pair's noise, caption and guidance (the engine's
     first step), in the targets' units."""
-    from .train_teacher import encode_text
+    from .sampling import encode_text
 
     out = []
     with torch.no_grad():

@@ -40,6 +40,7 @@ from .ladd import (
     g_hinge_loss,
 )
 from .package import with_guidance_embedding
+from .sampling import encode_text
 from .schedule import make_schedule
 from .scm import (
     GUIDANCE_EMBED_SCALE,
@@ -57,7 +58,7 @@ from .scm import (
     warmup_ratio,
     with_largest_time,
 )
-from .train_teacher import StopRequest, ema_decay, encode_text, save_checkpoint, update_ema
+from .train_teacher import StopRequest, ema_decay, save_checkpoint, update_ema
 
 MODES = ("scm", "ladd", "hybrid", "kd")  # kd: the teacher's ODE pairs alone (`pairs`)
 

@@ -27,7 +27,7 @@ from sprint_desktop.devtools.gpu_train import (
 )
 from sprint_desktop.distill.package import package_teacher
 from sprint_desktop.distill.train_teacher import train as train_teacher
-from sprint_desktop.distill.train_teacher import velocity
+from sprint_desktop.distill.sampling import velocity
 
 from .conftest import VAE, teacher_config
 

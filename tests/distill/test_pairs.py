@@ -12,7 +12,7 @@ from sprint_desktop.core.errors import SprintError
 from sprint_desktop.distill import pairs
 from sprint_desktop.distill.components import make_text_encoder, make_tokenizer, make_transformer
 from sprint_desktop.distill.package import with_guidance_embedding
-from sprint_desktop.distill.train_teacher import encode_text, euler_sample
+from sprint_desktop.distill.sampling import encode_text, euler_sample
 
 from .configs import tiny_student, tiny_teacher, tiny_vae
 

@@ -15,15 +15,16 @@ from sprint_desktop.distill.package import (
     with_guidance_embedding,
     without_guidance_embedding,
 )
-from sprint_desktop.distill.train_teacher import euler_sample
+from sprint_desktop.distill.sampling import euler_sample
 
 
 def _perturbed(seed: int):
     """A transformer whose guidance branch is not trivial (random init leaves it near zero)."""
     tf = make_transformer(seed, num_layers=2).eval()
+    g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in tf.time_embed.guidance_embedder.parameters():
-            p.add_(0.3 * torch.randn_like(p))
+            p.add_(0.3 * torch.randn(p.shape, generator=g))
     return tf
 
 
@@ -42,8 +43,9 @@ def test_folding_the_guidance_branch_keeps_the_network():
         want = _call(tf, x, s)
         got = _call(plain, x, s * 1000 * plain.config.timestep_scale, guidance=False)
         back = _call(with_guidance_embedding(plain), x, s)
-    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(back, want, atol=1e-5, rtol=1e-5)
+    # the fold reassociates float32 sums: equal to a few ulps of the activations, not bit for bit
+    torch.testing.assert_close(got, want, atol=5e-5, rtol=1e-5)
+    torch.testing.assert_close(back, want, atol=5e-5, rtol=1e-5)
     assert not torch.allclose(_call(make_transformer(1, num_layers=2).eval(), x, s).detach(), want)
 
 

@@ -11,7 +11,8 @@ import torch
 
 from sprint_desktop.core.errors import SprintError
 from sprint_desktop.distill.components import make_transformer
-from sprint_desktop.distill.train_teacher import TeacherConfig, euler_sample
+from sprint_desktop.distill.sampling import euler_sample
+from sprint_desktop.distill.train_teacher import TeacherConfig
 from sprint_desktop.distill.train_teacher import train as train_teacher
 from sprint_desktop.distill.train_vae import gradient_loss
 from sprint_desktop.distill.train_vae import train as train_vae
