@@ -26,8 +26,8 @@ from sprint_desktop.devtools.gpu_train import (
     teacher_base,
 )
 from sprint_desktop.distill.package import package_teacher
-from sprint_desktop.distill.train_teacher import train as train_teacher
 from sprint_desktop.distill.sampling import velocity
+from sprint_desktop.distill.train_teacher import train as train_teacher
 
 from .conftest import VAE, teacher_config
 
