@@ -5,10 +5,12 @@ One place for their configs, so training, tests and the shipped model agree.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
 
+from ..core.errors import SprintError
 from ..export.random_weights import word_level_tokenizer
 from .world import VOCABULARY
 
@@ -111,3 +113,16 @@ def make_transformer(seed: int = 0, **shape: int) -> Any:
 
     torch.manual_seed(seed)
     return SanaTransformer2DModel(**transformer_config(**shape))
+
+
+def require_teacher(folder: str | Path) -> Path:
+    """``folder`` when it holds a teacher (a run or a packaged folder: ``transformer/`` and
+    ``text_encoder/``), else a one-line error."""
+    missing = [
+        sub for sub in ("transformer", "text_encoder") if not (Path(folder) / sub / "config.json").is_file()
+    ]
+    if missing:
+        raise SprintError(
+            f"{folder} is not a teacher folder: it has no {' or '.join(m + '/' for m in missing)}"
+        )
+    return Path(folder)

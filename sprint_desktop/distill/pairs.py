@@ -159,10 +159,10 @@ def train(cfg: PairsConfig) -> Path:
     from diffusers import SanaTransformer2DModel
     from transformers import Gemma2Model
 
-    from .components import make_tokenizer
+    from .components import make_tokenizer, require_teacher
     from .package import with_guidance_embedding
 
-    text_encoder = Gemma2Model.from_pretrained(Path(cfg.teacher) / "text_encoder").eval()
+    text_encoder = Gemma2Model.from_pretrained(require_teacher(cfg.teacher) / "text_encoder").eval()
     teacher = with_guidance_embedding(
         SanaTransformer2DModel.from_pretrained(Path(cfg.teacher) / "transformer")
     )

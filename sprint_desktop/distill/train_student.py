@@ -30,7 +30,7 @@ import torch
 from ..core.errors import SprintError
 from ..core.trigflow import SIGMA_D
 from . import data, grow, pairs, student_guard
-from .components import make_tokenizer
+from .components import make_tokenizer, require_teacher
 from .ladd import (
     Discriminator,
     HeadName,
@@ -122,6 +122,7 @@ def load_frozen(cfg: StudentConfig, device: Any) -> tuple[Any, Any, Any, Any]:
     from diffusers import AutoencoderDC, SanaTransformer2DModel
     from transformers import Gemma2Model
 
+    require_teacher(cfg.teacher)
     vae = AutoencoderDC.from_pretrained(cfg.vae).to(device).eval().requires_grad_(False)
     text_encoder = (
         Gemma2Model.from_pretrained(Path(cfg.teacher) / "text_encoder")

@@ -168,3 +168,18 @@ def test_fit_reports_each_students_error_and_judge_on_the_pairs(teacher_run, tmp
     rows = pairs.fit_rows(cache, AutoencoderDC.from_pretrained(vae).eval(), {"s": x})
     assert rows[0]["mse"] == 0.0 and rows[1]["mse"] == pytest.approx(loss.item(), abs=1e-4)
     assert all(0.0 <= r["judge"] <= 1.0 for r in rows)
+
+
+def test_a_folder_that_is_no_teacher_gets_one_line(teacher_run, tmp_path, capsys):
+    from sprint_desktop.cli import main
+    from sprint_desktop.distill.train_student import train as train_student
+
+    vae, teacher = teacher_run
+    (tmp_path / "half" / "transformer").mkdir(parents=True)
+    (tmp_path / "half" / "transformer" / "config.json").write_text("{}")
+    assert main(["distill", "pairs", "--teacher", str(tmp_path / "half"), "--out", str(tmp_path)]) != 0
+    err = capsys.readouterr().err.strip()
+    assert err.endswith("is not a teacher folder: it has no text_encoder/") and "\n" not in err
+    with pytest.raises(SprintError, match="no transformer/ or text_encoder/"):
+        train_student(tiny_student(tmp_path / "nowhere", vae, tmp_path / "s", mode="kd", pairs=4))
+    assert not list(tmp_path.glob("pairs-*"))  # nothing was built
