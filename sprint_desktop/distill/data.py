@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,21 +69,33 @@ def cache_path(vae_dir: str | Path, n: int, seed: int) -> Path:
     return Path(vae_dir).parent / f"latents-{n}-seed{seed}.pt"
 
 
+def load_keyed(path: str | Path, key: dict[str, Any]) -> dict[str, Any] | None:
+    """The tensors saved at ``path`` (`save_keyed`) when they were saved under ``key``, else None."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    return state if json.loads(state["key"]) == key else None
+
+
+def save_keyed(path: str | Path, key: dict[str, Any], state: dict[str, Any]) -> None:
+    """Save ``state`` under ``key``, atomically (a process's own file beside ``path``, renamed), so
+    a kill never leaves half a cache and two builders never write into one file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    torch.save({"key": json.dumps(key), **state}, tmp)
+    tmp.replace(path)
+
+
 def load_or_build(path: str | Path, vae: Any, vae_dir: str | Path, n: int, seed: int) -> LatentCache:
     """The cache at ``path`` when it was made from the same VAE, size and seed; else build and save it."""
-    path = Path(path)
     key = {"vae": vae_fingerprint(vae_dir), "n": n, "seed": seed}
-    if path.exists():
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if json.loads(state["key"]) == key:
-            return LatentCache(state["latents"], list(json.loads(state["captions"])))
+    state = load_keyed(path, key)
+    if state is not None:
+        return LatentCache(state["latents"], list(json.loads(state["captions"])))
     cache = build(vae, n, seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save(
-        {"key": json.dumps(key), "latents": cache.latents, "captions": json.dumps(cache.captions)}, tmp
-    )
-    tmp.replace(path)
+    save_keyed(path, key, {"latents": cache.latents, "captions": json.dumps(cache.captions)})
     return cache
 
 

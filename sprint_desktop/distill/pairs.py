@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ import torch
 
 from ..core.errors import SprintError
 from ..core.trigflow import SIGMA_D, T_MAX
-from .data import vae_fingerprint
+from .data import load_keyed, save_keyed, vae_fingerprint
 from .sampling import euler_sample
 from .scm import GUIDANCE_CHOICES, GUIDANCE_EMBED_SCALE, consistency_x0
 from .world import sample_scene
@@ -90,26 +89,20 @@ def load_or_build_shard(
 ) -> PairCache:
     """Shard ``k`` at ``path`` when made with the same seed and steps; else build and save it."""
     key = {"seed": seed, "steps": steps, "shard": k, "size": SHARD}
-    if path.exists():
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        if json.loads(state["key"]) == key:
-            return PairCache(
-                state["noise"], state["target"], json.loads(state["captions"]), state["guidance"]
-            )
+    state = load_keyed(path, key)
+    if state is not None:
+        return PairCache(state["noise"], state["target"], json.loads(state["captions"]), state["guidance"])
     cache = build(teacher, tokenizer, text_encoder, SHARD, seed * 1_000_003 + k, steps)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    torch.save(
+    save_keyed(
+        path,
+        key,
         {
-            "key": json.dumps(key),
             "noise": cache.noise,
             "target": cache.target,
             "captions": json.dumps(cache.captions),
             "guidance": cache.guidance,
         },
-        tmp,
     )
-    tmp.replace(path)
     return cache
 
 
@@ -134,14 +127,13 @@ def load_or_build(
     ]
     if not shards:
         raise SprintError(f"no pairs to load: {n} pairs end before shard {first}")
-    whole = PairCache(
-        torch.cat([c.noise for c in shards]),
-        torch.cat([c.target for c in shards]),
-        [cap for c in shards for cap in c.captions],
-        torch.cat([c.guidance for c in shards]),
+    keep = n - first * SHARD  # the last shard may hold more than n needs
+    return PairCache(
+        torch.cat([c.noise for c in shards])[:keep],
+        torch.cat([c.target for c in shards])[:keep],
+        [cap for c in shards for cap in c.captions][:keep],
+        torch.cat([c.guidance for c in shards])[:keep],
     )
-    keep = n - first * SHARD
-    return PairCache(whole.noise[:keep], whole.target[:keep], whole.captions[:keep], whole.guidance[:keep])
 
 
 @dataclass
@@ -154,29 +146,31 @@ class PairsConfig:
     steps: int = 20
 
 
-def train(cfg: PairsConfig) -> Path:
-    """Build the missing shards of ``cfg.pairs`` pairs (`sprint distill pairs`)."""
+def load_transformer(folder: str | Path) -> Any:
+    """A teacher's or student's transformer, frozen, with the guidance branch the students use."""
     from diffusers import SanaTransformer2DModel
+
+    from .package import with_guidance_embedding
+
+    model = with_guidance_embedding(SanaTransformer2DModel.from_pretrained(folder))
+    return model.float().eval().requires_grad_(False)
+
+
+def load_teacher(folder: str | Path) -> tuple[Any, Any, Any]:
+    """The teacher at ``folder`` (a run or a packaged folder): transformer, tokenizer, text encoder."""
     from transformers import Gemma2Model
 
     from .components import make_tokenizer, require_teacher
-    from .package import with_guidance_embedding
 
-    text_encoder = Gemma2Model.from_pretrained(require_teacher(cfg.teacher) / "text_encoder").eval()
-    teacher = with_guidance_embedding(
-        SanaTransformer2DModel.from_pretrained(Path(cfg.teacher) / "transformer")
-    )
-    teacher = teacher.float().eval().requires_grad_(False)
+    text_encoder = Gemma2Model.from_pretrained(require_teacher(folder) / "text_encoder").eval()
+    return load_transformer(Path(folder) / "transformer"), make_tokenizer(), text_encoder
+
+
+def train(cfg: PairsConfig) -> Path:
+    """Build the missing shards of ``cfg.pairs`` pairs (`sprint distill pairs`)."""
+    teacher, tokenizer, text_encoder = load_teacher(cfg.teacher)
     load_or_build(
-        cfg.out,
-        cfg.teacher,
-        teacher,
-        make_tokenizer(),
-        text_encoder,
-        cfg.pairs,
-        cfg.seed,
-        cfg.steps,
-        cfg.first,
+        cfg.out, cfg.teacher, teacher, tokenizer, text_encoder, cfg.pairs, cfg.seed, cfg.steps, cfg.first
     )
     return Path(cfg.out)
 
@@ -208,12 +202,13 @@ def first_steps(
     first step), in the targets' units."""
     from .sampling import encode_text
 
+    device = next(student.parameters()).device
     out = []
     with torch.no_grad():
         for i in range(0, len(cache), chunk):
             z, w = cache.noise[i : i + chunk], cache.guidance[i : i + chunk]
-            cond = encode_text(tokenizer, text_encoder, cache.captions[i : i + chunk], "cpu")
-            out.append(first_step(student, z, cond, w))
+            cond = encode_text(tokenizer, text_encoder, cache.captions[i : i + chunk], device)
+            out.append(first_step(student, z.to(device), cond, w.to(device)).cpu())
     return torch.cat(out)
 
 
@@ -248,11 +243,7 @@ def main(argv: list[str] | None = None) -> None:
     the fit on new pairs), and how the decoded images pass the judge."""
     import argparse
 
-    from diffusers import AutoencoderDC, SanaTransformer2DModel
-    from transformers import Gemma2Model
-
-    from .components import make_tokenizer
-    from .package import with_guidance_embedding
+    from diffusers import AutoencoderDC
 
     parser = argparse.ArgumentParser(prog="python -m sprint_desktop.distill.pairs")
     sub = parser.add_subparsers(dest="cmd", required=True)
@@ -266,14 +257,7 @@ def main(argv: list[str] | None = None) -> None:
     fit.add_argument("--seed", type=int, default=0)
     fit.add_argument("--steps", type=int, default=20)
     args = parser.parse_args(argv)
-    tokenizer = make_tokenizer()
-    text_encoder = Gemma2Model.from_pretrained(Path(args.teacher) / "text_encoder").eval()
-
-    def load(folder: str | Path) -> Any:
-        model = with_guidance_embedding(SanaTransformer2DModel.from_pretrained(folder))
-        return model.float().eval().requires_grad_(False)
-
-    teacher = load(Path(args.teacher) / "transformer")
+    teacher, tokenizer, text_encoder = load_teacher(args.teacher)
     cache = load_or_build(
         args.runs,
         args.teacher,
@@ -286,7 +270,7 @@ def main(argv: list[str] | None = None) -> None:
         args.first,
     )
     vae = AutoencoderDC.from_pretrained(args.vae).eval()
-    latents = {s: first_steps(load(s), cache, tokenizer, text_encoder) for s in args.students}
+    latents = {s: first_steps(load_transformer(s), cache, tokenizer, text_encoder) for s in args.students}
     print(f"{len(cache)} pairs (shards {args.first} on)")
     for row in fit_rows(cache, vae, latents):
         print(f"| {row['name']} | {row['mse']} | {row['judge']} |")

@@ -29,10 +29,17 @@ def encode_text(
 
 
 def velocity(
-    transformer: Any, x: torch.Tensor, s: torch.Tensor, embeds: torch.Tensor, mask: torch.Tensor
+    transformer: Any,
+    x: torch.Tensor,
+    s: torch.Tensor,
+    embeds: torch.Tensor,
+    mask: torch.Tensor,
+    guidance: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The teacher's flow velocity at flow time ``s`` (B,); guidance input 0 (the teacher has none)."""
-    guidance = torch.zeros_like(s)
+    """The flow velocity at flow time ``s`` (B,); the guidance input 0 unless given (the teacher
+    has none; a student is told its guidance scale)."""
+    if guidance is None:
+        guidance = torch.zeros_like(s)
     return transformer(
         x,
         encoder_hidden_states=embeds,

@@ -22,6 +22,7 @@ from ..core.trigflow import (
     trigflow_from_flow_velocity,
     x0_from_trigflow,
 )
+from .sampling import velocity
 
 GUIDANCE_CHOICES = (4.0, 4.5, 5.0)
 GUIDANCE_EMBED_SCALE = 0.1
@@ -74,14 +75,7 @@ def trigflow_output(
     s = flow_time_from_trig(t)
     s4 = s.view(-1, 1, 1, 1)
     x_flow = x_over_sigma * flow_input_scale(s4)
-    v = transformer(
-        x_flow,
-        encoder_hidden_states=embeds,
-        encoder_attention_mask=mask,
-        guidance=guidance,
-        timestep=s,
-        return_dict=False,
-    )[0]
+    v = velocity(transformer, x_flow, s, embeds, mask, guidance)
     return trigflow_from_flow_velocity(x_flow, v, s4)
 
 

@@ -119,10 +119,9 @@ class StudentConfig:
 
 
 def load_frozen(cfg: StudentConfig, device: Any) -> tuple[Any, Any, Any, Any]:
-    from diffusers import AutoencoderDC, SanaTransformer2DModel
+    from diffusers import AutoencoderDC
     from transformers import Gemma2Model
 
-    require_teacher(cfg.teacher)
     vae = AutoencoderDC.from_pretrained(cfg.vae).to(device).eval().requires_grad_(False)
     text_encoder = (
         Gemma2Model.from_pretrained(Path(cfg.teacher) / "text_encoder")
@@ -130,13 +129,7 @@ def load_frozen(cfg: StudentConfig, device: Any) -> tuple[Any, Any, Any, Any]:
         .eval()
         .requires_grad_(False)
     )
-    teacher = (
-        with_guidance_embedding(SanaTransformer2DModel.from_pretrained(Path(cfg.teacher) / "transformer"))
-        .float()
-        .to(device)
-        .eval()
-        .requires_grad_(False)
-    )
+    teacher = pairs.load_transformer(Path(cfg.teacher) / "transformer").to(device)
     return vae, text_encoder, teacher, make_tokenizer()
 
 
@@ -273,6 +266,7 @@ def train(cfg: StudentConfig) -> Path:
         raise ValueError(f"mode must be one of {MODES}, got {cfg.mode!r}")
     if cfg.mode == "kd" and cfg.pairs <= 0:
         raise SprintError("--mode kd trains on the teacher's pairs alone: give --pairs N (e.g. 20000)")
+    require_teacher(cfg.teacher)
     torch.set_flush_denormal(True)
     accelerator = Accelerator()
     device = accelerator.device
@@ -314,7 +308,7 @@ def train(cfg: StudentConfig) -> Path:
     student, logvar, disc, opt_g, opt_d = accelerator.prepare(student, logvar, disc, opt_g, opt_d)
     rng = np.random.default_rng(cfg.seed + 7919 * start + accelerator.process_index)
     gen = torch.Generator().manual_seed(cfg.seed + start)
-    source = data.TrainingLatents(vae, cfg.vae, cfg.cache, cfg.seed)
+    source = data.TrainingLatents(vae, cfg.vae, cfg.cache, cfg.seed) if use_scm or use_adv else None
     pair_cache = (
         pairs.load_or_build(
             out.parent, cfg.teacher, teacher, tokenizer, text_encoder, cfg.pairs, cfg.seed, cfg.pair_steps
@@ -329,16 +323,18 @@ def train(cfg: StudentConfig) -> Path:
     t0 = time.time()
     shown = ema if ema is not None else accelerator.unwrap_model(student)  # judged, kept, saved
     for step in range(start, cfg.iters):
-        # ---- data: real latents in TrigFlow units (x0 has std sigma_d), captions, guidance
-        latents, captions = source.batch(rng, cfg.batch)
-        x0 = latents * SIGMA_D
-        b = len(captions)
-        with torch.no_grad():
-            cond = encode_text(tokenizer, text_encoder, captions, device)
-            uncond = encode_text(tokenizer, text_encoder, [""] * b, device)
-        w = sample_guidance(b, gen).to(device)
-        g_embed = w * GUIDANCE_EMBED_SCALE
         rec: dict[str, Any] = {"step": step + 1}
+        b = cfg.batch
+        if source is not None:
+            # ---- data for sCM / LADD: real latents in TrigFlow units (x0 has std sigma_d),
+            # captions, guidance (the teacher's pairs bring their own)
+            latents, captions = source.batch(rng, b)
+            x0 = latents * SIGMA_D
+            with torch.no_grad():
+                cond = encode_text(tokenizer, text_encoder, captions, device)
+                uncond = encode_text(tokenizer, text_encoder, [""] * b, device)
+            w = sample_guidance(b, gen).to(device)
+            g_embed = w * GUIDANCE_EMBED_SCALE
 
         # ---- generator step
         loss = torch.zeros((), device=device)
