@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One prepared GPU run: check, benchmarks, training, inside 9.5 minutes (docs/GPU_RUN.md).
+# One prepared GPU run: check, the kd student, teacher training (benchmarks on request), inside 9.25 minutes (docs/GPU_RUN.md).
 #   scripts/gpu_run.sh              # on the device machine; results in $OUT (else ./gpu-out)
 #   scripts/gpu_run.sh --dry-run    # here: every section at tiny sizes on the CPU (a test runs it)
 # It first installs the wheels that scripts/gpu_prepare.sh put in gpu-carry/wheels into a folder

@@ -48,6 +48,8 @@ class Budget:
     bench: float
     bound: float = 240.0
     """Issue #12's rows (`bound_section`): only when asked for, ``--sections ...,bound``."""
+    kd: float = 300.0
+    """The kd student on the teacher's pairs (`gpu_train.kd_phase`): pairs, then the regression."""
     teacher_share: float = 0.6
     margin: float = 10.0
 
@@ -233,6 +235,8 @@ def run_section(name: str, work: Path, carry: Path, out: Path, deadline: float, 
                 gpu_train.teacher_phase(section, carry, work, out, settings, device)
             elif name == "student":
                 gpu_train.student_phase(section, carry, work, out, settings, device)
+            elif name == "kd":
+                gpu_train.kd_phase(section, carry, work, out, settings, device)
             else:
                 raise ValueError(f"no section {name!r}")
         section.done()
@@ -353,7 +357,7 @@ class Runner:
         data = None
         if "train" in wanted:  # the scene cache renders on the CPU while the check runs
             # its own log (it runs beside the check); its record says how it went
-            data = self.launch("data", b.check + b.bench, self.work / "data.log")
+            data = self.launch("data", b.check + b.bench + b.kd, self.work / "data.log")
         if "check" in wanted:
             self.section("check", min(b.check, self.left()))
         if "bench" in wanted:
@@ -362,6 +366,8 @@ class Runner:
             self.section("bench", min(b.bench, self.left() - b.margin))
         if "bound" in wanted:
             self.section("bound", min(b.bound, self.left() - b.margin))
+        if "kd" in wanted:
+            self.section("kd", min(b.kd, self.left() - b.margin))
         if "train" in wanted:
             if data is not None:
                 self._wait_data(data, until=time.time() + max(self.left() - b.margin, 0.0))
@@ -417,10 +423,12 @@ def format_summary(report: dict[str, Any]) -> str:
                 + (f"  {row['vs_stock']:.3f}x stock" if row.get("vs_stock") else "")
             )
     lines += _bound_summary(report["sections"].get("bound", {}).get("rows", {}))
-    for phase in ("teacher", "student"):
+    for phase in ("kd", "teacher", "student"):
         s = report["sections"].get(phase, {})
+        if "pairs" in s:
+            lines.append(f"  kd pairs: {s['pairs']}")
         if "start_step" in s:
-            last = (s.get("calls") or s.get("chunks") or [{}])[-1].get("last", {})
+            last = s.get("last") or (s.get("calls") or s.get("chunks") or [{}])[-1].get("last", {})
             lines.append(
                 f"  {phase}: step {s.get('start_step')} -> {s.get('end_step', '?')}, last log {last}"
             )
@@ -656,7 +664,11 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument(
         "--budget", type=float, help="seconds for the whole run (default 555; dry run 900, a safety net)"
     )
-    r.add_argument("--sections", default="check,bench,train")
+    r.add_argument(
+        "--sections",
+        default="check,kd,train",
+        help="of check, bench, bound, kd, train (data + teacher + student), in that order",
+    )
     r.add_argument(
         "--teacher-share",
         type=float,

@@ -2,7 +2,7 @@
 minute, each ending in a checkpoint whose weights go to ``$OUT`` at once, so whatever finishes
 before the machine goes back comes back.
 
-Three phases, each its own process (accelerate keeps one mixed-precision state per process):
+Four phases, each its own process (accelerate keeps one mixed-precision state per process):
 - ``data``: the training scenes' latent cache (`distill.data`), rendered by a pool of processes
   (one core renders ~300 scenes/s; a 40,000-scene cache would cost minutes on one) and encoded on
   the GPU; it runs while the check section does, the GPU being idle then.
@@ -11,6 +11,8 @@ Three phases, each its own process (accelerate keeps one mixed-precision state p
   learning rate, by calling `distill.train_teacher.train` with ``iters`` one chunk
   further each time; after each chunk its EMA and raw weights are packed into ``$OUT``.
 - ``student``: the hybrid (sCM + LADD) student from that teacher, the same way.
+- ``kd``: before the teacher, the shipped student's first step regressed onto pairs the carried
+  teacher samples on the GPU, hundreds of thousands at once (`kd_phase`, `distill.pairs`).
 
 The chunk length is measured, not guessed: the first chunk is short (``probe`` iterations), later
 ones aim at ``interval_s`` of wall time each (load + iterations + evaluation + checkpoint) and the
@@ -74,6 +76,17 @@ class TrainSettings:
     collapse_lr: float = 0.5
     log_every: int = 25
     seed: int = 0
+    # the first-step regression on the teacher's ODE pairs (`kd_phase`, `distill.pairs`)
+    kd_pairs: int = 300_000  # at most; building stops at kd_build_share of the section's time
+    kd_build_share: float = 0.4
+    kd_pair_batch: int = 1000  # pairs the teacher samples at once
+    kd_pair_steps: int = 20
+    kd_batch: int = 256
+    kd_cpu_batch: int = 32  # the batch kd_lr was found at (docs/TRAINING.md, session 11)
+    kd_lr: float = 2e-4
+    kd_init: str = "models/sprint-shapes/transformer"  # "": the teacher's copy
+    kd_freeze: str = r"attn2\.to_v\.bias"
+    kd_iters: int = HUGE  # at most this many after the probe (else: as many as the time allows)
 
     @classmethod
     def dry(cls) -> TrainSettings:
@@ -96,6 +109,11 @@ class TrainSettings:
             # step the machine's speed gives: the main call then resumes from that checkpoint.
             teacher_extra=24,
             log_every=1,
+            kd_pairs=3000,  # shards of 1,000 (`distill.pairs.SHARD`): a deadline between them is tested
+            kd_pair_steps=2,
+            kd_batch=2,
+            kd_init="",  # the tiny teacher's copy: the shipped student has another shape
+            kd_iters=3,
         )
 
 
@@ -620,3 +638,168 @@ def data_phase(section: Section, carry: Path, work: Path, settings: TrainSetting
         path = build_cache(vae, n, int(base.get("seed", settings.seed)), settings.workers, device)
         section.set("path", str(path))
         section.set("build_s", round(time.time() - t0, 1))
+
+
+# ------------------------------------------------------------------ the first-step regression (kd)
+def kd_teacher(carry: Path, work: Path, root: Path = ROOT) -> Path:
+    """The teacher whose pairs the kd student learns: the tree's teacher folder that
+    ``teacher-folder.json`` names, else the carried packed teacher unpacked into the work folder,
+    else the tree's ``models/sprint-shapes-teacher`` (the one the shipped student was made from)."""
+    pointer, packed = carry / FOLDER_FILE, carry / "teacher.safetensors"
+    if pointer.is_file():
+        return root / json.loads(pointer.read_text())["folder"]
+    if packed.is_file():
+        run = work / "runs" / "kd-teacher"
+        if not (run / "transformer" / "config.json").is_file():
+            unpack([packed], run)
+        return run
+    return root / "models" / "sprint-shapes-teacher"
+
+
+def build_pairs(
+    section: Section, teacher_dir: Path, runs: Path, settings: TrainSettings, until: float, device: str
+) -> int:
+    """Shards of the teacher's pairs in ``runs`` (where the kd student looks for them), built on
+    ``device`` ``kd_pair_batch`` at a time, until ``kd_pairs`` or the time ``until``; returns the
+    pairs ready (whole shards)."""
+    from ..distill import pairs
+
+    teacher, tokenizer, text_encoder = pairs.load_teacher(teacher_dir)
+    teacher, text_encoder = teacher.to(device), text_encoder.to(device)
+    t0, shards = time.time(), 0
+    for k in range(math.ceil(settings.kd_pairs / pairs.SHARD)):
+        if shards and time.time() >= until:
+            break
+        path = pairs.shard_path(runs, teacher_dir, settings.seed, settings.kd_pair_steps, k)
+        pairs.load_or_build_shard(
+            path,
+            teacher,
+            tokenizer,
+            text_encoder,
+            settings.seed,
+            settings.kd_pair_steps,
+            k,
+            settings.kd_pair_batch,
+        )
+        shards += 1
+        wall = time.time() - t0
+        section.set(
+            "pairs",
+            {
+                "built": shards * pairs.SHARD,
+                "build_s": round(wall, 1),
+                "pairs_per_s": round(shards * pairs.SHARD / max(wall, 1e-6), 1),
+            },
+        )
+    return shards * pairs.SHARD
+
+
+def run_probe_then_cosine(
+    section: Section, train: Any, cfg: Any, settings: TrainSettings, deliver: Any, most: int = HUGE
+) -> None:
+    """A probe of ``probe`` iterations at the constant rate (its warm-up; it measures the speed and
+    writes the run's pretrained folder), then one call whose cosine decays the rate to 0 at the
+    last iteration that ends ``stop_margin_s`` before the deadline (``most`` iterations at most), evaluating and checkpointing
+    about every ``interval_s`` (each checkpoint sent at once); SIGTERM at the deadline is the
+    safety net (the loop checkpoints and returns)."""
+    run = Path(cfg.out)
+    section.set("start_step", _step(run))
+    t0 = time.time()
+    train(
+        dataclasses.replace(cfg, iters=_step(run) + settings.probe, lr_schedule="constant", eval_every=HUGE)
+    )
+    wall, step = time.time() - t0, _step(run)
+    s_it = max(float(_last_record(run).get("s_per_it", wall / settings.probe)), 1e-4)
+    overhead = max(wall - settings.probe * s_it, 0.0)  # loading the pairs and models, the final save
+    fits = min(int((section.left() - settings.stop_margin_s - overhead) / s_it), most)
+    section.set("probe", {"step": step, "wall_s": round(wall, 1), "s_per_it": s_it, "fits": fits})
+    if fits >= 1:
+        final = dataclasses.replace(
+            cfg,
+            iters=step + fits,
+            lr_schedule="cosine",
+            decay_start=step,
+            eval_every=max(1, min(fits, round(settings.interval_s / s_it))),
+        )
+        done, before = threading.Event(), signal.getsignal(signal.SIGTERM)
+        at = section.deadline - settings.stop_margin_s
+        threads = [
+            threading.Thread(target=_stop_when_asked, args=(before, HUGE, at, done), daemon=True),
+            threading.Thread(
+                target=_deliver_new_checkpoints, args=(run, deliver, section, done), daemon=True
+            ),
+        ]
+        for t in threads:
+            t.start()
+        try:
+            train(final)
+        finally:
+            done.set()
+            for t in threads:
+                t.join()
+    section.set("end_step", _step(run))
+    section.set("last", _last_record(run))
+    section.set("sent", deliver())
+
+
+def kd_phase(
+    section: Section, carry: Path, work: Path, out: Path, settings: TrainSettings, device: str
+) -> None:
+    """The student's first step regressed onto the teacher's ODE pairs (`distill.pairs`), on
+    hundreds of thousands of pairs the GPU builds in a minute or two (the CPU makes ~20 an hour),
+    from the shipped student (``kd_init``); its EMA comes back as ``student-kd.safetensors``
+    (`checkpoints unpack` gives the transformer folder that ``sprint evaluate`` and packaging read)."""
+    from ..distill.train_student import StudentConfig
+    from ..distill.train_student import train as train_student
+
+    vae = prepare_vae(carry, work)
+    teacher = kd_teacher(carry, work)
+    runs = work / "runs"
+    start = time.time()
+    n = build_pairs(
+        section, teacher, runs, settings, start + settings.kd_build_share * (section.deadline - start), device
+    )
+    run = runs / "student-kd"
+    init = str(ROOT / settings.kd_init) if settings.kd_init else ""
+    cfg = _config(
+        StudentConfig,
+        dataclasses.asdict(StudentConfig()),
+        teacher=str(teacher),
+        vae=str(vae),
+        out=str(run),
+        mode="kd",
+        init=init,
+        pairs=n,
+        pair_steps=settings.kd_pair_steps,
+        batch=settings.kd_batch,
+        lr=settings.kd_lr * lr_factor(settings.lr_rule, settings.kd_batch, settings.kd_cpu_batch),
+        ema=0.995,
+        warmup=min(50, settings.probe),
+        tangent_warmup=0,
+        freeze=settings.kd_freeze if init else "",
+        log_every=settings.log_every,
+        seed=settings.seed,
+        **_eval_overrides(settings, {}, teacher=False),
+    )
+    section.set("config", dataclasses.asdict(cfg))
+    run_probe_then_cosine(
+        section,
+        train_student,
+        cfg,
+        settings,
+        lambda: send_back(run, out, [("student-kd", [EMA_STUDENT])], state=kd_state(run)),
+        most=settings.kd_iters,
+    )
+
+
+EMA_STUDENT = "ema_student"
+
+
+def kd_state(run: Path) -> dict[str, Any]:
+    """What of the kd run's checkpoint comes back: the student's EMA (the one it evaluates and
+    saves) and the step. Named as the EMA twin of ``student`` so that `unpack` accepts it alone and
+    writes the run's transformer folder from it."""
+    import torch
+
+    state = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=True)
+    return {EMA_STUDENT: state["ema"], "step": state["step"]}

@@ -51,26 +51,44 @@ class PairCache:
 
 
 def build(
-    teacher: Any, tokenizer: Any, text_encoder: Any, n: int, seed: int, steps: int, chunk: int = 64
+    teacher: Any,
+    tokenizer: Any,
+    text_encoder: Any,
+    n: int,
+    seed: int,
+    steps: int,
+    chunk: int = 64,
+    batch: int = 64,
 ) -> PairCache:
     """``n`` pairs from training captions (no held-out pair), guidance drawn from the student's
-    choices; each chunk shares one guidance value (the sampler takes one)."""
+    choices, one value per ``chunk`` of pairs; the teacher samples ``batch`` pairs at a time (a GPU
+    takes thousands), which leaves the pairs as they are."""
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
     shape = (teacher.config.in_channels, teacher.config.sample_size, teacher.config.sample_size)
-    noise, target, captions, guidance = [], [], [], []
+    noise, captions, guidance = [], [], []
     for start in range(0, n, chunk):
         k = min(chunk, n - start)
-        caps = [sample_scene(rng, held_out=False).caption for _ in range(k)]
-        w = float(GUIDANCE_CHOICES[int(rng.integers(len(GUIDANCE_CHOICES)))])
-        z = torch.randn((k, *shape), generator=gen)
-        noise.append(z)
-        target.append(
-            euler_sample(teacher, tokenizer, text_encoder, caps, steps, w, 0, noise=z).float().cpu()
+        captions += [sample_scene(rng, held_out=False).caption for _ in range(k)]
+        guidance.append(torch.full((k,), float(GUIDANCE_CHOICES[int(rng.integers(len(GUIDANCE_CHOICES)))])))
+        noise.append(torch.randn((k, *shape), generator=gen))
+    z, w = torch.cat(noise), torch.cat(guidance)
+    target = [
+        euler_sample(
+            teacher,
+            tokenizer,
+            text_encoder,
+            captions[i : i + batch],
+            steps,
+            w[i : i + batch],
+            0,
+            noise=z[i : i + batch],
         )
-        captions += caps
-        guidance.append(torch.full((k,), w))
-    return PairCache(torch.cat(noise), torch.cat(target), captions, torch.cat(guidance))
+        .float()
+        .cpu()
+        for i in range(0, n, batch)
+    ]
+    return PairCache(z, torch.cat(target), captions, w)
 
 
 SHARD = 1000
@@ -85,14 +103,22 @@ def shard_path(runs: str | Path, teacher_dir: str | Path, seed: int, steps: int,
 
 
 def load_or_build_shard(
-    path: Path, teacher: Any, tokenizer: Any, text_encoder: Any, seed: int, steps: int, k: int
+    path: Path,
+    teacher: Any,
+    tokenizer: Any,
+    text_encoder: Any,
+    seed: int,
+    steps: int,
+    k: int,
+    batch: int = 64,
 ) -> PairCache:
-    """Shard ``k`` at ``path`` when made with the same seed and steps; else build and save it."""
+    """Shard ``k`` at ``path`` when made with the same seed and steps; else build it (the teacher
+    sampling ``batch`` pairs at a time) and save it."""
     key = {"seed": seed, "steps": steps, "shard": k, "size": SHARD}
     state = load_keyed(path, key)
     if state is not None:
         return PairCache(state["noise"], state["target"], json.loads(state["captions"]), state["guidance"])
-    cache = build(teacher, tokenizer, text_encoder, SHARD, seed * 1_000_003 + k, steps)
+    cache = build(teacher, tokenizer, text_encoder, SHARD, seed * 1_000_003 + k, steps, batch=batch)
     save_keyed(
         path,
         key,

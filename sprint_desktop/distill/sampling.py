@@ -57,24 +57,25 @@ def euler_sample(
     text_encoder: Any,
     captions: list[str],
     steps: int,
-    guidance: float,
+    guidance: float | torch.Tensor,
     seed: int,
     shape: tuple[int, int, int] = (32, 8, 8),
     noise: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Flow-matching Euler sampling from s=1 to 0 with classifier-free guidance; returns x0 (B, C, h, w).
-    The starting noise is drawn from ``seed`` unless given."""
+    """Flow-matching Euler sampling from s=1 to 0 with classifier-free guidance (one scale, or one
+    per caption (B,)); returns x0 (B, C, h, w). The starting noise is drawn from ``seed`` unless given."""
     device = next(transformer.parameters()).device
     embeds, mask = encode_text(tokenizer, text_encoder, captions, device)
     null, null_mask = encode_text(tokenizer, text_encoder, [""] * len(captions), device)
     if noise is None:
         noise = torch.randn((len(captions), *shape), generator=torch.Generator().manual_seed(seed))
     x = noise.to(device)
+    w = guidance.to(device).view(-1, 1, 1, 1) if isinstance(guidance, torch.Tensor) else guidance
     times = torch.linspace(1.0, 0.0, steps + 1)
     for s, s_next in zip(times[:-1], times[1:], strict=True):
         sb = torch.full((len(captions),), float(s), device=device)
         v_c = velocity(transformer, x, sb, embeds, mask)
         v_u = velocity(transformer, x, sb, null, null_mask)
-        v = v_u + guidance * (v_c - v_u)
+        v = v_u + w * (v_c - v_u)
         x = x + (float(s_next) - float(s)) * v
     return x

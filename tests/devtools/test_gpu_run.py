@@ -55,6 +55,8 @@ def dry_run(teacher_run, tmp_path_factory):
             str(base / "out"),
             "--work",
             str(base / "work"),
+            "--sections",
+            "check,bench,kd,train",
         ],
         cwd=ROOT,
         env=env,
@@ -72,7 +74,7 @@ def test_dry_run_goes_through_every_section(dry_run):
     assert r.returncode == 0, r.stdout[-3000:] + log[-5000:]
     sections = report["sections"]
     assert {n: s["status"] for n, s in sections.items()} == dict.fromkeys(
-        ("data", "check", "bench", "teacher", "student"), "ok"
+        ("data", "check", "bench", "kd", "teacher", "student"), "ok"
     )
     # check: versions and the gpu-marked tests (collected only, on a CPU)
     check = sections["check"]
@@ -89,6 +91,16 @@ def test_dry_run_goes_through_every_section(dry_run):
     assert tasks["tiny compile None"]["parity_vs_eager"]["1"]["max_abs"] < 1e-4
     assert "ours_cached" in tasks["tiny compile None"]["results"]["1"]
     assert tasks["onnx"]["without_controlnet"]["results"]["1"]["onnx_iobinding"]["total_ms"] > 0
+    # kd: the carried teacher's pairs (3 shards of 1,000 at most, fewer if its time ran out), a probe,
+    # then the cosine call (3 iterations at most in a dry run)
+    kd = sections["kd"]
+    assert kd["pairs"]["built"] in (1000, 2000, 3000) and kd["config"]["pairs"] == kd["pairs"]["built"]
+    assert (
+        kd["config"]["mode"] == "kd"
+        and kd["probe"]["step"] == 1
+        and kd["end_step"] == 1 + kd["probe"]["fits"]
+    )
+    assert 1 <= kd["probe"]["fits"] <= 3 and "kd" in kd["last"]
     # training: resumed from the carried step-1 checkpoint, then the student from that teacher
     assert sections["teacher"]["carried"]["step"] == 1
     # the probe stopped by SIGTERM before its end, the main call went on from its checkpoint
@@ -101,6 +113,7 @@ def test_dry_run_goes_through_every_section(dry_run):
     files = sorted(p.name for p in (base / "out").iterdir())
     assert len(files) <= 8 and all((base / "out" / f).stat().st_size <= 16 * 2**20 for f in files)
     assert shard_files(base / "out", "teacher-ema") and shard_files(base / "out", "student-hybrid")
+    assert shard_files(base / "out", "student-kd")
     assert "teacher" in r.stdout and "files:" in r.stdout  # the summary printed last
     md = subprocess.run(
         [
@@ -175,6 +188,21 @@ def test_returned_teacher_resumes_here_at_the_cpu_learning_rate(dry_run, tmp_pat
     train(cfg)
     assert "resumed from step 25" in capsys.readouterr().out
     assert torch.load(run / "checkpoint.pt", weights_only=True)["step"] == 26
+
+
+def test_returned_kd_student_unpacks_to_the_transformer_it_trained(dry_run, tmp_path):
+    """What comes back of the kd section is the student's EMA: `unpack` makes the transformer
+    folder that `sprint evaluate` and packaging read, equal to the one the run saved last."""
+    from diffusers import SanaTransformer2DModel
+
+    _, report, base = dry_run
+    run = unpack(shard_files(base / "out", "student-kd"), tmp_path / "student-kd")
+    back = SanaTransformer2DModel.from_pretrained(run / "transformer")
+    saved = SanaTransformer2DModel.from_pretrained(
+        Path(report["sections"]["kd"]["config"]["out"]) / "transformer"
+    )
+    for name, p in saved.state_dict().items():  # fp16 on the way back
+        torch.testing.assert_close(back.state_dict()[name], p, atol=2e-3, rtol=2e-3)
 
 
 def test_chunks_aim_at_the_interval_and_end_before_the_deadline(tmp_path):

@@ -53,6 +53,18 @@ def test_pairs_are_the_teachers_samples_from_their_noise_and_are_cached_in_shard
     assert not torch.equal(other.target, cache.target)
 
 
+def test_the_teacher_samples_any_number_of_pairs_at_once_and_gives_the_same_pairs(parts):
+    """A GPU builds a shard in a few large batches (`gpu_train.kd_phase`): the captions, guidance
+    (one value per chunk of 4 here, several values in one batch) and noise are drawn as before, and
+    each pair's target is its own guided sample."""
+    tok, te, teacher = parts
+    small = pairs.build(teacher, tok, te, 10, seed=3, steps=2, chunk=4, batch=3)
+    large = pairs.build(teacher, tok, te, 10, seed=3, steps=2, chunk=4, batch=10)
+    assert small.captions == large.captions and torch.equal(small.noise, large.noise)
+    assert torch.equal(small.guidance, large.guidance) and len(set(large.guidance.tolist())) > 1
+    torch.testing.assert_close(small.target, large.target, rtol=1e-4, atol=1e-5)
+
+
 def test_a_cache_of_n_pairs_is_its_first_shards_and_grows_by_shards(parts, tmp_path, monkeypatch):
     tok, te, teacher = parts
     monkeypatch.setattr(pairs, "SHARD", 2)
