@@ -142,24 +142,76 @@ def load_or_build(
     seed: int,
     steps: int,
     first: int = 0,
+    judged_by: tuple[Any, str | Path] | None = None,
 ) -> PairCache:
     """The first ``n`` pairs of a teacher (shards ``first`` .. as many as ``n`` needs), each shard
-    loaded when cached, else built and saved."""
-    shards = [
-        load_or_build_shard(
-            shard_path(runs, teacher_dir, seed, steps, k), teacher, tokenizer, text_encoder, seed, steps, k
-        )
-        for k in range(first, math.ceil(n / SHARD))
-    ]
+    loaded when cached, else built and saved; with ``judged_by`` (a VAE and its folder) only the
+    pairs whose target passes the judge (`load_or_judge`)."""
+    shards = []
+    for k in range(first, math.ceil(n / SHARD)):
+        path = shard_path(runs, teacher_dir, seed, steps, k)
+        cache = load_or_build_shard(path, teacher, tokenizer, text_encoder, seed, steps, k)
+        cache = subset(cache, torch.arange(len(cache)) < n - k * SHARD)  # the last may hold more
+        if judged_by is not None:
+            cache = subset(cache, load_or_judge(path, cache, *judged_by))
+        shards.append(cache)
     if not shards:
         raise SprintError(f"no pairs to load: {n} pairs end before shard {first}")
-    keep = n - first * SHARD  # the last shard may hold more than n needs
+    if not any(len(c) for c in shards):
+        raise SprintError(
+            f"no pair passes the judge: the teacher's {n - first * SHARD} samples show none of their captions"
+        )
     return PairCache(
-        torch.cat([c.noise for c in shards])[:keep],
-        torch.cat([c.target for c in shards])[:keep],
-        [cap for c in shards for cap in c.captions][:keep],
-        torch.cat([c.guidance for c in shards])[:keep],
+        torch.cat([c.noise for c in shards]),
+        torch.cat([c.target for c in shards]),
+        [cap for c in shards for cap in c.captions],
+        torch.cat([c.guidance for c in shards]),
     )
+
+
+def subset(cache: PairCache, keep: torch.Tensor) -> PairCache:
+    """The pairs where the boolean ``keep`` (N,) is true."""
+    idx = torch.nonzero(keep).flatten()
+    return PairCache(
+        cache.noise[idx], cache.target[idx], [cache.captions[i] for i in idx.tolist()], cache.guidance[idx]
+    )
+
+
+def decode(vae: Any, latents: torch.Tensor, chunk: int = 64) -> np.ndarray:
+    """Scaled latents (N, C, h, w) as uint8 images (N, H, W, 3)."""
+    from .train_vae import to_uint8
+
+    device = next(vae.parameters()).device
+    with torch.no_grad():
+        return np.concatenate(
+            [
+                to_uint8(vae.decode(latents[i : i + chunk].to(device) / vae.config.scaling_factor).sample)
+                for i in range(0, len(latents), chunk)
+            ]
+        )
+
+
+def passing(cache: PairCache, vae: Any) -> torch.Tensor:
+    """Whether each pair's target, decoded, shows its caption (the project's judge, `judge.judge`)."""
+    from .judge import judge
+
+    images = decode(vae, cache.target)
+    return torch.tensor(
+        [judge(image, caption) for image, caption in zip(images, cache.captions, strict=True)]
+    )
+
+
+def load_or_judge(shard: Path, cache: PairCache, vae: Any, vae_dir: str | Path) -> torch.Tensor:
+    """`passing` for the shard at ``shard``, saved beside it (key: the shard's pairs and the VAE)."""
+    vae_key = vae_fingerprint(vae_dir)
+    path = shard.with_name(f"{shard.stem}-judged-{vae_key}.pt")
+    key = {"shard": shard.name, "n": len(cache), "vae": vae_key, "first": cache.captions[:1]}
+    state = load_keyed(path, key)
+    if state is not None:
+        return state["passing"]
+    ok = passing(cache, vae)
+    save_keyed(path, key, {"passing": ok})
+    return ok
 
 
 @dataclass
@@ -242,25 +294,15 @@ def fit_rows(cache: PairCache, vae: Any, latents: dict[str, torch.Tensor]) -> li
     """For the targets and each named set of latents: the mean squared error to the targets and the
     judge's compliance of the decoded images with the pairs' captions."""
     from .judge import compliance
-    from .train_vae import to_uint8
 
-    rows = []
-    for name, x in {"teacher (targets)": cache.target, **latents}.items():
-        with torch.no_grad():
-            images = np.concatenate(
-                [
-                    to_uint8(vae.decode(x[i : i + 64] / vae.config.scaling_factor).sample)
-                    for i in range(0, len(x), 64)
-                ]
-            )
-        rows.append(
-            {
-                "name": name,
-                "mse": round(float(((x - cache.target) ** 2).mean()), 4),
-                "judge": round(float(compliance(list(images), cache.captions)["all"]), 3),
-            }
-        )
-    return rows
+    return [
+        {
+            "name": name,
+            "mse": round(float(((x - cache.target) ** 2).mean()), 4),
+            "judge": round(float(compliance(list(decode(vae, x)), cache.captions)["all"]), 3),
+        }
+        for name, x in {"teacher (targets)": cache.target, **latents}.items()
+    ]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -116,6 +116,9 @@ class StudentConfig:
     pairs: int = 0
     pair_weight: float = 1.0
     pair_steps: int = 20  # the teacher's Euler steps per pair
+    # "judge": only the pairs whose teacher sample passes the judge (the teacher's failures are not
+    # taught; the judgement is cached beside each shard); "": all
+    pair_filter: str = ""
 
 
 def load_frozen(cfg: StudentConfig, device: Any) -> tuple[Any, Any, Any, Any]:
@@ -264,6 +267,8 @@ def train(cfg: StudentConfig) -> Path:
 
     if cfg.mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {cfg.mode!r}")
+    if cfg.pair_filter not in ("", "judge"):
+        raise SprintError(f"--pair-filter must be 'judge' or empty, got {cfg.pair_filter!r}")
     if cfg.mode == "kd" and cfg.pairs <= 0:
         raise SprintError("--mode kd trains on the teacher's pairs alone: give --pairs N (e.g. 20000)")
     require_teacher(cfg.teacher)
@@ -311,7 +316,15 @@ def train(cfg: StudentConfig) -> Path:
     source = data.TrainingLatents(vae, cfg.vae, cfg.cache, cfg.seed) if use_scm or use_adv else None
     pair_cache = (
         pairs.load_or_build(
-            out.parent, cfg.teacher, teacher, tokenizer, text_encoder, cfg.pairs, cfg.seed, cfg.pair_steps
+            out.parent,
+            cfg.teacher,
+            teacher,
+            tokenizer,
+            text_encoder,
+            cfg.pairs,
+            cfg.seed,
+            cfg.pair_steps,
+            judged_by=(vae, cfg.vae) if cfg.pair_filter == "judge" else None,
         )
         if cfg.pairs > 0
         else None

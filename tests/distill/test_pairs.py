@@ -4,7 +4,9 @@ own samples, cached by key, and the regression teaches the student's first step.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -15,6 +17,8 @@ from sprint_desktop.distill.package import with_guidance_embedding
 from sprint_desktop.distill.sampling import encode_text, euler_sample
 
 from .configs import tiny_student, tiny_teacher, tiny_vae
+
+VAE = Path(__file__).resolve().parents[2] / "models" / "sprint-shapes" / "vae"
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +67,45 @@ def test_the_teacher_samples_any_number_of_pairs_at_once_and_gives_the_same_pair
     assert small.captions == large.captions and torch.equal(small.noise, large.noise)
     assert torch.equal(small.guidance, large.guidance) and len(set(large.guidance.tolist())) > 1
     torch.testing.assert_close(small.target, large.target, rtol=1e-4, atol=1e-5)
+
+
+def test_the_judge_filter_keeps_the_pairs_whose_target_shows_its_caption(parts, tmp_path, monkeypatch):
+    """``--pair-filter judge``: targets 0 and 2 are made the VAE's latents of their own scenes (they
+    show their captions), 1 and 3 stay the random teacher's samples (they show nothing); only 0 and
+    2 are kept, and the judgement is cached beside the shard."""
+    from diffusers import AutoencoderDC
+
+    from sprint_desktop.distill.data import load_keyed, save_keyed
+    from sprint_desktop.distill.train_vae import to_tensor
+    from sprint_desktop.distill.world import render, sample_scene
+
+    tok, te, teacher = parts
+    monkeypatch.setattr(pairs, "SHARD", 4)
+    key = pairs.vae_fingerprint
+    monkeypatch.setattr(
+        pairs,
+        "vae_fingerprint",
+        lambda folder: "teacherkey" if str(folder) == "t/transformer" else key(folder),
+    )
+    vae = AutoencoderDC.from_pretrained(VAE).eval()
+    cache = pairs.load_or_build(tmp_path, "t", teacher, tok, te, n=4, seed=0, steps=1)
+    rng = np.random.default_rng(0)  # shard 0 of seed 0: its scenes are the first four of this generator
+    scenes = [sample_scene(rng, held_out=False) for _ in range(4)]
+    assert [s.caption for s in scenes] == cache.captions
+    with torch.no_grad():
+        real = vae.encode(to_tensor(np.stack([render(s) for s in scenes]))).latent * vae.config.scaling_factor
+    shard = pairs.shard_path(tmp_path, "t", 0, 1, 0)
+    state = load_keyed(shard, {"seed": 0, "steps": 1, "shard": 0, "size": 4})
+    state["target"][[0, 2]] = real[[0, 2]]
+    save_keyed(shard, json.loads(state.pop("key")), state)
+    kept = pairs.load_or_build(tmp_path, "t", teacher, tok, te, n=4, seed=0, steps=1, judged_by=(vae, VAE))
+    assert kept.captions == [cache.captions[0], cache.captions[2]]
+    torch.testing.assert_close(kept.target, real[[0, 2]])
+    judged = list(tmp_path.glob("pairs-teacherkey-seed0-1steps-0000-judged-*.pt"))
+    assert len(judged) == 1
+    monkeypatch.setattr(pairs, "passing", lambda *a: pytest.fail("judged again"))
+    again = pairs.load_or_build(tmp_path, "t", teacher, tok, te, n=4, seed=0, steps=1, judged_by=(vae, VAE))
+    assert again.captions == kept.captions
 
 
 def test_a_cache_of_n_pairs_is_its_first_shards_and_grows_by_shards(parts, tmp_path, monkeypatch):
@@ -145,6 +188,21 @@ def test_student_trains_on_the_pairs_alone_or_beside_scm(teacher_run, tmp_path, 
     assert len(list((tmp_path / "runs").glob("pairs-*"))) == 1  # the second run reused the pairs
     with pytest.raises(SprintError, match="--pairs"):
         train_student(tiny_student(teacher, vae, tmp_path / "runs" / "none", mode="kd"))
+    with pytest.raises(SprintError, match="--pair-filter must be"):
+        train_student(
+            tiny_student(teacher, vae, tmp_path / "runs" / "f", mode="kd", pairs=4, pair_filter="clip")
+        )
+    # the one-step teacher's samples show nothing: a filtered run says so in one line, before training
+    with pytest.raises(SprintError, match="no pair passes the judge"):
+        train_student(
+            tiny_student(
+                teacher, vae, tmp_path / "runs" / "f", mode="kd", pairs=4, pair_steps=1, pair_filter="judge"
+            )
+        )
+    assert (
+        not (tmp_path / "runs" / "f" / "log.jsonl").exists()
+        or not (tmp_path / "runs" / "f" / "log.jsonl").read_text()
+    )
 
 
 def test_fit_reports_each_students_error_and_judge_on_the_pairs(teacher_run, tmp_path, monkeypatch, capsys):
