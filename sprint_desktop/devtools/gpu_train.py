@@ -87,6 +87,7 @@ class TrainSettings:
     kd_init: str = "models/sprint-shapes/transformer"  # "": the teacher's copy
     kd_freeze: str = r"attn2\.to_v\.bias"
     kd_iters: int = HUGE  # at most this many after the probe (else: as many as the time allows)
+    kd_pair_filter: str = "judge"  # the student's --pair-filter: "judge" (judged in a pool as built) or ""
 
     @classmethod
     def dry(cls) -> TrainSettings:
@@ -114,6 +115,7 @@ class TrainSettings:
             kd_batch=2,
             kd_init="",  # the tiny teacher's copy: the shipped student has another shape
             kd_iters=3,
+            kd_pair_filter="",  # the tiny teacher's samples show nothing: none would pass
         )
 
 
@@ -657,40 +659,53 @@ def kd_teacher(carry: Path, work: Path, root: Path = ROOT) -> Path:
 
 
 def build_pairs(
-    section: Section, teacher_dir: Path, runs: Path, settings: TrainSettings, until: float, device: str
+    section: Section,
+    teacher_dir: Path,
+    vae_dir: Path,
+    runs: Path,
+    settings: TrainSettings,
+    until: float,
+    device: str,
 ) -> int:
     """Shards of the teacher's pairs in ``runs`` (where the kd student looks for them), built on
-    ``device`` ``kd_pair_batch`` at a time, until ``kd_pairs`` or the time ``until``; returns the
-    pairs ready (whole shards)."""
+    ``device`` ``kd_pair_batch`` at a time, until ``kd_pairs`` or the time ``until``, each judged as
+    it is built when the student filters them (``kd_pair_filter``: a pool of ``workers`` processes);
+    returns the pairs ready (whole shards)."""
+    import multiprocessing
+    from contextlib import nullcontext
+
+    from diffusers import AutoencoderDC
+
     from ..distill import pairs
 
     teacher, tokenizer, text_encoder = pairs.load_teacher(teacher_dir)
     teacher, text_encoder = teacher.to(device), text_encoder.to(device)
-    t0, shards = time.time(), 0
-    for k in range(math.ceil(settings.kd_pairs / pairs.SHARD)):
-        if shards and time.time() >= until:
-            break
-        path = pairs.shard_path(runs, teacher_dir, settings.seed, settings.kd_pair_steps, k)
-        pairs.load_or_build_shard(
-            path,
-            teacher,
-            tokenizer,
-            text_encoder,
-            settings.seed,
-            settings.kd_pair_steps,
-            k,
-            settings.kd_pair_batch,
-        )
-        shards += 1
-        wall = time.time() - t0
-        section.set(
-            "pairs",
-            {
-                "built": shards * pairs.SHARD,
-                "build_s": round(wall, 1),
-                "pairs_per_s": round(shards * pairs.SHARD / max(wall, 1e-6), 1),
-            },
-        )
+    judged = settings.kd_pair_filter == "judge"
+    vae = AutoencoderDC.from_pretrained(vae_dir).to(device).eval() if judged else None
+    t0, shards, passed = time.time(), 0, 0
+    spawn = multiprocessing.get_context("spawn")  # not forked: see build_cache
+    with spawn.Pool(settings.workers or os.cpu_count() or 1) if judged else nullcontext() as pool:
+        for k in range(math.ceil(settings.kd_pairs / pairs.SHARD)):
+            if shards and time.time() >= until:
+                break
+            path = pairs.shard_path(runs, teacher_dir, settings.seed, settings.kd_pair_steps, k)
+            cache = pairs.load_or_build_shard(
+                path,
+                teacher,
+                tokenizer,
+                text_encoder,
+                settings.seed,
+                settings.kd_pair_steps,
+                k,
+                settings.kd_pair_batch,
+            )
+            if judged:
+                passed += int(pairs.load_or_judge(path, cache, vae, vae_dir, pool).sum())
+            shards += 1
+            wall = time.time() - t0
+            record = {"built": shards * pairs.SHARD, "build_s": round(wall, 1)}
+            record["pairs_per_s"] = round(shards * pairs.SHARD / max(wall, 1e-6), 1)
+            section.set("pairs", {**record, **({"passing": passed} if judged else {})})
     return shards * pairs.SHARD
 
 
@@ -756,9 +771,8 @@ def kd_phase(
     teacher = kd_teacher(carry, work)
     runs = work / "runs"
     start = time.time()
-    n = build_pairs(
-        section, teacher, runs, settings, start + settings.kd_build_share * (section.deadline - start), device
-    )
+    until = start + settings.kd_build_share * (section.deadline - start)
+    n = build_pairs(section, teacher, vae, runs, settings, until, device)
     run = runs / "student-kd"
     init = str(ROOT / settings.kd_init) if settings.kd_init else ""
     cfg = _config(
@@ -771,6 +785,7 @@ def kd_phase(
         init=init,
         pairs=n,
         pair_steps=settings.kd_pair_steps,
+        pair_filter=settings.kd_pair_filter,
         batch=settings.kd_batch,
         lr=settings.kd_lr * lr_factor(settings.lr_rule, settings.kd_batch, settings.kd_cpu_batch),
         ema=0.995,

@@ -191,17 +191,18 @@ def decode(vae: Any, latents: torch.Tensor, chunk: int = 64) -> np.ndarray:
         )
 
 
-def passing(cache: PairCache, vae: Any) -> torch.Tensor:
-    """Whether each pair's target, decoded, shows its caption (the project's judge, `judge.judge`)."""
+def passing(cache: PairCache, vae: Any, pool: Any = None) -> torch.Tensor:
+    """Whether each pair's target, decoded, shows its caption (the project's judge, `judge.judge`;
+    ~3 ms an image on one core, so a GPU machine judges in a ``pool`` of processes)."""
     from .judge import judge
 
-    images = decode(vae, cache.target)
-    return torch.tensor(
-        [judge(image, caption) for image, caption in zip(images, cache.captions, strict=True)]
-    )
+    work = list(zip(decode(vae, cache.target), cache.captions, strict=True))
+    return torch.tensor(pool.starmap(judge, work, chunksize=64) if pool else [judge(*w) for w in work])
 
 
-def load_or_judge(shard: Path, cache: PairCache, vae: Any, vae_dir: str | Path) -> torch.Tensor:
+def load_or_judge(
+    shard: Path, cache: PairCache, vae: Any, vae_dir: str | Path, pool: Any = None
+) -> torch.Tensor:
     """`passing` for the shard at ``shard``, saved beside it (key: the shard's pairs and the VAE)."""
     vae_key = vae_fingerprint(vae_dir)
     path = shard.with_name(f"{shard.stem}-judged-{vae_key}.pt")
@@ -209,7 +210,7 @@ def load_or_judge(shard: Path, cache: PairCache, vae: Any, vae_dir: str | Path) 
     state = load_keyed(path, key)
     if state is not None:
         return state["passing"]
-    ok = passing(cache, vae)
+    ok = passing(cache, vae, pool)
     save_keyed(path, key, {"passing": ok})
     return ok
 

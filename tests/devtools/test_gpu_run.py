@@ -205,6 +205,23 @@ def test_returned_kd_student_unpacks_to_the_transformer_it_trained(dry_run, tmp_
         torch.testing.assert_close(back.state_dict()[name], p, atol=2e-3, rtol=2e-3)
 
 
+def test_pairs_are_built_by_shards_until_the_time_and_judged_as_built(teacher_run, tmp_path, monkeypatch):
+    """The kd section's pairs on the device (here the CPU): shards until ``kd_pairs`` or the time,
+    each judged in a pool when the student filters (the one-step tiny teacher's samples pass none)."""
+    from sprint_desktop.devtools.gpu_train import build_pairs
+    from sprint_desktop.distill import pairs
+
+    monkeypatch.setattr(pairs, "SHARD", 4)
+    settings = TrainSettings(kd_pairs=10, kd_pair_steps=1, kd_pair_batch=3, workers=2)
+    section = Section(tmp_path / "kd.json", time.time() + 600)
+    n = build_pairs(section, teacher_run, VAE, tmp_path / "runs", settings, time.time() + 600, "cpu")
+    assert n == 12 and section.data["pairs"]["built"] == 12 and section.data["pairs"]["passing"] == 0
+    assert len(list((tmp_path / "runs").glob("pairs-*-judged-*.pt"))) == 3
+    # past its time, a build stops after the first shard (the cached one is loaded, not rebuilt)
+    done = build_pairs(section, teacher_run, VAE, tmp_path / "runs", settings, time.time(), "cpu")
+    assert done == 4 and section.data["pairs"]["built"] == 4
+
+
 def test_chunks_aim_at_the_interval_and_end_before_the_deadline(tmp_path):
     """A stand-in trainer (writes the checkpoint and log the real ones write, at 10 ms an iteration
     plus 50 ms a call) drives the real chunk planner."""

@@ -4,6 +4,7 @@ own samples, cached by key, and the regression teaches the student's first step.
 from __future__ import annotations
 
 import json
+import multiprocessing
 from pathlib import Path
 
 import numpy as np
@@ -103,6 +104,10 @@ def test_the_judge_filter_keeps_the_pairs_whose_target_shows_its_caption(parts, 
     torch.testing.assert_close(kept.target, real[[0, 2]])
     judged = list(tmp_path.glob("pairs-teacherkey-seed0-1steps-0000-judged-*.pt"))
     assert len(judged) == 1
+    # a GPU machine judges in a pool of processes: the same verdicts
+    mixed = pairs.PairCache(state["noise"], state["target"], json.loads(state["captions"]), state["guidance"])
+    with multiprocessing.get_context("spawn").Pool(2) as pool:
+        assert pairs.passing(mixed, vae, pool).tolist() == [True, False, True, False]
     monkeypatch.setattr(pairs, "passing", lambda *a: pytest.fail("judged again"))
     again = pairs.load_or_build(tmp_path, "t", teacher, tok, te, n=4, seed=0, steps=1, judged_by=(vae, VAE))
     assert again.captions == kept.captions
