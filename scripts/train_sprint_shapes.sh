@@ -17,7 +17,8 @@
 # ladd), the other two are evaluated as the ablations. CN_LAYERS: blocks the ControlNet copies;
 # CN_COOLDOWN: its last steps, on a cosine to 0 (session 10: 0.763 / 0.438 -> 0.773 / 0.512).
 # KD_ITERS: a fine-tune of that student's first step on the teacher's ODE pairs (PAIRS pairs of
-# PAIR_STEPS Euler steps; 0: none), shipped in its place (session 11: 1 step 0.265 -> see the card).
+# PAIR_STEPS Euler steps; 0: none), shipped in its place (session 11: 1 step 0.265 -> see the card);
+# PAIR_FILTER=judge teaches only the pairs whose teacher sample passes the judge (session 12).
 # The shipped model's card gives the exact line that made it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -41,7 +42,9 @@ CN_LAYERS="${CN_LAYERS:-2}"
 CN_COOLDOWN="${CN_COOLDOWN:-$(iters 4000)}"
 SHIP="${SHIP:-hybrid}"
 KD_ITERS="${KD_ITERS:-$(iters 3500)}"
-if [ "$SCALE" = 0 ]; then PAIRS="${PAIRS:-1000}"; PAIR_STEPS="${PAIR_STEPS:-1}"; fi
+# at SCALE=0 the teacher's samples show nothing: no pair would pass the judge
+if [ "$SCALE" = 0 ]; then PAIRS="${PAIRS:-1000}"; PAIR_STEPS="${PAIR_STEPS:-1}"; PAIR_FILTER="${PAIR_FILTER-}"; fi
+PAIR_FILTER="${PAIR_FILTER-judge}"
 PAIRS="${PAIRS:-20000}"
 PAIR_STEPS="${PAIR_STEPS:-20}"
 EVAL_IMAGES="${EVAL_IMAGES:-200}"
@@ -86,7 +89,7 @@ if [ "$KD_ITERS" -gt 0 ]; then
   $SPRINT distill pairs --teacher "$RUNS/teacher" --out "$RUNS" --pairs "$PAIRS" --steps "$PAIR_STEPS"
   done_ "$RUNS/student-kd" "$RUNS/student-kd/transformer" "$KD_ITERS" ||
   $SPRINT distill student --teacher "$RUNS/teacher" --vae "$RUNS/vae/vae" --mode kd --init "$SHIPPED" \
-    --pairs "$PAIRS" --pair-steps "$PAIR_STEPS" --out "$RUNS/student-kd" --iters "$KD_ITERS" --lr 3e-4 \
+    --pairs "$PAIRS" --pair-steps "$PAIR_STEPS" --pair-filter "$PAIR_FILTER" --out "$RUNS/student-kd" --iters "$KD_ITERS" --lr 3e-4 \
     --warmup "$(every 200)" --lr-schedule cosine --ema 0.995 --eval-every "$STUDENT_EVAL_EVERY" "${CACHE_ARG[@]}" \
     "${STUDENT_EXTRA[@]}"
   SHIPPED="$RUNS/student-kd/transformer"  # the cosine's end (its best-judged weights weigh 2 and 4 steps too)
