@@ -58,6 +58,7 @@ HELP = {
     "pair_weight": "weight of the one-step regression on the teacher's pairs",
     "first": "build from this shard on (shards of 1,000 pairs; a second builder beside the first)",
     "pair_steps": "the teacher's Euler steps per pair (classifier-free guidance as the student's)",
+    "pair_balance": "draw the pairs of each caption family (single, two, relation, counting) equally often",
     "pair_filter": "'judge': teach only the pairs whose teacher sample passes the judge (judged once, cached beside each shard); '': all",
     "freeze": "a regex over the student's parameter names: those keep the teacher's values",
     "eval_seed": "captions of the in-run evaluation that picks best/ (not `sprint evaluate`'s 999, so the pick is not made on the reported captions)",

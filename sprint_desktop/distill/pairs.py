@@ -44,9 +44,11 @@ class PairCache:
         return len(self.captions)
 
     def batch(
-        self, rng: np.random.Generator, n: int
+        self, rng: np.random.Generator, n: int, p: np.ndarray | None = None
     ) -> tuple[torch.Tensor, torch.Tensor, list[str], torch.Tensor]:
-        idx = torch.from_numpy(rng.integers(0, len(self), size=n))
+        """``n`` pairs drawn with replacement, uniformly or with probabilities ``p``."""
+        draw = rng.integers(0, len(self), size=n) if p is None else rng.choice(len(self), size=n, p=p)
+        idx = torch.from_numpy(draw)
         return self.noise[idx], self.target[idx], [self.captions[i] for i in idx.tolist()], self.guidance[idx]
 
 
@@ -175,6 +177,18 @@ def subset(cache: PairCache, keep: torch.Tensor) -> PairCache:
     return PairCache(
         cache.noise[idx], cache.target[idx], [cache.captions[i] for i in idx.tolist()], cache.guidance[idx]
     )
+
+
+def family_balance(cache: PairCache) -> np.ndarray:
+    """Probabilities that draw each caption family (single, two, relation, counting) equally often:
+    after the judge's filter the families are uneven (the teacher passes 92% of single objects and
+    29% of relations), and uniform draws would teach relations least."""
+    from .judge import parse_caption
+
+    families = [parse_caption(c).family for c in cache.captions]
+    counts = {f: families.count(f) for f in set(families)}
+    p = np.array([1.0 / (counts[f] * len(counts)) for f in families])
+    return p / p.sum()
 
 
 def decode(vae: Any, latents: torch.Tensor, chunk: int = 64) -> np.ndarray:

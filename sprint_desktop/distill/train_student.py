@@ -119,6 +119,7 @@ class StudentConfig:
     # "judge": only the pairs whose teacher sample passes the judge (the teacher's failures are not
     # taught; the judgement is cached beside each shard); "": all
     pair_filter: str = ""
+    pair_balance: bool = False  # draw the pairs of each caption family equally often (`pairs.family_balance`)
 
 
 def load_frozen(cfg: StudentConfig, device: Any) -> tuple[Any, Any, Any, Any]:
@@ -329,6 +330,7 @@ def train(cfg: StudentConfig) -> Path:
         if cfg.pairs > 0
         else None
     )
+    pair_p = pairs.family_balance(pair_cache) if pair_cache is not None and cfg.pair_balance else None
     log = (out / "log.jsonl").open("a")
     best = student_guard.Best.load(out)
     collapsed = False
@@ -385,7 +387,7 @@ def train(cfg: StudentConfig) -> Path:
             rec["g_adv"] = round(l_adv.item(), 5)
             rec["adv_w"] = float(f"{weight:.4g}")
         if pair_cache is not None:
-            z, target, kd_captions, kd_w = pair_cache.batch(rng, b)
+            z, target, kd_captions, kd_w = pair_cache.batch(rng, b, pair_p)
             with torch.no_grad():
                 kd_cond = encode_text(tokenizer, text_encoder, kd_captions, device)
             l_kd = pairs.kd_loss(student, z.to(device), target.to(device), kd_cond, kd_w.to(device))

@@ -113,6 +113,26 @@ def test_the_judge_filter_keeps_the_pairs_whose_target_shows_its_caption(parts, 
     assert again.captions == kept.captions
 
 
+def test_family_balance_draws_each_caption_family_equally_often():
+    """Three single objects for every relation (as after the judge's filter): balanced draws give
+    each family half the batch, uniform ones a quarter to the relation."""
+    from sprint_desktop.distill.judge import parse_caption
+
+    captions = [
+        "a red circle",
+        "a blue square",
+        "a green triangle",
+        "a red circle left of a blue square",
+    ] * 25
+    cache = pairs.PairCache(torch.zeros(100, 1), torch.zeros(100, 1), captions, torch.zeros(100))
+    p = pairs.family_balance(cache)
+    assert p.sum() == pytest.approx(1.0) and p[3] == pytest.approx(3 * p[0])
+    rng = np.random.default_rng(0)
+    for weights, share in ((p, 0.5), (None, 0.25)):
+        drawn = [parse_caption(c).family for c in cache.batch(rng, 4000, weights)[2]]
+        assert drawn.count("relation") / 4000 == pytest.approx(share, abs=0.03)
+
+
 def test_a_cache_of_n_pairs_is_its_first_shards_and_grows_by_shards(parts, tmp_path, monkeypatch):
     tok, te, teacher = parts
     monkeypatch.setattr(pairs, "SHARD", 2)
