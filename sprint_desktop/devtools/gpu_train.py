@@ -714,9 +714,9 @@ def run_probe_then_cosine(
 ) -> None:
     """A probe of ``probe`` iterations at the constant rate (its warm-up; it measures the speed and
     writes the run's pretrained folder), then one call whose cosine decays the rate to 0 at the
-    last iteration that ends ``stop_margin_s`` before the deadline (``most`` iterations at most), evaluating and checkpointing
-    about every ``interval_s`` (each checkpoint sent at once); SIGTERM at the deadline is the
-    safety net (the loop checkpoints and returns)."""
+    last iteration that ends ``stop_margin_s`` before the deadline (``most`` iterations at most),
+    evaluating and checkpointing about every ``interval_s`` (each checkpoint sent at once); SIGTERM
+    at the deadline is the safety net (the loop checkpoints and returns)."""
     run = Path(cfg.out)
     section.set("start_step", _step(run))
     t0 = time.time()
@@ -761,7 +761,8 @@ def kd_phase(
     section: Section, carry: Path, work: Path, out: Path, settings: TrainSettings, device: str
 ) -> None:
     """The student's first step regressed onto the teacher's ODE pairs (`distill.pairs`), on
-    hundreds of thousands of pairs the GPU builds in a minute or two (the CPU makes ~20 an hour),
+    hundreds of thousands of pairs the GPU builds in a minute or two (a CPU core makes ~20,000 an
+    hour),
     from the shipped student (``kd_init``); its EMA comes back as ``student-kd.safetensors``
     (`checkpoints unpack` gives the transformer folder that ``sprint evaluate`` and packaging read)."""
     from ..distill.train_student import StudentConfig
