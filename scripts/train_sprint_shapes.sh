@@ -18,7 +18,8 @@
 # CN_COOLDOWN: its last steps, on a cosine to 0 (session 10: 0.763 / 0.438 -> 0.773 / 0.512).
 # KD_ITERS: a fine-tune of that student's first step on the teacher's ODE pairs (PAIRS pairs of
 # PAIR_STEPS Euler steps; 0: none), shipped in its place (session 11: 1 step 0.265 -> see the card);
-# PAIR_FILTER=judge teaches only the pairs whose teacher sample passes the judge (session 12).
+# PAIR_FILTER=judge teaches only the pairs whose teacher sample passes the judge, each caption
+# family drawn equally often (session 12).
 # The shipped model's card gives the exact line that made it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -89,7 +90,7 @@ if [ "$KD_ITERS" -gt 0 ]; then
   $SPRINT distill pairs --teacher "$RUNS/teacher" --out "$RUNS" --pairs "$PAIRS" --steps "$PAIR_STEPS"
   done_ "$RUNS/student-kd" "$RUNS/student-kd/transformer" "$KD_ITERS" ||
   $SPRINT distill student --teacher "$RUNS/teacher" --vae "$RUNS/vae/vae" --mode kd --init "$SHIPPED" \
-    --pairs "$PAIRS" --pair-steps "$PAIR_STEPS" --pair-filter "$PAIR_FILTER" --out "$RUNS/student-kd" --iters "$KD_ITERS" --lr 3e-4 \
+    --pairs "$PAIRS" --pair-steps "$PAIR_STEPS" --pair-filter "$PAIR_FILTER" --pair-balance --out "$RUNS/student-kd" --iters "$KD_ITERS" --lr 3e-4 \
     --warmup "$(every 200)" --lr-schedule cosine --ema 0.995 --eval-every "$STUDENT_EVAL_EVERY" "${CACHE_ARG[@]}" \
     "${STUDENT_EXTRA[@]}"
   SHIPPED="$RUNS/student-kd/transformer"  # the cosine's end (its best-judged weights weigh 2 and 4 steps too)

@@ -88,6 +88,7 @@ class TrainSettings:
     kd_freeze: str = r"attn2\.to_v\.bias"
     kd_iters: int = HUGE  # at most this many after the probe (else: as many as the time allows)
     kd_pair_filter: str = "judge"  # the student's --pair-filter: "judge" (judged in a pool as built) or ""
+    kd_pair_balance: bool = True  # the student's --pair-balance (session 12's shipped student)
 
     @classmethod
     def dry(cls) -> TrainSettings:
@@ -787,6 +788,7 @@ def kd_phase(
         pairs=n,
         pair_steps=settings.kd_pair_steps,
         pair_filter=settings.kd_pair_filter,
+        pair_balance=settings.kd_pair_balance,
         batch=settings.kd_batch,
         lr=settings.kd_lr * lr_factor(settings.lr_rule, settings.kd_batch, settings.kd_cpu_batch),
         ema=0.995,
