@@ -321,6 +321,35 @@ def _records_until(
         time.sleep(0.2)
 
 
+def train_watched(
+    section: Section,
+    train: Any,
+    cfg: Any,
+    deliver: Any,
+    after_s: float,
+    at: float,
+    now: threading.Event | None = None,
+) -> None:
+    """``train(cfg)`` with two helper threads: one sends each checkpoint it writes at once
+    (`_deliver_new_checkpoints`), the other stops it by SIGTERM ``after_s`` after its loop starts,
+    at the time ``at``, or when ``now`` is set (`_stop_when_asked`)."""
+    done, before = threading.Event(), signal.getsignal(signal.SIGTERM)
+    threads = [
+        threading.Thread(target=_stop_when_asked, args=(before, after_s, at, done, now), daemon=True),
+        threading.Thread(
+            target=_deliver_new_checkpoints, args=(Path(cfg.out), deliver, section, done), daemon=True
+        ),
+    ]
+    for t in threads:
+        t.start()
+    try:
+        train(cfg)
+    finally:
+        done.set()
+        for t in threads:
+            t.join()
+
+
 def _resume_from_good(run: Path, factor: float) -> None:
     """Make the last good checkpoint the one the loop resumes from, every learning rate in it x
     ``factor``."""
@@ -370,25 +399,8 @@ def run_stoppable(section: Section, train: Any, cfg: Any, settings: TrainSetting
         return dict(state["sent"])
 
     def call(c: Any, after_s: float, at: float) -> dict[str, Any]:
-        done = threading.Event()
-        before = signal.getsignal(signal.SIGTERM)
-        threads = [
-            threading.Thread(
-                target=_stop_when_asked, args=(before, after_s, at, done, collapsed), daemon=True
-            ),
-            threading.Thread(
-                target=_deliver_new_checkpoints, args=(run, guarded, section, done), daemon=True
-            ),
-        ]
         t0 = time.time()
-        for t in threads:
-            t.start()
-        try:
-            train(c)
-        finally:
-            done.set()
-            for t in threads:
-                t.join()
+        train_watched(section, train, c, guarded, after_s, at, collapsed)
         rec = _last_record(run)
         calls.append(
             {
@@ -677,19 +689,21 @@ def build_pairs(
 
     from diffusers import AutoencoderDC
 
-    from ..distill import pairs
+    from ..distill import data, pairs
 
     teacher, tokenizer, text_encoder = pairs.load_teacher(teacher_dir)
     teacher, text_encoder = teacher.to(device), text_encoder.to(device)
     judged = settings.kd_pair_filter == "judge"
     vae = AutoencoderDC.from_pretrained(vae_dir).to(device).eval() if judged else None
+    vae_key = data.vae_fingerprint(vae_dir) if judged else ""
+    ks = range(math.ceil(settings.kd_pairs / pairs.SHARD))
+    paths = pairs.shard_paths(runs, teacher_dir, settings.seed, settings.kd_pair_steps, ks)
     t0, shards, passed = time.time(), 0, 0
     spawn = multiprocessing.get_context("spawn")  # not forked: see build_cache
     with spawn.Pool(settings.workers or os.cpu_count() or 1) if judged else nullcontext() as pool:
-        for k in range(math.ceil(settings.kd_pairs / pairs.SHARD)):
+        for k, path in zip(ks, paths, strict=True):
             if shards and time.time() >= until:
                 break
-            path = pairs.shard_path(runs, teacher_dir, settings.seed, settings.kd_pair_steps, k)
             cache = pairs.load_or_build_shard(
                 path,
                 teacher,
@@ -701,7 +715,7 @@ def build_pairs(
                 settings.kd_pair_batch,
             )
             if judged:
-                passed += int(pairs.load_or_judge(path, cache, vae, vae_dir, pool).sum())
+                passed += int(pairs.load_or_judge(path, cache, vae, vae_key, pool).sum())
             shards += 1
             wall = time.time() - t0
             record = {"built": shards * pairs.SHARD, "build_s": round(wall, 1)}
@@ -737,25 +751,14 @@ def run_probe_then_cosine(
             decay_start=step,
             eval_every=max(1, min(fits, round(settings.interval_s / s_it))),
         )
-        done, before = threading.Event(), signal.getsignal(signal.SIGTERM)
-        at = section.deadline - settings.stop_margin_s
-        threads = [
-            threading.Thread(target=_stop_when_asked, args=(before, HUGE, at, done), daemon=True),
-            threading.Thread(
-                target=_deliver_new_checkpoints, args=(run, deliver, section, done), daemon=True
-            ),
-        ]
-        for t in threads:
-            t.start()
-        try:
-            train(final)
-        finally:
-            done.set()
-            for t in threads:
-                t.join()
+        train_watched(section, train, final, deliver, HUGE, section.deadline - settings.stop_margin_s)
     section.set("end_step", _step(run))
     section.set("last", _last_record(run))
     section.set("sent", deliver())
+
+
+EMA_STUDENT = "ema_student"
+"""The kd student's EMA in what comes back (`kd_state`)."""
 
 
 def kd_phase(
@@ -808,9 +811,6 @@ def kd_phase(
         lambda: send_back(run, out, [("student-kd", [EMA_STUDENT])], state=kd_state(run)),
         most=settings.kd_iters,
     )
-
-
-EMA_STUDENT = "ema_student"
 
 
 def kd_state(run: Path) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -98,10 +99,18 @@ SHARD = 1000
 a stopped build loses at most one shard."""
 
 
-def shard_path(runs: str | Path, teacher_dir: str | Path, seed: int, steps: int, k: int) -> Path:
-    """Where shard ``k`` of a teacher's pairs lives: under ``runs``, named by the teacher's weights."""
+def shard_paths(
+    runs: str | Path, teacher_dir: str | Path, seed: int, steps: int, shards: range
+) -> list[Path]:
+    """Where the ``shards`` of a teacher's pairs live: under ``runs``, named by the teacher's
+    weights (hashed once for all of them)."""
     key = vae_fingerprint(Path(teacher_dir) / "transformer")
-    return Path(runs) / f"pairs-{key}-seed{seed}-{steps}steps-{k:04d}.pt"
+    return [Path(runs) / f"pairs-{key}-seed{seed}-{steps}steps-{k:04d}.pt" for k in shards]
+
+
+def shard_path(runs: str | Path, teacher_dir: str | Path, seed: int, steps: int, k: int) -> Path:
+    """Where shard ``k`` of a teacher's pairs lives (`shard_paths`)."""
+    return shard_paths(runs, teacher_dir, seed, steps, range(k, k + 1))[0]
 
 
 def load_or_build_shard(
@@ -149,14 +158,15 @@ def load_or_build(
     """The first ``n`` pairs of a teacher (shards ``first`` .. as many as ``n`` needs), each shard
     loaded when cached, else built and saved; with ``judged_by`` (a VAE and its folder) only the
     pairs whose target passes the judge (`load_or_judge`)."""
+    ks = range(first, math.ceil(n / SHARD))
+    vae_key = vae_fingerprint(judged_by[1]) if judged_by is not None else ""
     shards = []
-    for k in range(first, math.ceil(n / SHARD)):
-        path = shard_path(runs, teacher_dir, seed, steps, k)
+    for k, path in zip(ks, shard_paths(runs, teacher_dir, seed, steps, ks), strict=True):
         cache = load_or_build_shard(path, teacher, tokenizer, text_encoder, seed, steps, k)
-        cache = subset(cache, torch.arange(len(cache)) < n - k * SHARD)  # the last may hold more
-        if judged_by is not None:
-            cache = subset(cache, load_or_judge(path, cache, *judged_by))
-        shards.append(cache)
+        keep = torch.arange(len(cache)) < n - k * SHARD  # the last shard may hold more than n needs
+        if judged_by is not None:  # the whole shard, so that its verdicts are the same for any n
+            keep &= load_or_judge(path, cache, judged_by[0], vae_key)
+        shards.append(subset(cache, keep))
     if not shards:
         raise SprintError(f"no pairs to load: {n} pairs end before shard {first}")
     if not any(len(c) for c in shards):
@@ -186,7 +196,7 @@ def family_balance(cache: PairCache) -> np.ndarray:
     from .judge import parse_caption
 
     families = [parse_caption(c).family for c in cache.captions]
-    counts = {f: families.count(f) for f in set(families)}
+    counts = Counter(families)
     p = np.array([1.0 / (counts[f] * len(counts)) for f in families])
     return p / p.sum()
 
@@ -214,11 +224,9 @@ def passing(cache: PairCache, vae: Any, pool: Any = None) -> torch.Tensor:
     return torch.tensor(pool.starmap(judge, work, chunksize=64) if pool else [judge(*w) for w in work])
 
 
-def load_or_judge(
-    shard: Path, cache: PairCache, vae: Any, vae_dir: str | Path, pool: Any = None
-) -> torch.Tensor:
-    """`passing` for the shard at ``shard``, saved beside it (key: the shard's pairs and the VAE)."""
-    vae_key = vae_fingerprint(vae_dir)
+def load_or_judge(shard: Path, cache: PairCache, vae: Any, vae_key: str, pool: Any = None) -> torch.Tensor:
+    """`passing` for the shard at ``shard``, saved beside it (key: the shard's pairs and the VAE's
+    `vae_fingerprint`)."""
     path = shard.with_name(f"{shard.stem}-judged-{vae_key}.pt")
     key = {"shard": shard.name, "n": len(cache), "vae": vae_key, "first": cache.captions[:1]}
     state = load_keyed(path, key)
