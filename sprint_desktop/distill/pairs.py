@@ -169,10 +169,6 @@ def load_or_build(
         shards.append(subset(cache, keep))
     if not shards:
         raise SprintError(f"no pairs to load: {n} pairs end before shard {first}")
-    if not any(len(c) for c in shards):
-        raise SprintError(
-            f"no pair passes the judge: the teacher's {n - first * SHARD} samples show none of their captions"
-        )
     return PairCache(
         torch.cat([c.noise for c in shards]),
         torch.cat([c.target for c in shards]),
@@ -328,28 +324,56 @@ def fit_rows(cache: PairCache, vae: Any, latents: dict[str, torch.Tensor]) -> li
     ]
 
 
+def family_rows(every: PairCache, passing: PairCache) -> list[dict[str, Any]]:
+    """Per caption family and in all: pairs, those whose target passes the judge, their rate, and
+    the family's share of the passing pairs (what a ``--pair-filter judge`` student learns from)."""
+    from .judge import parse_caption
+
+    n = Counter(parse_caption(c).family for c in every.captions)
+    ok = Counter(parse_caption(c).family for c in passing.captions)
+    counts = [*((f, n[f], ok[f]) for f in sorted(n)), ("all", len(every), len(passing))]
+    return [
+        {
+            "family": family,
+            "pairs": pairs,
+            "passing": passed,
+            "rate": round(passed / max(pairs, 1), 3),
+            "share": round(passed / max(len(passing), 1), 3),
+        }
+        for family, pairs, passed in counts
+    ]
+
+
 def main(argv: list[str] | None = None) -> None:
     """``python -m sprint_desktop.distill.pairs fit``: how closely students' first steps fit a
     teacher's pairs (shards ``--first`` .. of ``--pairs``; shards a student did not train on measure
-    the fit on new pairs), and how the decoded images pass the judge."""
+    the fit on new pairs), and how the decoded images pass the judge. ``... judged``: how many of
+    the teacher's own samples pass the judge, per caption family (the verdicts cached beside the
+    shards, as ``--pair-filter judge`` uses them)."""
     import argparse
 
     from diffusers import AutoencoderDC
 
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--teacher", default="models/sprint-shapes-teacher")
+    common.add_argument("--runs", default="runs")
+    common.add_argument("--pairs", type=int, default=1000)
+    common.add_argument("--first", type=int, default=0)
+    common.add_argument("--seed", type=int, default=0)
+    common.add_argument("--steps", type=int, default=20)
     parser = argparse.ArgumentParser(prog="python -m sprint_desktop.distill.pairs")
     sub = parser.add_subparsers(dest="cmd", required=True)
-    fit = sub.add_parser("fit", help="mean squared error and judge of students' first steps on pairs")
+    fit = sub.add_parser(
+        "fit", parents=[common], help="mean squared error and judge of students' first steps on pairs"
+    )
     fit.add_argument("students", nargs="*", help="student transformer folders")
-    fit.add_argument("--teacher", default="models/sprint-shapes-teacher")
     fit.add_argument("--vae", default="runs/vae-dec/vae", help="the decoder the images are judged through")
-    fit.add_argument("--runs", default="runs")
-    fit.add_argument("--pairs", type=int, default=1000)
-    fit.add_argument("--first", type=int, default=0)
-    fit.add_argument("--seed", type=int, default=0)
-    fit.add_argument("--steps", type=int, default=20)
+    judged = sub.add_parser("judged", parents=[common], help="the teacher's samples that pass the judge")
+    judged.add_argument("--vae", default="runs/vae/vae", help="the students' --vae (the verdicts' key)")
     args = parser.parse_args(argv)
     teacher, tokenizer, text_encoder = load_teacher(args.teacher)
-    cache = load_or_build(
+    vae = AutoencoderDC.from_pretrained(args.vae).eval()
+    shared = (
         args.runs,
         args.teacher,
         teacher,
@@ -360,9 +384,14 @@ def main(argv: list[str] | None = None) -> None:
         args.steps,
         args.first,
     )
-    vae = AutoencoderDC.from_pretrained(args.vae).eval()
-    latents = {s: first_steps(load_transformer(s), cache, tokenizer, text_encoder) for s in args.students}
+    cache = load_or_build(*shared)
     print(f"{len(cache)} pairs (shards {args.first} on)")
+    if args.cmd == "judged":
+        print("| family | pairs | passing | rate | share of the passing |")
+        for r in family_rows(cache, load_or_build(*shared, judged_by=(vae, args.vae))):
+            print(f"| {r['family']} | {r['pairs']} | {r['passing']} | {r['rate']} | {r['share']} |")
+        return
+    latents = {s: first_steps(load_transformer(s), cache, tokenizer, text_encoder) for s in args.students}
     for row in fit_rows(cache, vae, latents):
         print(f"| {row['name']} | {row['mse']} | {row['judge']} |")
 

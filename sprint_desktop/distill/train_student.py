@@ -330,6 +330,10 @@ def train(cfg: StudentConfig) -> Path:
         if cfg.pairs > 0
         else None
     )
+    if pair_cache is not None and len(pair_cache) == 0:
+        raise SprintError(
+            f"no pair passes the judge: the teacher's {cfg.pairs} samples show none of their captions"
+        )
     pair_p = pairs.family_balance(pair_cache) if pair_cache is not None and cfg.pair_balance else None
     log = (out / "log.jsonl").open("a")
     best = student_guard.Best.load(out)

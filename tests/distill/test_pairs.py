@@ -278,3 +278,23 @@ def test_a_folder_that_is_no_teacher_gets_one_line(teacher_run, tmp_path, capsys
     with pytest.raises(SprintError, match="no transformer/ or text_encoder/"):
         train_student(tiny_student(tmp_path / "nowhere", vae, tmp_path / "s", mode="kd", pairs=4))
     assert not list(tmp_path.glob("pairs-*"))  # nothing was built
+
+
+def test_judged_reports_the_teachers_passing_samples_per_family(teacher_run, tmp_path, monkeypatch, capsys):
+    """``python -m sprint_desktop.distill.pairs judged``: the one-step tiny teacher's samples pass
+    nothing, and the verdicts are cached beside the shards, where a filtered student finds them."""
+    monkeypatch.setattr(pairs, "SHARD", 3)
+    vae, teacher = teacher_run
+    common = ["--teacher", str(teacher), "--vae", str(vae), "--runs", str(tmp_path), "--pairs", "6"]
+    pairs.main(["judged", *common, "--steps", "1"])
+    out = capsys.readouterr().out
+    assert "6 pairs (shards 0 on)" in out and "| all | 6 | 0 | 0.0 | 0.0 |" in out
+    assert len(list(tmp_path.glob("pairs-*-judged-*.pt"))) == 2
+    # the rates and shares themselves, on pairs of which some pass
+    every = pairs.PairCache(
+        torch.zeros(4, 1), torch.zeros(4, 1), ["a red circle"] * 3 + ["two blue squares"], torch.zeros(4)
+    )
+    passed = pairs.subset(every, torch.tensor([True, True, False, True]))
+    rows = {r["family"]: r for r in pairs.family_rows(every, passed)}
+    assert rows["single"] == {"family": "single", "pairs": 3, "passing": 2, "rate": 0.667, "share": 0.667}
+    assert rows["all"]["rate"] == 0.75 and rows["counting"]["share"] == 0.333
