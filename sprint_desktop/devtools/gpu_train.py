@@ -29,6 +29,7 @@ import shutil
 import signal
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,8 @@ class TrainSettings:
     kd_iters: int = HUGE  # at most this many after the probe (else: as many as the time allows)
     kd_pair_filter: str = "judge"  # the student's --pair-filter: "judge" (judged in a pool as built) or ""
     kd_pair_balance: bool = True  # the student's --pair-balance (session 12's shipped student)
+    kd_extra_share: float = 0.0  # this share of the shards from the captions of kd_extra_family alone
+    kd_extra_family: str = "relation"  # the student's --extra-family (its --extra-pairs: those shards)
 
     @classmethod
     def dry(cls) -> TrainSettings:
@@ -671,6 +674,18 @@ def kd_teacher(carry: Path, work: Path, root: Path = ROOT) -> Path:
     return root / "models" / "sprint-shapes-teacher"
 
 
+def shard_streams(total: int, share: float, family: str) -> list[tuple[str, int]]:
+    """The order a GPU builds ``total`` shards in: (stream, shard) with the ``family`` stream's
+    shards spread evenly at ``share`` of them, the stream of every family first (a build stopped
+    at any time holds both in about that ratio)."""
+    order, next_k = [], {"": 0, family: 0}
+    for i in range(total):
+        stream = family if share > 0 and math.floor((i + 1) * share) > math.floor(i * share) and i else ""
+        order.append((stream, next_k[stream]))
+        next_k[stream] += 1
+    return order
+
+
 def build_pairs(
     section: Section,
     teacher_dir: Path,
@@ -679,11 +694,12 @@ def build_pairs(
     settings: TrainSettings,
     until: float,
     device: str,
-) -> int:
+) -> dict[str, int]:
     """Shards of the teacher's pairs in ``runs`` (where the kd student looks for them), built on
-    ``device`` ``kd_pair_batch`` at a time, until ``kd_pairs`` or the time ``until``, each judged as
-    it is built when the student filters them (``kd_pair_filter``: a pool of ``workers`` processes);
-    returns the pairs ready (whole shards)."""
+    ``device`` ``kd_pair_batch`` at a time, until ``kd_pairs`` or the time ``until``, ``kd_extra_share``
+    of them from the ``kd_extra_family`` stream, each judged as it is built when the student filters
+    them (``kd_pair_filter``: a pool of ``workers`` processes); returns the pairs ready per stream
+    (whole shards; "": every family)."""
     import multiprocessing
     from contextlib import nullcontext
 
@@ -696,14 +712,16 @@ def build_pairs(
     judged = settings.kd_pair_filter == "judge"
     vae = AutoencoderDC.from_pretrained(vae_dir).to(device).eval() if judged else None
     vae_key = data.vae_fingerprint(vae_dir) if judged else ""
-    ks = range(math.ceil(settings.kd_pairs / pairs.SHARD))
-    paths = pairs.shard_paths(runs, teacher_dir, settings.seed, settings.kd_pair_steps, ks)
-    t0, shards, passed = time.time(), 0, 0
+    order = shard_streams(
+        math.ceil(settings.kd_pairs / pairs.SHARD), settings.kd_extra_share, settings.kd_extra_family
+    )
+    t0, built, passed = time.time(), Counter[str](), 0
     spawn = multiprocessing.get_context("spawn")  # not forked: see build_cache
     with spawn.Pool(settings.workers or os.cpu_count() or 1) if judged else nullcontext() as pool:
-        for k, path in zip(ks, paths, strict=True):
-            if shards and time.time() >= until:
+        for stream, k in order:
+            if built and time.time() >= until:
                 break
+            path = pairs.shard_path(runs, teacher_dir, settings.seed, settings.kd_pair_steps, k, stream)
             cache = pairs.load_or_build_shard(
                 path,
                 teacher,
@@ -713,15 +731,20 @@ def build_pairs(
                 settings.kd_pair_steps,
                 k,
                 settings.kd_pair_batch,
+                stream,
             )
             if judged:
                 passed += int(pairs.load_or_judge(path, cache, vae, vae_key, pool).sum())
-            shards += 1
+            built[stream] += pairs.SHARD
             wall = time.time() - t0
-            record = {"built": shards * pairs.SHARD, "build_s": round(wall, 1)}
-            record["pairs_per_s"] = round(shards * pairs.SHARD / max(wall, 1e-6), 1)
+            record = {
+                "built": built.total(),
+                "extra": built[settings.kd_extra_family],
+                "build_s": round(wall, 1),
+            }
+            record["pairs_per_s"] = round(built.total() / max(wall, 1e-6), 1)
             section.set("pairs", {**record, **({"passing": passed} if judged else {})})
-    return shards * pairs.SHARD
+    return dict(built)
 
 
 def run_probe_then_cosine(
@@ -777,7 +800,7 @@ def kd_phase(
     runs = work / "runs"
     start = time.time()
     until = start + settings.kd_build_share * (section.deadline - start)
-    n = build_pairs(section, teacher, vae, runs, settings, until, device)
+    built = build_pairs(section, teacher, vae, runs, settings, until, device)
     run = runs / "student-kd"
     init = str(ROOT / settings.kd_init) if settings.kd_init else ""
     cfg = _config(
@@ -788,7 +811,9 @@ def kd_phase(
         out=str(run),
         mode="kd",
         init=init,
-        pairs=n,
+        pairs=built.get("", 0),
+        extra_pairs=built.get(settings.kd_extra_family, 0),
+        extra_family=settings.kd_extra_family,
         pair_steps=settings.kd_pair_steps,
         pair_filter=settings.kd_pair_filter,
         pair_balance=settings.kd_pair_balance,

@@ -29,7 +29,7 @@ from ..core.trigflow import SIGMA_D, T_MAX
 from .data import load_keyed, save_keyed, vae_fingerprint
 from .sampling import euler_sample
 from .scm import GUIDANCE_CHOICES, GUIDANCE_EMBED_SCALE, consistency_x0
-from .world import sample_scene
+from .world import FAMILIES, sample_scene
 
 
 @dataclass(frozen=True)
@@ -62,17 +62,18 @@ def build(
     steps: int,
     chunk: int = 64,
     batch: int = 64,
+    family: str = "",
 ) -> PairCache:
-    """``n`` pairs from training captions (no held-out pair), guidance drawn from the student's
-    choices, one value per ``chunk`` of pairs; the teacher samples ``batch`` pairs at a time (a GPU
-    takes thousands), which leaves the pairs as they are."""
+    """``n`` pairs from training captions (no held-out pair; of one caption ``family`` when given),
+    guidance drawn from the student's choices, one value per ``chunk`` of pairs; the teacher samples
+    ``batch`` pairs at a time (a GPU takes thousands), which leaves the pairs as they are."""
     rng = np.random.default_rng(seed)
     gen = torch.Generator().manual_seed(seed)
     shape = (teacher.config.in_channels, teacher.config.sample_size, teacher.config.sample_size)
     noise, captions, guidance = [], [], []
     for start in range(0, n, chunk):
         k = min(chunk, n - start)
-        captions += [sample_scene(rng, held_out=False).caption for _ in range(k)]
+        captions += [sample_scene(rng, family or None, held_out=False).caption for _ in range(k)]
         guidance.append(torch.full((k,), float(GUIDANCE_CHOICES[int(rng.integers(len(GUIDANCE_CHOICES)))])))
         noise.append(torch.randn((k, *shape), generator=gen))
     z, w = torch.cat(noise), torch.cat(guidance)
@@ -99,18 +100,33 @@ SHARD = 1000
 a stopped build loses at most one shard."""
 
 
+FAMILY_STREAMS = ("", *FAMILIES)
+"""The pair streams: "" draws every caption family, a family's name only that family's captions
+(more pairs where the teacher passes the judge least, relations: 29%)."""
+
+
 def shard_paths(
-    runs: str | Path, teacher_dir: str | Path, seed: int, steps: int, shards: range
+    runs: str | Path, teacher_dir: str | Path, seed: int, steps: int, shards: range, family: str = ""
 ) -> list[Path]:
     """Where the ``shards`` of a teacher's pairs live: under ``runs``, named by the teacher's
-    weights (hashed once for all of them)."""
+    weights (hashed once for all of them) and the stream's ``family``."""
     key = vae_fingerprint(Path(teacher_dir) / "transformer")
-    return [Path(runs) / f"pairs-{key}-seed{seed}-{steps}steps-{k:04d}.pt" for k in shards]
+    stream = f"-{family}" if family else ""
+    return [Path(runs) / f"pairs-{key}-seed{seed}-{steps}steps{stream}-{k:04d}.pt" for k in shards]
 
 
-def shard_path(runs: str | Path, teacher_dir: str | Path, seed: int, steps: int, k: int) -> Path:
+def shard_path(
+    runs: str | Path, teacher_dir: str | Path, seed: int, steps: int, k: int, family: str = ""
+) -> Path:
     """Where shard ``k`` of a teacher's pairs lives (`shard_paths`)."""
-    return shard_paths(runs, teacher_dir, seed, steps, range(k, k + 1))[0]
+    return shard_paths(runs, teacher_dir, seed, steps, range(k, k + 1), family)[0]
+
+
+def shard_seed(seed: int, k: int, family: str) -> int:
+    """The seed of shard ``k`` of a stream: the family streams' noise and captions are their own,
+    not those of the shard ``k`` of every family."""
+    base = seed * 1_000_003 + k
+    return base if not family else base + 7_000_000_019 * (1 + FAMILIES.index(family))
 
 
 def load_or_build_shard(
@@ -122,14 +138,26 @@ def load_or_build_shard(
     steps: int,
     k: int,
     batch: int = 64,
+    family: str = "",
 ) -> PairCache:
-    """Shard ``k`` at ``path`` when made with the same seed and steps; else build it (the teacher
-    sampling ``batch`` pairs at a time) and save it."""
-    key = {"seed": seed, "steps": steps, "shard": k, "size": SHARD}
+    """Shard ``k`` of the ``family`` stream at ``path`` when made with the same seed and steps; else
+    build it (the teacher sampling ``batch`` pairs at a time) and save it."""
+    key: dict[str, Any] = {"seed": seed, "steps": steps, "shard": k, "size": SHARD}
+    if family:
+        key["family"] = family
     state = load_keyed(path, key)
     if state is not None:
         return PairCache(state["noise"], state["target"], json.loads(state["captions"]), state["guidance"])
-    cache = build(teacher, tokenizer, text_encoder, SHARD, seed * 1_000_003 + k, steps, batch=batch)
+    cache = build(
+        teacher,
+        tokenizer,
+        text_encoder,
+        SHARD,
+        shard_seed(seed, k, family),
+        steps,
+        batch=batch,
+        family=family,
+    )
     save_keyed(
         path,
         key,
@@ -154,26 +182,35 @@ def load_or_build(
     steps: int,
     first: int = 0,
     judged_by: tuple[Any, str | Path] | None = None,
+    family: str = "",
 ) -> PairCache:
-    """The first ``n`` pairs of a teacher (shards ``first`` .. as many as ``n`` needs), each shard
-    loaded when cached, else built and saved; with ``judged_by`` (a VAE and its folder) only the
-    pairs whose target passes the judge (`load_or_judge`)."""
+    """The first ``n`` pairs of a teacher's ``family`` stream (`FAMILY_STREAMS`; shards ``first``
+    .. as many as ``n`` needs), each shard loaded when cached, else built and saved; with
+    ``judged_by`` (a VAE and its folder) only the pairs whose target passes the judge
+    (`load_or_judge`)."""
+    if family not in FAMILY_STREAMS:
+        raise SprintError(f"no pair stream {family!r}: choose one of {', '.join(FAMILIES)} or '' (all)")
     ks = range(first, math.ceil(n / SHARD))
     vae_key = vae_fingerprint(judged_by[1]) if judged_by is not None else ""
     shards = []
-    for k, path in zip(ks, shard_paths(runs, teacher_dir, seed, steps, ks), strict=True):
-        cache = load_or_build_shard(path, teacher, tokenizer, text_encoder, seed, steps, k)
+    for k, path in zip(ks, shard_paths(runs, teacher_dir, seed, steps, ks, family), strict=True):
+        cache = load_or_build_shard(path, teacher, tokenizer, text_encoder, seed, steps, k, family=family)
         keep = torch.arange(len(cache)) < n - k * SHARD  # the last shard may hold more than n needs
         if judged_by is not None:  # the whole shard, so that its verdicts are the same for any n
             keep &= load_or_judge(path, cache, judged_by[0], vae_key)
         shards.append(subset(cache, keep))
     if not shards:
         raise SprintError(f"no pairs to load: {n} pairs end before shard {first}")
+    return concat(shards)
+
+
+def concat(caches: list[PairCache]) -> PairCache:
+    """The pairs of ``caches``, one after the other."""
     return PairCache(
-        torch.cat([c.noise for c in shards]),
-        torch.cat([c.target for c in shards]),
-        [cap for c in shards for cap in c.captions],
-        torch.cat([c.guidance for c in shards]),
+        torch.cat([c.noise for c in caches]),
+        torch.cat([c.target for c in caches]),
+        [cap for c in caches for cap in c.captions],
+        torch.cat([c.guidance for c in caches]),
     )
 
 
@@ -241,6 +278,25 @@ class PairsConfig:
     first: int = 0  # build from this shard on (a second builder beside the first: e.g. 6 of 12)
     seed: int = 0  # the students' --seed
     steps: int = 20
+    family: str = ""  # "": captions of every family; a family's name: that family's stream alone
+
+
+def train(cfg: PairsConfig) -> Path:
+    """Build the missing shards of ``cfg.pairs`` pairs (`sprint distill pairs`)."""
+    teacher, tokenizer, text_encoder = load_teacher(cfg.teacher)
+    load_or_build(
+        cfg.out,
+        cfg.teacher,
+        teacher,
+        tokenizer,
+        text_encoder,
+        cfg.pairs,
+        cfg.seed,
+        cfg.steps,
+        cfg.first,
+        family=cfg.family,
+    )
+    return Path(cfg.out)
 
 
 def load_transformer(folder: str | Path) -> Any:
@@ -261,15 +317,6 @@ def load_teacher(folder: str | Path) -> tuple[Any, Any, Any]:
 
     text_encoder = Gemma2Model.from_pretrained(require_teacher(folder) / "text_encoder").eval()
     return load_transformer(Path(folder) / "transformer"), make_tokenizer(), text_encoder
-
-
-def train(cfg: PairsConfig) -> Path:
-    """Build the missing shards of ``cfg.pairs`` pairs (`sprint distill pairs`)."""
-    teacher, tokenizer, text_encoder = load_teacher(cfg.teacher)
-    load_or_build(
-        cfg.out, cfg.teacher, teacher, tokenizer, text_encoder, cfg.pairs, cfg.seed, cfg.steps, cfg.first
-    )
-    return Path(cfg.out)
 
 
 def first_step(
@@ -361,6 +408,7 @@ def main(argv: list[str] | None = None) -> None:
     common.add_argument("--first", type=int, default=0)
     common.add_argument("--seed", type=int, default=0)
     common.add_argument("--steps", type=int, default=20)
+    common.add_argument("--family", default="", help="a family's own stream of pairs ('': every family)")
     parser = argparse.ArgumentParser(prog="python -m sprint_desktop.distill.pairs")
     sub = parser.add_subparsers(dest="cmd", required=True)
     fit = sub.add_parser(
@@ -384,11 +432,11 @@ def main(argv: list[str] | None = None) -> None:
         args.steps,
         args.first,
     )
-    cache = load_or_build(*shared)
+    cache = load_or_build(*shared, family=args.family)
     print(f"{len(cache)} pairs (shards {args.first} on)")
     if args.cmd == "judged":
         print("| family | pairs | passing | rate | share of the passing |")
-        for r in family_rows(cache, load_or_build(*shared, judged_by=(vae, args.vae))):
+        for r in family_rows(cache, load_or_build(*shared, judged_by=(vae, args.vae), family=args.family)):
             print(f"| {r['family']} | {r['pairs']} | {r['passing']} | {r['rate']} | {r['share']} |")
         return
     latents = {s: first_steps(load_transformer(s), cache, tokenizer, text_encoder) for s in args.students}

@@ -120,6 +120,11 @@ class StudentConfig:
     # taught; the judgement is cached beside each shard); "": all
     pair_filter: str = ""
     pair_balance: bool = False  # draw the pairs of each caption family equally often (`pairs.family_balance`)
+    pairs_first: int = 0  # the pairs are shards pairs_first .. pairs/1,000 (earlier ones left out)
+    # > 0: this many more pairs from the captions of extra_family alone (its own stream of shards,
+    # `pairs.FAMILY_STREAMS`), filtered as the others: more of the family the teacher passes least
+    extra_pairs: int = 0
+    extra_family: str = "relation"
 
 
 def load_frozen(cfg: StudentConfig, device: Any) -> tuple[Any, Any, Any, Any]:
@@ -263,6 +268,29 @@ def other_shape(config: Any, teacher: Any) -> list[str]:
     return [k for k in keys if config[k] != teacher[k]]
 
 
+def load_pairs(cfg: StudentConfig, runs: Path, frozen: tuple[Any, Any, Any], vae: Any) -> pairs.PairCache:
+    """The teacher's pairs the student learns: shards ``pairs_first`` .. of ``pairs`` and, with
+    ``extra_pairs``, that many of the ``extra_family`` stream; with ``pair_filter`` judge, those
+    that pass."""
+    judged_by = (vae, cfg.vae) if cfg.pair_filter == "judge" else None
+    streams = [("", cfg.pairs, cfg.pairs_first), (cfg.extra_family, cfg.extra_pairs, 0)]
+    cache = pairs.concat(
+        [
+            pairs.load_or_build(
+                runs, cfg.teacher, *frozen, n, cfg.seed, cfg.pair_steps, first, judged_by, family
+            )
+            for family, n, first in streams
+            if n > 0
+        ]
+    )
+    if len(cache) == 0:
+        raise SprintError(
+            f"no pair passes the judge: the teacher's {cfg.pairs + cfg.extra_pairs} samples show none "
+            f"of their captions"
+        )
+    return cache
+
+
 def train(cfg: StudentConfig) -> Path:
     from accelerate import Accelerator
 
@@ -316,24 +344,8 @@ def train(cfg: StudentConfig) -> Path:
     gen = torch.Generator().manual_seed(cfg.seed + start)
     source = data.TrainingLatents(vae, cfg.vae, cfg.cache, cfg.seed) if use_scm or use_adv else None
     pair_cache = (
-        pairs.load_or_build(
-            out.parent,
-            cfg.teacher,
-            teacher,
-            tokenizer,
-            text_encoder,
-            cfg.pairs,
-            cfg.seed,
-            cfg.pair_steps,
-            judged_by=(vae, cfg.vae) if cfg.pair_filter == "judge" else None,
-        )
-        if cfg.pairs > 0
-        else None
+        load_pairs(cfg, out.parent, (teacher, tokenizer, text_encoder), vae) if cfg.pairs > 0 else None
     )
-    if pair_cache is not None and len(pair_cache) == 0:
-        raise SprintError(
-            f"no pair passes the judge: the teacher's {cfg.pairs} samples show none of their captions"
-        )
     pair_p = pairs.family_balance(pair_cache) if pair_cache is not None and cfg.pair_balance else None
     log = (out / "log.jsonl").open("a")
     best = student_guard.Best.load(out)

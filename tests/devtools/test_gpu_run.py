@@ -215,11 +215,27 @@ def test_pairs_are_built_by_shards_until_the_time_and_judged_as_built(teacher_ru
     settings = TrainSettings(kd_pairs=10, kd_pair_steps=1, kd_pair_batch=3, workers=2)
     section = Section(tmp_path / "kd.json", time.time() + 600)
     n = build_pairs(section, teacher_run, VAE, tmp_path / "runs", settings, time.time() + 600, "cpu")
-    assert n == 12 and section.data["pairs"]["built"] == 12 and section.data["pairs"]["passing"] == 0
+    assert n == {"": 12} and section.data["pairs"]["built"] == 12 and section.data["pairs"]["passing"] == 0
     assert len(list((tmp_path / "runs").glob("pairs-*-judged-*.pt"))) == 3
     # past its time, a build stops after the first shard (the cached one is loaded, not rebuilt)
     done = build_pairs(section, teacher_run, VAE, tmp_path / "runs", settings, time.time(), "cpu")
-    assert done == 4 and section.data["pairs"]["built"] == 4
+    assert done == {"": 4} and section.data["pairs"]["built"] == 4
+    # a share of the shards from the relation stream, spread among the others
+    mixed = TrainSettings(
+        kd_pairs=16, kd_pair_steps=1, kd_pair_batch=4, kd_pair_filter="", kd_extra_share=0.5
+    )
+    built = build_pairs(section, teacher_run, VAE, tmp_path / "mixed", mixed, time.time() + 600, "cpu")
+    assert built == {"": 8, "relation": 8} and section.data["pairs"]["extra"] == 8
+    assert len(list((tmp_path / "mixed").glob("pairs-*-relation-*.pt"))) == 2
+
+
+def test_the_extra_stream_is_spread_evenly_after_a_first_shard_of_every_family():
+    from sprint_desktop.devtools.gpu_train import shard_streams
+
+    assert shard_streams(3, 0.0, "relation") == [("", 0), ("", 1), ("", 2)]
+    assert shard_streams(4, 0.5, "relation") == [("", 0), ("relation", 0), ("", 1), ("relation", 1)]
+    quarter = shard_streams(8, 0.25, "relation")
+    assert [s for s, _ in quarter].count("relation") == 2 and quarter[3] == ("relation", 0)
 
 
 def test_chunks_aim_at_the_interval_and_end_before_the_deadline(tmp_path):

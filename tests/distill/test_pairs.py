@@ -147,6 +147,32 @@ def test_a_cache_of_n_pairs_is_its_first_shards_and_grows_by_shards(parts, tmp_p
         pairs.load_or_build(tmp_path, "t", teacher, tok, te, n=2, seed=0, steps=1, first=3)
 
 
+def test_a_family_stream_holds_only_that_familys_captions_in_shards_of_its_own(parts, tmp_path, monkeypatch):
+    """``--family relation``: a stream of relation captions with its own noise and file names, next
+    to the stream of every family, which it leaves as it is."""
+    from sprint_desktop.distill.judge import parse_caption
+
+    tok, te, teacher = parts
+    monkeypatch.setattr(pairs, "SHARD", 6)
+    monkeypatch.setattr(pairs, "vae_fingerprint", lambda folder: "teacherkey")
+    every = pairs.load_or_build(tmp_path, "t", teacher, tok, te, n=6, seed=0, steps=1)
+    rel = pairs.load_or_build(tmp_path, "t", teacher, tok, te, n=6, seed=0, steps=1, family="relation")
+    assert {parse_caption(c).family for c in rel.captions} == {"relation"}
+    assert len({parse_caption(c).family for c in every.captions}) > 1
+    assert not torch.equal(rel.noise, every.noise)
+    names = sorted(p.name for p in tmp_path.glob("pairs-*.pt"))
+    assert names == [
+        "pairs-teacherkey-seed0-1steps-0000.pt",
+        "pairs-teacherkey-seed0-1steps-relation-0000.pt",
+    ]
+    again = pairs.load_or_build(tmp_path, "t", teacher, tok, te, n=6, seed=0, steps=1, family="relation")
+    assert again.captions == rel.captions and torch.equal(again.target, rel.target)
+    both = pairs.concat([every, rel])
+    assert len(both) == 12 and both.captions == every.captions + rel.captions
+    with pytest.raises(SprintError, match="no pair stream 'relations'"):
+        pairs.load_or_build(tmp_path, "t", teacher, tok, te, n=6, seed=0, steps=1, family="relations")
+
+
 def test_kd_loss_is_the_students_first_step_against_the_target_and_training_lowers_it(parts):
     tok, te, teacher = parts
     torch.manual_seed(1)
@@ -197,6 +223,8 @@ def test_sprint_distill_pairs_builds_the_shards_a_student_then_loads(teacher_run
 
 
 def test_student_trains_on_the_pairs_alone_or_beside_scm(teacher_run, tmp_path, monkeypatch):
+    from sprint_desktop.distill.judge import parse_caption
+    from sprint_desktop.distill.train_student import load_pairs
     from sprint_desktop.distill.train_student import train as train_student
 
     monkeypatch.setattr(pairs, "SHARD", 4)
@@ -211,6 +239,33 @@ def test_student_trains_on_the_pairs_alone_or_beside_scm(teacher_run, tmp_path, 
     log = [json.loads(line) for line in (both / "log.jsonl").read_text().splitlines()]
     assert all("kd" in r and "scm" in r for r in log)
     assert len(list((tmp_path / "runs").glob("pairs-*"))) == 1  # the second run reused the pairs
+    # a later run on shard 1 of the pairs and on the relation stream: their captions are what it learns
+    more = train_student(
+        tiny_student(
+            teacher,
+            vae,
+            tmp_path / "runs" / "more",
+            mode="kd",
+            pairs=8,
+            pairs_first=1,
+            pair_steps=1,
+            extra_pairs=4,
+            extra_family="relation",
+        )
+    )
+    assert sorted(p.name.split("seed0-")[1] for p in (tmp_path / "runs").glob("pairs-*")) == [
+        "1steps-0000.pt",
+        "1steps-0001.pt",
+        "1steps-relation-0000.pt",
+    ]
+    assert (more / "transformer").exists()
+    cfg = tiny_student(
+        teacher, vae, tmp_path / "runs" / "more", pairs=8, pairs_first=1, pair_steps=1, extra_pairs=4
+    )
+    learnt = load_pairs(cfg, tmp_path / "runs", pairs.load_teacher(teacher), None)
+    shard1 = pairs.load_or_build(tmp_path / "runs", teacher, *pairs.load_teacher(teacher), 8, 0, 1, first=1)
+    assert learnt.captions[:4] == shard1.captions and len(learnt) == 8
+    assert {parse_caption(c).family for c in learnt.captions[4:]} == {"relation"}
     with pytest.raises(SprintError, match="--pairs"):
         train_student(tiny_student(teacher, vae, tmp_path / "runs" / "none", mode="kd"))
     with pytest.raises(SprintError, match="--pair-filter must be"):
@@ -290,6 +345,10 @@ def test_judged_reports_the_teachers_passing_samples_per_family(teacher_run, tmp
     out = capsys.readouterr().out
     assert "6 pairs (shards 0 on)" in out and "| all | 6 | 0 | 0.0 | 0.0 |" in out
     assert len(list(tmp_path.glob("pairs-*-judged-*.pt"))) == 2
+    pairs.main(["judged", *common, "--steps", "1", "--family", "relation"])  # the relation stream alone
+    out = capsys.readouterr().out
+    assert "| relation | 6 | 0 | 0.0 | 0.0 |" in out and "| single |" not in out
+    assert len(list(tmp_path.glob("pairs-*-relation-*-judged-*.pt"))) == 2
     # the rates and shares themselves, on pairs of which some pass
     every = pairs.PairCache(
         torch.zeros(4, 1), torch.zeros(4, 1), ["a red circle"] * 3 + ["two blue squares"], torch.zeros(4)
