@@ -300,6 +300,8 @@ def train(cfg: StudentConfig) -> Path:
         raise SprintError(f"--pair-filter must be 'judge' or empty, got {cfg.pair_filter!r}")
     if cfg.mode == "kd" and cfg.pairs <= 0:
         raise SprintError("--mode kd trains on the teacher's pairs alone: give --pairs N (e.g. 20000)")
+    if cfg.extra_pairs > 0 and cfg.pairs <= 0:
+        raise SprintError("--extra-pairs adds to the teacher's pairs: give --pairs N too")
     require_teacher(cfg.teacher)
     torch.set_flush_denormal(True)
     accelerator = Accelerator()

@@ -268,6 +268,8 @@ def test_student_trains_on_the_pairs_alone_or_beside_scm(teacher_run, tmp_path, 
     assert {parse_caption(c).family for c in learnt.captions[4:]} == {"relation"}
     with pytest.raises(SprintError, match="--pairs"):
         train_student(tiny_student(teacher, vae, tmp_path / "runs" / "none", mode="kd"))
+    with pytest.raises(SprintError, match="--extra-pairs adds to"):
+        train_student(tiny_student(teacher, vae, tmp_path / "runs" / "none", extra_pairs=4))
     with pytest.raises(SprintError, match="--pair-filter must be"):
         train_student(
             tiny_student(teacher, vae, tmp_path / "runs" / "f", mode="kd", pairs=4, pair_filter="clip")
