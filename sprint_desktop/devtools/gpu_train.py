@@ -715,13 +715,18 @@ def build_pairs(
     order = shard_streams(
         math.ceil(settings.kd_pairs / pairs.SHARD), settings.kd_extra_share, settings.kd_extra_family
     )
+    shards = Counter(stream for stream, _ in order)  # each stream's file names, the teacher hashed once
+    paths = {
+        stream: pairs.shard_paths(runs, teacher_dir, settings.seed, settings.kd_pair_steps, range(n), stream)
+        for stream, n in shards.items()
+    }
     t0, built, passed = time.time(), Counter[str](), 0
     spawn = multiprocessing.get_context("spawn")  # not forked: see build_cache
     with spawn.Pool(settings.workers or os.cpu_count() or 1) if judged else nullcontext() as pool:
         for stream, k in order:
             if built and time.time() >= until:
                 break
-            path = pairs.shard_path(runs, teacher_dir, settings.seed, settings.kd_pair_steps, k, stream)
+            path = paths[stream][k]
             cache = pairs.load_or_build_shard(
                 path,
                 teacher,

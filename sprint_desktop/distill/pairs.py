@@ -115,11 +115,9 @@ def shard_paths(
     return [Path(runs) / f"pairs-{key}-seed{seed}-{steps}steps{stream}-{k:04d}.pt" for k in shards]
 
 
-def shard_path(
-    runs: str | Path, teacher_dir: str | Path, seed: int, steps: int, k: int, family: str = ""
-) -> Path:
+def shard_path(runs: str | Path, teacher_dir: str | Path, seed: int, steps: int, k: int) -> Path:
     """Where shard ``k`` of a teacher's pairs lives (`shard_paths`)."""
-    return shard_paths(runs, teacher_dir, seed, steps, range(k, k + 1), family)[0]
+    return shard_paths(runs, teacher_dir, seed, steps, range(k, k + 1))[0]
 
 
 def shard_seed(seed: int, k: int, family: str) -> int:
