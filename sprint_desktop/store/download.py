@@ -122,7 +122,7 @@ def download(
                 endpoint=endpoint,
                 token=token,
                 etag_timeout=timeout,
-                tqdm_class=_progress_tqdm(progress, total, cancel),
+                tqdm_class=_progress_tqdm(progress, total, cancel, start=have),
                 max_workers=2,
             )
     except DownloadCancelled:
@@ -230,22 +230,33 @@ def verify(folder: Path, checksums: dict[str, str]) -> None:
         )
 
 
-def _progress_tqdm(progress: ProgressFn | None, total: int, cancel: CancelToken | None = None) -> Any:
+def _progress_tqdm(
+    progress: ProgressFn | None, total: int, cancel: CancelToken | None = None, start: int = 0
+) -> Any:
+    """A tqdm class for snapshot_download that reports bytes to ``progress`` and raises on a stop.
+
+    huggingface_hub 2.x moves the same bytes through two byte bars (received from the network, and
+    written to disk), so the progress is the larger of the bars' counts, not their sum (the sum
+    reached 100% with half the bytes in). ``start``: bytes of files already in the folder, which
+    are not downloaded again."""
     from tqdm.auto import tqdm
 
-    state = {"done": 0}
+    counts: list[int] = []
 
     class ProgressTqdm(tqdm):  # type: ignore[misc]
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             kwargs["disable"] = True
+            self._sprint_slot = len(counts) if kwargs.get("unit") == "B" else None
+            if self._sprint_slot is not None:
+                counts.append(0)
             super().__init__(*args, **kwargs)
 
         def update(self, n: float | None = 1) -> bool | None:
             if cancel is not None and cancel.cancelled:
                 raise DownloadCancelled("the download was stopped")
-            if progress is not None and n and getattr(self, "unit", "B") == "B":
-                state["done"] += int(n)
-                progress(min(state["done"], total), total)
+            if progress is not None and n and self._sprint_slot is not None:
+                counts[self._sprint_slot] += int(n)
+                progress(min(start + max(counts), total), total)
             return super().update(n)
 
     return ProgressTqdm
