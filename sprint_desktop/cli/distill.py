@@ -61,8 +61,9 @@ HELP = {
     "pair_balance": "draw the pairs of each caption family (single, two, relation, counting) equally often",
     "pair_filter": "'judge': teach only the pairs whose teacher sample passes the judge (judged once, cached beside each shard); '': all",
     "pairs_first": "the first shard of --pairs the student learns (a later run on pairs an earlier one did not see)",
-    "extra_pairs": "this many more pairs from captions of --extra-family alone (its own shards), filtered and balanced with the others",
-    "extra_family": "the caption family of --extra-pairs (and of `pairs --family`)",
+    "extra_pairs": "more pairs: shards --extra-first .. of the --extra-family stream (its own shards), filtered and balanced with the others",
+    "extra_family": "the caption family of --extra-pairs (and of `pairs --family`); '': a second range of the every-family stream",
+    "extra_first": "the first shard of --extra-pairs the student learns",
     "family": "build the stream of one caption family's captions (single, two, relation, counting); '': every family",
     "freeze": "a regex over the student's parameter names: those keep the teacher's values",
     "eval_seed": "captions of the in-run evaluation that picks best/ (not `sprint evaluate`'s 999, so the pick is not made on the reported captions)",
@@ -72,7 +73,7 @@ CHOICES = {
     "mode": ("hybrid", "scm", "ladd", "kd"),
     "mixed_precision": ("no", "bf16", "fp16"),
     "lr_schedule": ("constant", "cosine"),
-    "extra_family": ("single", "two", "relation", "counting"),
+    "extra_family": ("", "single", "two", "relation", "counting"),
     "family": ("", "single", "two", "relation", "counting"),
 }
 

@@ -121,10 +121,12 @@ class StudentConfig:
     pair_filter: str = ""
     pair_balance: bool = False  # draw the pairs of each caption family equally often (`pairs.family_balance`)
     pairs_first: int = 0  # the pairs are shards pairs_first .. pairs/1,000 (earlier ones left out)
-    # > 0: this many more pairs from the captions of extra_family alone (its own stream of shards,
-    # `pairs.FAMILY_STREAMS`), filtered as the others: more of the family the teacher passes least
+    # > 0: more pairs, shards extra_first .. extra_pairs/1,000 of the captions of extra_family alone
+    # (its own stream of shards, `pairs.FAMILY_STREAMS`; "": a second range of the every-family
+    # stream, as two builders leave it), filtered as the others
     extra_pairs: int = 0
     extra_family: str = "relation"
+    extra_first: int = 0
 
 
 def load_frozen(cfg: StudentConfig, device: Any) -> tuple[Any, Any, Any, Any]:
@@ -268,25 +270,39 @@ def other_shape(config: Any, teacher: Any) -> list[str]:
     return [k for k in keys if config[k] != teacher[k]]
 
 
+def _pair_streams(cfg: StudentConfig) -> list[tuple[str, int, int]]:
+    """(family, pairs up to, first shard) of each stream the student learns, checked: a range
+    that holds no shard is a one-line error."""
+    streams = [("", cfg.pairs, cfg.pairs_first), (cfg.extra_family, cfg.extra_pairs, cfg.extra_first)]
+    for (_, n, first), flags in zip(
+        streams, (("--pairs", "--pairs-first"), ("--extra-pairs", "--extra-first")), strict=True
+    ):
+        if n > 0 and n <= first * pairs.SHARD:
+            raise SprintError(
+                f"{flags[0]} {n} ends before shard {flags[1]} {first} starts: give {flags[0]} above "
+                f"{first * pairs.SHARD} (shards of {pairs.SHARD:,} pairs)"
+            )
+    return [s for s in streams if s[1] > 0]
+
+
 def load_pairs(cfg: StudentConfig, runs: Path, frozen: tuple[Any, Any, Any], vae: Any) -> pairs.PairCache:
     """The teacher's pairs the student learns: shards ``pairs_first`` .. of ``pairs`` and, with
-    ``extra_pairs``, that many of the ``extra_family`` stream; with ``pair_filter`` judge, those
-    that pass."""
+    ``extra_pairs``, shards ``extra_first`` .. of the ``extra_family`` stream; with ``pair_filter``
+    judge, those that pass."""
     judged_by = (vae, cfg.vae) if cfg.pair_filter == "judge" else None
-    streams = [("", cfg.pairs, cfg.pairs_first), (cfg.extra_family, cfg.extra_pairs, 0)]
+    streams = _pair_streams(cfg)
     cache = pairs.concat(
         [
             pairs.load_or_build(
                 runs, cfg.teacher, *frozen, n, cfg.seed, cfg.pair_steps, first, judged_by, family
             )
             for family, n, first in streams
-            if n > 0
         ]
     )
     if len(cache) == 0:
         raise SprintError(
-            f"no pair passes the judge: the teacher's {cfg.pairs + cfg.extra_pairs} samples show none "
-            f"of their captions"
+            f"no pair passes the judge: the teacher's {sum(n - first * pairs.SHARD for _, n, first in streams)} "
+            "samples show none of their captions"
         )
     return cache
 
@@ -302,6 +318,7 @@ def train(cfg: StudentConfig) -> Path:
         raise SprintError("--mode kd trains on the teacher's pairs alone: give --pairs N (e.g. 20000)")
     if cfg.extra_pairs > 0 and cfg.pairs <= 0:
         raise SprintError("--extra-pairs adds to the teacher's pairs: give --pairs N too")
+    _pair_streams(cfg)
     require_teacher(cfg.teacher)
     torch.set_flush_denormal(True)
     accelerator = Accelerator()

@@ -266,6 +266,35 @@ def test_student_trains_on_the_pairs_alone_or_beside_scm(teacher_run, tmp_path, 
     shard1 = pairs.load_or_build(tmp_path / "runs", teacher, *pairs.load_teacher(teacher), 8, 0, 1, first=1)
     assert learnt.captions[:4] == shard1.captions and len(learnt) == 8
     assert {parse_caption(c).family for c in learnt.captions[4:]} == {"relation"}
+    # two ranges of the every-family stream (two builders' shards, a gap between them): 0 and 2, not 1
+    cfg = tiny_student(
+        teacher,
+        vae,
+        tmp_path / "runs" / "more",
+        pairs=4,
+        pair_steps=1,
+        extra_pairs=12,
+        extra_first=2,
+        extra_family="",
+    )
+    learnt = load_pairs(cfg, tmp_path / "runs", pairs.load_teacher(teacher), None)
+    shard = {
+        k: pairs.load_or_build(
+            tmp_path / "runs", teacher, *pairs.load_teacher(teacher), 4 * k + 4, 0, 1, first=k
+        )
+        for k in (0, 2)
+    }
+    assert learnt.captions == shard[0].captions + shard[2].captions
+    with pytest.raises(SprintError, match="--extra-pairs 8 ends before shard --extra-first 2 starts"):
+        train_student(
+            tiny_student(
+                teacher, vae, tmp_path / "runs" / "none", mode="kd", pairs=4, extra_pairs=8, extra_first=2
+            )
+        )
+    with pytest.raises(SprintError, match="--pairs 4 ends before shard --pairs-first 1 starts"):
+        train_student(
+            tiny_student(teacher, vae, tmp_path / "runs" / "none", mode="kd", pairs=4, pairs_first=1)
+        )
     with pytest.raises(SprintError, match="--pairs"):
         train_student(tiny_student(teacher, vae, tmp_path / "runs" / "none", mode="kd"))
     with pytest.raises(SprintError, match="--extra-pairs adds to"):
