@@ -45,6 +45,7 @@ class ModelManagerDialog(QDialog):
         self.endpoint = endpoint
         self.entries = store.load_catalog()
         self.job: ThreadJob | None = None  # the download, kept until its thread has ended
+        self.measured_from: tuple[float, int] | None = None  # (time, bytes) of the download's first report
         layout = QVBoxLayout(self)
         self.table = QTableWidget(len(self.entries), 5)
         self.table.setHorizontalHeaderLabels(["Model", "State", "On disk", "Download", "Licence"])
@@ -146,7 +147,7 @@ class ModelManagerDialog(QDialog):
         self.job.progress.connect(self._on_progress)
         self.job.finished.connect(self._on_done)
         self.job.failed.connect(self._on_failed)
-        self.started = time.monotonic()
+        self.measured_from = None
         self.download_button.setEnabled(False)
         self.stop_button.setEnabled(True)
         self.status.setText(f"Downloading {entry.title}…")
@@ -160,11 +161,15 @@ class ModelManagerDialog(QDialog):
         done, total = report
         self.progress.setMaximum(max(total, 1))
         self.progress.setValue(done)
-        speed = done / max(time.monotonic() - self.started, 1e-6)
-        left = (total - done) / speed if speed else 0
-        self.status.setText(
-            f"{done / 2**20:.1f} of {total / 2**20:.1f} MB · {speed / 2**20:.1f} MB/s · {left:.0f} s left"
-        )
+        now = time.monotonic()
+        if self.measured_from is None:  # a resumed download starts with the bytes it kept: not speed
+            self.measured_from = (now, done)
+        since, before = self.measured_from
+        text = f"{done / 2**20:.1f} of {total / 2**20:.1f} MB"
+        if done > before and now > since:
+            speed = (done - before) / (now - since)
+            text += f" · {speed / 2**20:.1f} MB/s · {(total - done) / speed:.0f} s left"
+        self.status.setText(text)
 
     def _on_done(self, folder: Path) -> None:
         self._finish()

@@ -86,6 +86,21 @@ def test_stop_keeps_finished_files_and_the_next_download_skips_them(
     )  # each file finished before the stop was kept, not fetched again
 
 
+def test_speed_and_time_left_count_only_this_downloads_bytes(qtbot):
+    """A resumed download's first report already holds the bytes it kept: they are not speed."""
+    from sprint_desktop.ui.models_dialog import ModelManagerDialog
+
+    dialog = ModelManagerDialog()
+    qtbot.addWidget(dialog)
+    mib = 2**20
+    dialog._on_progress((60 * mib, 100 * mib))
+    assert dialog.status.text() == "60.0 of 100.0 MB"  # no speed yet, not "0 s left"
+    since, before = dialog.measured_from
+    dialog.measured_from = (since - 10, before)  # 10 s ago
+    dialog._on_progress((70 * mib, 100 * mib))
+    assert dialog.status.text() == "70.0 of 100.0 MB · 1.0 MB/s · 30 s left"
+
+
 def test_a_dialog_let_go_mid_download_is_destroyed_on_the_gui_thread(qtbot, hub_catalog, monkeypatch):
     """The download thread ran a method of the dialog, so the dialog outlived its window: here until
     a garbage collection (huggingface_hub's progress class, a cycle, held the thread's callback),
